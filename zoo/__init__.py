@@ -1,0 +1,69 @@
+"""zoo: a plugin-based multimodal contrastive model zoo.
+
+Public API (DESIGN.md's contract)::
+
+    zoo.hookimpl
+    zoo.list_modalities() / list_encoders(modality=None) / list_augmentations(modality=None)
+    zoo.list_pair_strategies() / list_objectives() / list_datasets() / list_models(pattern=None)
+    zoo.create_encoder(modality, name, **kw) / create_objective(name, **kw) / create_model(towers, embed_dim)
+    zoo.load(name, *, pretrained=True, device=None)
+    zoo.train(recipe, overrides=None) -> TrainResult
+    zoo.evaluate(model, dataset, task="zero_shot")
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (CheckpointError, DataError, PluginError, RecipeError, ShapeError,  # noqa: F401
+                     UnknownNameError, ZooError)
+from .hookspecs import hookimpl  # noqa: F401
+from .plugins import get_plugin_manager, register_plugin, registry, unregister_plugin  # noqa: F401
+
+
+def list_modalities() -> list[str]:
+    return registry().names("modalities")
+
+
+def list_encoders(modality: str | None = None) -> list[str]:
+    """``["modality/name", …]``, optionally for one modality."""
+    if modality is not None:
+        registry().get("modalities", modality)
+    return [e.qualname for e in registry().entries("encoders", modality)]
+
+
+def list_augmentations(modality: str | None = None) -> list[str]:
+    if modality is not None:
+        registry().get("modalities", modality)
+    return [e.qualname for e in registry().entries("augmentations", modality)]
+
+
+def list_pair_strategies() -> list[str]:
+    return registry().names("pair_strategies")
+
+
+def list_objectives() -> list[str]:
+    return registry().names("objectives")
+
+
+def create_objective(name: str, **kw):
+    """Build a registered objective (an ``nn.Module``)."""
+    from .utils import call_factory
+    entry = registry().get("objectives", name)
+    return call_factory(f"objective {name!r}", entry.factory, **kw)
+
+
+from .catalog import list_models, load  # noqa: E402,F401
+from .data import create_dataset, list_datasets  # noqa: E402,F401
+from .model import ContrastiveModel, create_encoder, create_model  # noqa: E402,F401
+
+
+def train(recipe, overrides=None, **kw):
+    """Train from a recipe path or :class:`zoo.recipes.Recipe`; returns ``TrainResult(run_dir, metrics)``."""
+    from .trainer import train as _train
+    return _train(recipe, overrides=overrides, **kw)
+
+
+def evaluate(model, dataset, task: str = "zero_shot", **kw):
+    """Evaluate a model on a dataset: ``zero_shot``, ``retrieval`` or ``linear_probe``."""
+    from .evaluate import evaluate as _evaluate
+    return _evaluate(model, dataset, task=task, **kw)

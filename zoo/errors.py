@@ -1,0 +1,73 @@
+"""The zoo's exceptions. Every message names the problem *and* the fix."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ZooError(Exception):
+    """Base class of every error the zoo raises on purpose."""
+
+
+class UnknownNameError(ZooError, KeyError):
+    """A name (modality, encoder, objective, dataset, model…) that nothing registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = "", context: str = ""):
+        self.kind, self.name = kind, name
+        self.known = sorted(set(known))
+        self.suggestions = closest(name, self.known)
+        msg = f"unknown {kind} {name!r}{context}."
+        if self.suggestions:
+            msg += f" Did you mean: {', '.join(map(repr, self.suggestions))}?"
+        elif self.known:
+            shown = ", ".join(self.known[:20]) + (" …" if len(self.known) > 20 else "")
+            msg += f" Registered: {shown}."
+        elif not hint:
+            msg += f" No {kind} is registered."
+        msg += " " + (hint or "Run `zoo list` to see every registered name, or install the plugin that provides it.")
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class RecipeError(ZooError, ValueError):
+    """A recipe (TOML) or an override that does not validate."""
+
+
+class ShapeError(ZooError, ValueError):
+    """A tensor whose shape does not fit: the message says expected vs got."""
+
+
+class CheckpointError(ZooError):
+    """A checkpoint that is missing, corrupt, or does not fit the architecture."""
+
+
+class PluginError(ZooError):
+    """A plugin that failed to load or registered something twice."""
+
+
+class DataError(ZooError, ValueError):
+    """A dataset or a raw input that cannot be read or used."""
+
+
+def closest(name: str, known: Iterable[str], n: int = 5) -> list[str]:
+    """The registered names closest to ``name`` (prefix matches first, then difflib)."""
+    known = list(known)
+    low = name.lower()
+    prefix = [k for k in known if k.lower().startswith(low) or low.startswith(k.lower())] if low else []
+    fuzzy = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
+    out: list[str] = []
+    for k in prefix + fuzzy:
+        if k not in out:
+            out.append(k)
+    return out[:n]
+
+
+def expect_shape(name: str, tensor, expected: tuple) -> None:
+    """Raise :class:`ShapeError` unless ``tensor.shape`` matches ``expected`` (``None`` = any)."""
+    got = tuple(tensor.shape)
+    ok = len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got))
+    if not ok:
+        exp = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        raise ShapeError(f"{name}: expected shape {exp}, got {got}.")

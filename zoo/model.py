@@ -1,0 +1,229 @@
+"""ContrastiveModel: one tower per modality (encoder → projection) and a learnable temperature.
+
+    model = zoo.create_model(towers={"image": {"encoder": "timm:resnet18"},
+                                     "text": {"encoder": "hf:bert-base-uncased"}}, embed_dim=512)
+    z = model.encode("text", model.preprocess("text", ["a dog", "a cat"]))    # (B, D), L2-normalised
+
+A tower's key is usually its modality; ``{"left": {"modality": "test", "encoder": "mlp"}}``
+gives two towers of one modality. Keys of a tower spec other than ``encoder``, ``modality``,
+``projection`` and ``levels`` are the encoder's keyword arguments.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import PluginError, RecipeError, ShapeError, UnknownNameError
+from .plugins import registry
+from .utils import batch_size, call_factory, move_to
+
+TOWER_KEYS = ("encoder", "modality", "projection", "levels")
+PROJECTIONS = ("linear", "mlp", "none")
+
+
+@dataclass
+class TowerConfig:
+    modality: str
+    encoder: str
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    projection: str = "linear"          # linear | mlp | none
+    levels: list[str] = field(default_factory=list)  # encoder levels (forward_levels) to project too
+
+    @classmethod
+    def from_spec(cls, key: str, spec: Mapping[str, Any] | "TowerConfig") -> "TowerConfig":
+        if isinstance(spec, TowerConfig):
+            return spec
+        spec = dict(spec)
+        if "encoder" not in spec:
+            raise RecipeError(f"tower {key!r} needs an 'encoder' (see `zoo list encoders`).")
+        if "encoder_kwargs" in spec:  # the saved (config.json) form
+            return cls(**spec)
+        kw = {k: v for k, v in spec.items() if k not in TOWER_KEYS}
+        return cls(modality=spec.get("modality", key), encoder=spec["encoder"], encoder_kwargs=kw,
+                   projection=spec.get("projection", "linear"), levels=list(spec.get("levels", [])))
+
+
+@dataclass
+class ModelConfig:
+    towers: dict[str, TowerConfig]
+    embed_dim: int
+    logit_scale: float = math.log(1 / 0.07)   # stored in log space, as CLIP
+    logit_bias: float | None = None           # SigLIP uses -10
+    max_logit_scale: float = 100.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
+        d = dict(d)
+        d["towers"] = {k: TowerConfig.from_spec(k, v) for k, v in d["towers"].items()}
+        return cls(**d)
+
+
+def create_encoder(modality: str, name: str, **kw: Any) -> nn.Module:
+    """Build a registered encoder: ``batch -> (B, D_enc)`` with attribute ``output_dim``."""
+    entry = registry().get("encoders", name, modality)
+    what = f"encoder {modality}/{name}"
+    if entry.name != name:  # family lookup: "timm:resnet18" -> build("resnet18", **kw)
+        enc = call_factory(what, entry.factory, name.split(":", 1)[1], **kw)
+    else:
+        enc = call_factory(what, entry.factory, **kw)
+    if not isinstance(enc, nn.Module) or not isinstance(getattr(enc, "output_dim", None), int):
+        raise PluginError(f"{what} (plugin {entry.plugin!r}) must build an nn.Module with an int attribute "
+                          f"'output_dim'; got {type(enc).__name__}.")
+    return enc
+
+
+def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim, bias=False)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim))
+    if kind == "none":
+        if in_dim != out_dim:
+            raise ShapeError(f"projection 'none' needs the encoder's output_dim ({in_dim}) to equal embed_dim "
+                             f"({out_dim}); use projection = 'linear' or set embed_dim = {in_dim}.")
+        return nn.Identity()
+    raise UnknownNameError("projection", kind, PROJECTIONS)
+
+
+class Tower(nn.Module):
+    """Encoder followed by a projection to the shared embedding size."""
+
+    def __init__(self, config: TowerConfig, embed_dim: int):
+        super().__init__()
+        self.config = config
+        self.encoder = create_encoder(config.modality, config.encoder, **config.encoder_kwargs)
+        self.projection = make_projection(config.projection, self.encoder.output_dim, embed_dim)
+        level_dims = getattr(self.encoder, "level_dims", {}) or {}
+        unknown = [lv for lv in config.levels if lv not in level_dims]
+        if unknown:
+            raise UnknownNameError(f"level of encoder {config.encoder!r}", unknown[0], level_dims)
+        self.level_projections = nn.ModuleDict(
+            {lv: make_projection(config.projection, level_dims[lv], embed_dim) for lv in config.levels})
+
+    def forward(self, batch: Any) -> Tensor:
+        return self.projection(self.encoder(batch))  # (B, D_enc) -> (B, D)
+
+    def forward_levels(self, batch: Any) -> dict[str, Tensor]:
+        """``{level: (B, D)}`` for the configured levels, plus ``"final"``."""
+        if not self.config.levels:
+            return {"final": self(batch)}
+        feats = self.encoder.forward_levels(batch)  # {level: (B, D_level)}, may include "final"
+        out = {lv: proj(feats[lv]) for lv, proj in self.level_projections.items()}
+        final = feats.get("final")
+        out["final"] = self.projection(final) if final is not None else self(batch)
+        return out
+
+    def preprocess(self, raws: list[Any]) -> Any:
+        """Raw inputs (paths, arrays, strings…) → the batch the encoder takes."""
+        entry = registry().get("modalities", self.config.modality)
+        loaded = [entry.factory(r) for r in raws]
+        if hasattr(self.encoder, "preprocess"):
+            return self.encoder.preprocess(loaded)
+        return entry.meta["collate"](loaded)
+
+
+class ContrastiveModel(nn.Module):
+    """Towers + ``logit_scale`` (log space, as CLIP) + optional ``logit_bias`` (SigLIP)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.embed_dim <= 0:
+            raise RecipeError(f"embed_dim must be positive, got {config.embed_dim}.")
+        if not config.towers:
+            raise RecipeError("a model needs at least one tower: towers={modality: {'encoder': name}}.")
+        self.config = config
+        self.towers = nn.ModuleDict({k: Tower(c, config.embed_dim) for k, c in config.towers.items()})
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale)))
+        self.logit_bias = nn.Parameter(torch.tensor(float(config.logit_bias))) if config.logit_bias is not None else None
+        self.source = "random init"  # where the weights came from; set by loaders
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.towers)
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    def scale(self) -> Tensor:
+        """The multiplier ``1/τ = exp(logit_scale)``, clamped at ``max_logit_scale``."""
+        return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
+
+    def tower(self, key: str) -> Tower:
+        if key not in self.towers:
+            raise UnknownNameError("tower", key, list(self.towers),
+                                   hint=f"This model has towers for: {', '.join(self.towers)}.")
+        return self.towers[key]
+
+    def tower_for(self, view: str, modality: str) -> str:
+        """The tower that encodes a view: the one named like it, else the only one of its modality."""
+        if view in self.towers:
+            return view
+        same = [k for k, t in self.towers.items() if t.config.modality == modality]
+        if len(same) == 1:
+            return same[0]
+        if not same:
+            raise UnknownNameError("tower", view, list(self.towers),
+                                   hint=f"No tower encodes modality {modality!r}; add one under [model.towers.{view}].")
+        raise RecipeError(f"view {view!r} ({modality}) is ambiguous: towers {same} all encode {modality}; "
+                          f"name a tower {view!r}.")
+
+    def preprocess(self, modality: str, raws: list[Any]) -> Any:
+        return self.tower(modality).preprocess(list(raws))
+
+    def encode(self, modality: str, batch: Any, normalize: bool = True) -> Tensor:
+        """``batch`` → ``(B, D)`` embeddings (L2-normalised unless ``normalize=False``)."""
+        tower = self.tower(modality)
+        z = tower(move_to(batch, self.device))  # (B, D)
+        self._check(modality, z, batch)
+        return F.normalize(z, dim=-1) if normalize else z
+
+    def encode_levels(self, modality: str, batch: Any, normalize: bool = True) -> dict[str, Tensor]:
+        """``{level: (B, D)}`` for the tower's configured levels and ``"final"``."""
+        out = self.tower(modality).forward_levels(move_to(batch, self.device))
+        for lv, z in out.items():
+            self._check(f"{modality}/{lv}", z, batch)
+        return {lv: F.normalize(z, dim=-1) if normalize else z for lv, z in out.items()}
+
+    def forward(self, views: Mapping[str, tuple[str, Any]]) -> dict[str, Tensor]:
+        """``{view: (tower, batch)}`` → ``{view: (B, D)}``, normalised."""
+        return {name: self.encode(tower, batch) for name, (tower, batch) in views.items()}
+
+    def _check(self, where: str, z: Tensor, batch: Any) -> None:
+        n = batch_size(batch)
+        if z.dim() != 2 or z.shape[1] != self.embed_dim or (n is not None and z.shape[0] != n):
+            raise ShapeError(f"tower {where!r}: expected output shape ({n if n is not None else 'B'}, "
+                             f"{self.embed_dim}), got {tuple(z.shape)}. Check the encoder's output_dim.")
+
+    # save / load live in zoo.hub; these are the public entry points of the contract
+    def save_pretrained(self, directory, **kw: Any):
+        from .hub import save_pretrained
+        return save_pretrained(self, directory, **kw)
+
+    def push_to_hub(self, repo_id: str, **kw: Any):
+        from .hub import push_to_hub
+        return push_to_hub(self, repo_id, **kw)
+
+    @classmethod
+    def from_pretrained(cls, directory, **kw: Any) -> "ContrastiveModel":
+        from .hub import load_local
+        return load_local(directory, **kw)
+
+
+def create_model(towers: Mapping[str, Mapping[str, Any]], embed_dim: int, **kw: Any) -> ContrastiveModel:
+    """Build a :class:`ContrastiveModel` from tower specs (see the module docstring)."""
+    cfg = ModelConfig(towers={k: TowerConfig.from_spec(k, v) for k, v in towers.items()}, embed_dim=embed_dim, **kw)
+    return ContrastiveModel(cfg)

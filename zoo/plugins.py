@@ -1,0 +1,217 @@
+"""Plugin loading: built-ins and third-party plugins by the same mechanism.
+
+Built-in plugins are modules of this package and of the distribution's ``plugins/`` folder;
+they are declared in the ``zoo`` entry-point group exactly like third-party plugins, so
+``ZOO_PLUGINS`` and ``ZOO_DISABLE_PLUGIN_AUTOLOAD`` treat them alike. Only the core's own
+modules (objectives, pair strategies, the test modality, local checkpoints) are always on.
+
+- ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry point.
+- ``ZOO_PLUGINS=a,b``: load only the entry points named ``a`` and ``b``.
+
+A plugin that fails to import, has a misspelt hook, or raises while registering is reported
+by name with its error (a warning, and in ``zoo plugins``); the rest of the zoo works on.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+import threading
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .registry import KINDS, Entry, Registry
+
+CORE_MODULES = ("zoo.objectives", "zoo.pairs", "zoo.testing", "zoo.hub")
+ENTRY_POINT_GROUP = "zoo"
+
+# The keyword arguments each ``register`` accepts beyond the positional ones.
+_SIGNATURES = {
+    "modalities": ("name",),
+    "encoders": ("modality", "name"),
+    "augmentations": ("modality", "name"),
+    "pair_strategies": ("name",),
+    "objectives": ("name",),
+    "datasets": ("name",),
+    "pretrained": ("name",),
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``zoo plugins`` shows for one plugin."""
+
+    name: str
+    version: str = ""
+    source: str = ""
+    error: str | None = None
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ZooPluginManager:
+    """A pluggy ``PluginManager`` plus the registry it fills."""
+
+    def __init__(self, autoload: bool | None = None, allow: list[str] | None = None):
+        self.pm = pluggy.PluginManager("zoo")
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.plugins: dict[str, PluginInfo] = {}
+        env_allow = os.environ.get("ZOO_PLUGINS", "").strip()
+        self.allow = allow if allow is not None else ([p.strip() for p in env_allow.split(",") if p.strip()] or None)
+        if autoload is None:
+            autoload = os.environ.get("ZOO_DISABLE_PLUGIN_AUTOLOAD", "").strip() in ("", "0", "false", "False")
+        for mod in CORE_MODULES:
+            self.register(importlib.import_module(mod), name=mod, source="zoo core", strict=True)
+        if autoload:
+            self.load_entrypoints()
+
+    # -- loading ---------------------------------------------------------------------------
+    def load_entrypoints(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Load every plugin of the entry-point group (the equivalent of pluggy's
+        ``load_setuptools_entrypoints``, but one broken plugin does not stop the others)."""
+        for ep in sorted(md.entry_points(group=group), key=lambda e: e.name):
+            if ep.name in self.plugins or (self.allow is not None and ep.name not in self.allow):
+                continue
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist else ""
+            source = f"{dist.metadata['Name']} {version} (entry point {ep.value})" if dist else ep.value
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                self._fail(PluginInfo(ep.name, version, source), exc)
+                continue
+            self.register(module, name=ep.name, version=version, source=source)
+
+    def register(self, plugin: Any, name: str | None = None, *, version: str = "", source: str = "",
+                 strict: bool = False) -> PluginInfo:
+        """Register a plugin object (module or instance) and add what it registers.
+
+        With ``strict=True`` (the core's own modules) a failure raises instead of warning.
+        """
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        info = PluginInfo(name, version or _version_of(plugin), source or getattr(plugin, "__file__", "") or "runtime")
+        if self.pm.has_plugin(name) or name in self.plugins:
+            raise PluginError(f"a plugin named {name!r} is already registered; choose another name.")
+        try:
+            self.pm.register(plugin, name=name)
+            self._check_hooks(plugin, name)
+            entries = self._collect(plugin, name)
+            for entry in entries:
+                self.registry.add(entry)
+        except Exception as exc:  # noqa: BLE001
+            if self.pm.has_plugin(name):
+                self.pm.unregister(name=name)
+            self._forget(name)
+            if strict or isinstance(exc, PluginError) and "two plugins" in str(exc):
+                raise
+            return self._fail(info, exc)
+        for entry in entries:
+            info.registered.setdefault(entry.kind, []).append(entry.qualname)
+        self.plugins[name] = info
+        return info
+
+    def _check_hooks(self, plugin: Any, name: str) -> None:
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r} implements a hook the zoo does not define: {exc}. "
+                              f"Hooks are: {', '.join('zoo_register_' + k for k in KINDS)}.") from exc
+
+    def _collect(self, plugin: Any, name: str) -> list[Entry]:
+        entries: list[Entry] = []
+        for kind in KINDS:
+            caller = getattr(self.pm.hook, f"zoo_register_{kind}")
+            for impl in caller.get_hookimpls():
+                if impl.plugin_name == name:
+                    impl.function(register=_Recorder(kind, name, entries))
+        return entries
+
+    def _forget(self, name: str) -> None:
+        for table in self.registry.tables.values():
+            for key in [k for k, e in table.items() if e.plugin == name]:
+                del table[key]
+
+    def _fail(self, info: PluginInfo, exc: BaseException) -> PluginInfo:
+        last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+        info.error = f"{type(exc).__name__}: {exc}{where}"
+        self.plugins[info.name] = info
+        warnings.warn(f"zoo plugin {info.name!r} failed to load and is skipped: {info.error}. "
+                      f"Fix or uninstall it; `zoo plugins` lists every plugin.", RuntimeWarning, stacklevel=3)
+        return info
+
+
+class _Recorder:
+    """The ``register`` callback handed to one plugin's hook for one kind."""
+
+    def __init__(self, kind: str, plugin: str, out: list[Entry]):
+        self.kind, self.plugin, self.out = kind, plugin, out
+
+    def __call__(self, *args: Any, description: str = "", **meta: Any) -> None:
+        positional = _SIGNATURES[self.kind]
+        if self.kind == "modalities" and len(args) == 1:
+            args = (*args, meta.pop("load", None))
+            if args[-1] is None or "collate" not in meta:
+                raise PluginError(f"plugin {self.plugin!r}: register() for a modality needs load= and collate=.")
+        if len(args) != len(positional) + 1:
+            raise PluginError(f"register() for {self.kind} takes ({', '.join(positional)}, factory, ...); "
+                              f"plugin {self.plugin!r} passed {len(args)} positional arguments.")
+        *keys, factory = args
+        modality = keys[0] if len(keys) == 2 else None
+        name = keys[-1]
+        self.out.append(Entry(self.kind, name, factory, self.plugin, modality, description, meta))
+
+
+def _version_of(plugin: Any) -> str:
+    top = (getattr(plugin, "__name__", "") or "").split(".")[0]
+    try:
+        return md.version(top) if top else ""
+    except md.PackageNotFoundError:
+        return getattr(plugin, "__version__", "")
+
+
+_LOCK = threading.Lock()
+_MANAGER: ZooPluginManager | None = None
+
+
+def get_plugin_manager() -> ZooPluginManager:
+    """The process-wide manager, built on first use."""
+    global _MANAGER
+    with _LOCK:
+        if _MANAGER is None:
+            _MANAGER = ZooPluginManager()
+        return _MANAGER
+
+
+def reset_plugin_manager(**kw: Any) -> ZooPluginManager:
+    """Rebuild the manager (re-reads entry points and the environment variables)."""
+    global _MANAGER
+    with _LOCK:
+        _MANAGER = ZooPluginManager(**kw)
+        return _MANAGER
+
+
+def registry() -> Registry:
+    return get_plugin_manager().registry
+
+
+def register_plugin(plugin: Any, name: str | None = None) -> PluginInfo:
+    """Register a plugin at run time (a module or object with ``@zoo.hookimpl`` functions)."""
+    return get_plugin_manager().register(plugin, name=name)
+
+
+def unregister_plugin(name: str) -> None:
+    mgr = get_plugin_manager()
+    mgr.pm.unregister(name=name)
+    mgr._forget(name)
+    mgr.plugins.pop(name, None)

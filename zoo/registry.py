@@ -1,0 +1,79 @@
+"""The registry: what the loaded plugins registered, looked up by (kind, modality, name).
+
+Plugins never touch this module directly; they call the ``register`` callbacks of
+:mod:`zoo.hookspecs`. Lookups raise :class:`UnknownNameError` with the closest names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import PluginError, UnknownNameError
+
+KINDS = ("modalities", "encoders", "augmentations", "pair_strategies", "objectives", "datasets", "pretrained")
+
+
+@dataclass
+class Entry:
+    """One registered thing."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    modality: str | None = None
+    description: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.modality, self.name)
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.modality}/{self.name}" if self.modality else self.name
+
+
+class Registry:
+    """A table per kind; keys are ``(modality or None, name)``."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[tuple[str | None, str], Entry]] = {k: {} for k in KINDS}
+
+    def add(self, entry: Entry) -> None:
+        table = self.tables[entry.kind]
+        old = table.get(entry.key)
+        if old is not None:
+            raise PluginError(
+                f"{entry.kind[:-1] if entry.kind.endswith('s') else entry.kind} {entry.qualname!r} is registered by "
+                f"two plugins: {old.plugin!r} and {entry.plugin!r}. Uninstall one of them or block it with "
+                f"ZOO_PLUGINS=<the plugins to allow>."
+            )
+        table[entry.key] = entry
+
+    def names(self, kind: str, modality: str | None = None) -> list[str]:
+        table = self.tables[kind]
+        return sorted(e.name for e in table.values() if modality is None or e.modality == modality)
+
+    def entries(self, kind: str, modality: str | None = None) -> list[Entry]:
+        return sorted(
+            (e for e in self.tables[kind].values() if modality is None or e.modality == modality),
+            key=lambda e: (e.modality or "", e.name),
+        )
+
+    def get(self, kind: str, name: str, modality: str | None = None) -> Entry:
+        """Exact lookup; for ``family:variant`` names the family entry is returned."""
+        table = self.tables[kind]
+        entry = table.get((modality, name))
+        if entry is None and ":" in name:
+            entry = table.get((modality, name.split(":", 1)[0]))
+        if entry is None:
+            label = {"pair_strategies": "pair strategy", "pretrained": "pretrained source",
+                     "modalities": "modality"}.get(kind, kind.rstrip("s"))
+            context = ""
+            if modality is not None:
+                if (None, modality) not in self.tables["modalities"]:
+                    raise UnknownNameError("modality", modality, self.names("modalities"))
+                context = f" for modality {modality!r}"
+            raise UnknownNameError(label, name, self.names(kind, modality), context=context)
+        return entry

@@ -1,0 +1,96 @@
+"""Small helpers used across the core: moving batches, counting rows, calling factories."""
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .errors import RecipeError
+
+
+def move_to(batch: Any, device: torch.device | str | None, non_blocking: bool = False) -> Any:
+    """Move tensors (in dicts, lists, tuples, or objects with ``.to``) to ``device``."""
+    if device is None:
+        return batch
+    if isinstance(batch, torch.Tensor) or hasattr(batch, "to") and not isinstance(batch, (Mapping, str, bytes)):
+        try:
+            return batch.to(device, non_blocking=non_blocking)
+        except TypeError:
+            return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: move_to(v, device, non_blocking) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device, non_blocking) for v in batch)
+    return batch
+
+
+def batch_size(batch: Any) -> int | None:
+    """Number of rows of a batch (first tensor's first dim, ``num_graphs``, or ``len``)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else None
+    if hasattr(batch, "num_graphs"):
+        return int(batch.num_graphs)
+    if isinstance(batch, Mapping):
+        for v in batch.values():
+            n = batch_size(v)
+            if n is not None:
+                return n
+    if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
+        return len(batch)
+    return None
+
+
+def call_factory(what: str, factory: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Call a registered factory, turning unknown keyword arguments into a clear error."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return factory(*args, **kw)
+    params = sig.parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+        unknown = sorted(set(kw) - set(valid))
+        if unknown:
+            raise RecipeError(f"{what} does not accept option(s) {', '.join(map(repr, unknown))}; "
+                              f"valid options: {', '.join(valid) or 'none'}.")
+    return factory(*args, **kw)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
