@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from .pairs import PairStrategy
+from .plugins import registry
 
 
 @dataclass
@@ -28,11 +29,18 @@ class Collator:
     def __init__(self, model, strategy: PairStrategy, dataset, seed: int):
         self.model, self.strategy, self.seed, self.epoch = model, strategy, seed, 0
         self.label_fields = list(getattr(dataset, "label_fields", []))
-        strategy.setup(dict(dataset.fields))
+        self.fields = dict(dataset.fields)
+        reg = registry()
+        self.loaders = {f: reg.get("modalities", m).factory for f, m in self.fields.items()}
+        strategy.setup(self.fields)
+
+    def load(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Each field through its modality's ``load`` (idempotent), so augmentations see loaded raws."""
+        return {k: self.loaders[k](v) if k in self.loaders else v for k, v in sample.items()}
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> Batch:
         gens = [torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, i)) for i, _ in items]
-        raw = self.strategy.pair([s for _, s in items], self.label_fields, gens)
+        raw = self.strategy.pair([self.load(s) for _, s in items], self.label_fields, gens)
         views = {}
         for view, (modality, raws) in raw.views.items():
             tower = self.model.tower_for(view.split(".")[0], modality)
