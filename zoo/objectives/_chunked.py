@@ -1,0 +1,94 @@
+"""Private math shared by the CLIP-family objectives (not auto-imported, no registration).
+
+Notation: ``a``, ``b`` are the two views ``(N, D)``, ``s`` the logit scale, ``sa = s·a`` and the
+logits ``L = sa·bᵀ`` ``(N, N)``. The ``*_blocked`` functions never hold ``L``: they stream over
+column blocks ``L[:, cols]`` of shape ``(N, c)`` (the idea of Inf-CL, Cheng et al. 2024), so the
+peak memory is O(N·c) in the forward pass and, by recomputing each block, in the backward pass.
+
+* A column block holds whole columns, so its column log-sum-exp is exact at once; the row
+  log-sum-exp is accumulated across blocks with ``logaddexp`` (streaming, numerically stable).
+* The gradients are returned as the two products ``G·b`` and ``Gᵀ·a`` of the ``(N, N)`` matrix
+  ``G = ∂loss/∂L`` (minus the diagonal/uniform terms, which the callers add in O(N·D)), so a
+  block costs three ``(N, c, D)`` GEMMs in the backward pass: recompute, ``G·b``, ``Gᵀ·a``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# rows per slab in the in-place passes over a dense (N, N) matrix: ~1 MiB per slab stays in cache
+_SLAB_ELEMENTS = 1 << 18
+
+
+def column_blocks(n: int, chunk: int) -> Iterator[slice]:
+    """Consecutive slices of ``range(n)`` of length ``chunk`` (the last may be shorter)."""
+    for start in range(0, n, chunk):
+        yield slice(start, min(start + chunk, n))
+
+
+def row_slabs(n_rows: int, n_cols: int) -> Iterator[slice]:
+    """Row slices of an ``(n_rows, n_cols)`` matrix, each about ``_SLAB_ELEMENTS`` elements."""
+    return column_blocks(n_rows, max(1, _SLAB_ELEMENTS // max(n_cols, 1)))
+
+
+def softplus_sum(x: Tensor) -> Tensor:
+    """``Σ log(1 + eˣ)``, exact to the last bit of ``x``'s dtype (torch's linear cut-off moved up)."""
+    cutoff = 40.0 if x.dtype == torch.float64 else 20.0  # log1p(e^-cutoff) < eps · cutoff
+    return F.softplus(x, beta=1.0, threshold=cutoff).sum()
+
+
+# ---------------------------------------------------------------- CLIP (softmax both ways)
+
+def clip_lse_blocked(sa: Tensor, b: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+    """Row and column log-sum-exp of ``L = sa·bᵀ``, streaming over ``(N, chunk)`` blocks."""
+    n = sa.shape[0]
+    lse_rows = sa.new_full((n,), float("-inf"))  # (N,)
+    lse_cols = sa.new_empty(n)  # (N,)
+    for cols in column_blocks(n, chunk):
+        block = sa @ b[cols].T  # (N, c)
+        lse_cols[cols] = torch.logsumexp(block, dim=0)
+        lse_rows = torch.logaddexp(lse_rows, torch.logsumexp(block, dim=1))
+    return lse_rows, lse_cols
+
+
+def clip_products_blocked(sa: Tensor, a: Tensor, b: Tensor, lse_rows: Tensor, lse_cols: Tensor,
+                          chunk: int) -> tuple[Tensor, Tensor]:
+    """``(G·b, Gᵀ·a)`` for ``G = (softmax_rows(L) + softmax_cols(L)) / 2N``, block by block."""
+    n = sa.shape[0]
+    gb = torch.zeros_like(b)  # (N, D)
+    gta = torch.empty_like(a)  # (N, D)
+    for cols in column_blocks(n, chunk):
+        block = sa @ b[cols].T  # (N, c)
+        g = torch.sub(block, lse_rows[:, None]).exp_()  # row-softmax block
+        g.add_(block.sub_(lse_cols[None, cols]).exp_()).mul_(0.5 / n)  # + column-softmax block
+        gb.addmm_(g, b[cols])
+        gta[cols] = g.T @ a  # (c, D)
+    return gb, gta
+
+
+# ---------------------------------------------------------------- SigLIP (sigmoid per pair)
+
+def siglip_softplus_blocked(sa: Tensor, b: Tensor, bias: Tensor, chunk: int) -> Tensor:
+    """``Σ_ij softplus(L_ij + bias)`` streaming over ``(N, chunk)`` blocks."""
+    total = sa.new_zeros(())
+    for cols in column_blocks(sa.shape[0], chunk):
+        block = torch.addmm(bias, sa, b[cols].T)  # (N, c)
+        total += softplus_sum(block)
+    return total
+
+
+def siglip_products_blocked(sa: Tensor, a: Tensor, b: Tensor, bias: Tensor,
+                            chunk: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(G·b, Gᵀ·a, ΣG)`` for ``G = σ(L + bias)``, block by block."""
+    gb = torch.zeros_like(b)  # (N, D)
+    gta = torch.empty_like(a)  # (N, D)
+    g_sum = sa.new_zeros(())
+    for cols in column_blocks(sa.shape[0], chunk):
+        g = torch.addmm(bias, sa, b[cols].T).sigmoid_()  # (N, c)
+        gb.addmm_(g, b[cols])
+        gta[cols] = g.T @ a  # (c, D)
+        g_sum += g.sum()
+    return gb, gta, g_sum

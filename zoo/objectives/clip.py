@@ -1,0 +1,190 @@
+"""CLIP: the symmetric InfoNCE loss between two views (Radford et al. 2021).
+
+Besides the module :class:`ClipLoss` this file exposes the functional :func:`clip_loss`, which the
+multi-view objectives (pairwise and anchored CLIP) call on each pair of views.
+
+Speed: one ``(N, N)`` logits matrix serves both directions (its transpose is the other one) and
+the backward pass is written by hand, so a forward+backward costs three ``N×N×D`` matrix
+products where autograd over two ``cross_entropy`` calls costs six, and one ``(N, N)`` buffer is
+allocated where autograd allocates several. ``chunk_size`` streams the logits in column blocks
+(memory O(N·chunk) instead of O(N²)), see :mod:`._chunked`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from ..errors import ShapeError
+from ._chunked import clip_lse_blocked, clip_products_blocked, row_slabs
+from .base import as_scalar, check_embeddings, register_objective
+
+
+def check_chunk_size(chunk_size: int | None) -> int | None:
+    """``chunk_size`` is ``None`` (dense) or a positive int, else a ``ValueError``."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size <= 0):
+        raise ValueError(f"chunk_size must be a positive int (columns per block) or None for the dense "
+                         f"path, got {chunk_size!r}.")
+    return chunk_size
+
+
+def _dense_exp(sa: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """``E = exp(L − max L)`` in place of ``L = sa·bᵀ``, its max, row sums and column sums.
+
+    ``None`` when some row or column of ``E`` underflows (a row far below the global max), where
+    one shared shift is not exact; the caller then uses the stable streaming path.
+    """
+    e = sa @ b.T  # (N, N) logits, overwritten by E below
+    top = e.max()
+    row_sums = e.new_empty(e.shape[0])  # (N,)
+    col_sums = e.new_zeros(e.shape[1])  # (N,)
+    for rows in row_slabs(*e.shape):  # fused passes over cache-sized slabs
+        slab = e[rows].sub_(top).exp_()
+        row_sums[rows] = slab.sum(dim=1)
+        col_sums += slab.sum(dim=0)
+    safe = torch.finfo(e.dtype).tiny ** 0.5  # lost terms are < N·tiny, i.e. far below the sum's ulp
+    if min(row_sums.min().item(), col_sums.min().item()) < safe:
+        return None
+    return e, top, row_sums, col_sums
+
+
+def _dense_products(e: Tensor, row_sums: Tensor, col_sums: Tensor, a: Tensor,
+                    b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(G·b, Gᵀ·a)`` with ``G = E ⊙ (1/row_sum_i + 1/col_sum_j) / 2N``, built in place of ``E``."""
+    n = e.shape[0]
+    inv_rows = row_sums.reciprocal().mul_(0.5 / n)[:, None]  # (N, 1)
+    inv_cols = col_sums.reciprocal().mul_(0.5 / n)[None, :]  # (1, N)
+    for rows in row_slabs(*e.shape):
+        e[rows].mul_(inv_rows[rows] + inv_cols)
+    return e @ b, e.T @ a
+
+
+def _value(a: Tensor, b: Tensor, scale: Tensor, lse_rows: Tensor, lse_cols: Tensor, eps: float) -> Tensor:
+    """Loss from the log-sum-exps: targets ``(1−ε)·δ_ij + ε/N`` need only O(N·D) sums of ``L``."""
+    n = a.shape[0]
+    diag = scale * (a * b).sum()  # Σ_i L_ii
+    total = scale * (a.sum(0) @ b.sum(0))  # Σ_ij L_ij
+    return (lse_rows.sum() + lse_cols.sum()) / (2 * n) - (1 - eps) / n * diag - eps / n ** 2 * total
+
+
+def _grads(a: Tensor, b: Tensor, scale: Tensor, gb: Tensor, gta: Tensor, eps: float,
+           grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients w.r.t. ``a``, ``b``, ``scale`` from ``G·b`` and ``Gᵀ·a`` (targets subtracted here)."""
+    n = a.shape[0]
+    ua = gb.sub_(b, alpha=(1 - eps) / n).sub_(b.sum(0), alpha=eps / n ** 2)  # (∂loss/∂L)·b
+    ub = gta.sub_(a, alpha=(1 - eps) / n).sub_(a.sum(0), alpha=eps / n ** 2)  # (∂loss/∂L)ᵀ·a
+    d_scale = grad * (a * ua).sum()
+    return ua.mul_(grad * scale), ub.mul_(grad * scale), d_scale
+
+
+class _ClipFunction(torch.autograd.Function):
+    """Symmetric InfoNCE with a hand-written backward; ``chunk=None`` is the dense path."""
+
+    @staticmethod
+    def forward(ctx, a, b, scale, eps, chunk):
+        sa = a * scale  # (N, D)
+        n = a.shape[0]
+        dense = _dense_exp(sa, b) if chunk is None or chunk >= n else None
+        if dense is not None:
+            e, top, row_sums, col_sums = dense
+            lse_rows, lse_cols = row_sums.log() + top, col_sums.log() + top
+            ctx.dense = (e, row_sums, col_sums)  # consumed (overwritten) by the first backward
+        else:
+            lse_rows, lse_cols = clip_lse_blocked(sa, b, min(chunk or n, n))
+            ctx.dense = None
+        ctx.save_for_backward(a, b, scale, lse_rows, lse_cols)
+        ctx.eps, ctx.chunk = eps, min(chunk or n, n)
+        return _value(a, b, scale, lse_rows, lse_cols, eps)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        a, b, scale, lse_rows, lse_cols = ctx.saved_tensors
+        dense, ctx.dense = ctx.dense, None  # a second backward (retain_graph) recomputes blocks
+        if dense is not None:
+            gb, gta = _dense_products(dense[0], dense[1], dense[2], a, b)
+        else:
+            gb, gta = clip_products_blocked(a * scale, a, b, lse_rows, lse_cols, ctx.chunk)
+        da, db, d_scale = _grads(a, b, scale, gb, gta, ctx.eps, grad)
+        return da, db, d_scale, None, None
+
+
+def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, *, label_smoothing: float = 0.0,
+              chunk_size: int | None = None) -> Tensor:
+    """Symmetric InfoNCE between two aligned views, the mean of both directions.
+
+    ``a``, ``b``: ``(N, D)``, row ``i`` of each is a positive pair; ``logit_scale``: ``1/τ`` (scalar
+    tensor or float, gradients flow into it). ``label_smoothing`` as in ``F.cross_entropy``;
+    ``chunk_size`` streams the logits in ``(N, chunk_size)`` blocks. Returns a 0-d tensor.
+    Example: ``clip_loss(z_image, z_text, model.logit_scale.exp())``.
+    """
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1] (as in torch cross_entropy), got {label_smoothing}.")
+    check_chunk_size(chunk_size)
+    a, b = check_embeddings({"a": a, "b": b}, min_views=2, max_views=2, who="clip_loss")
+    if a.shape[0] == 0:
+        raise ShapeError("clip_loss: expected at least one row (B ≥ 1), got an empty batch (0, D).")
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    a, b = a.to(dtype), b.to(dtype)
+    return _ClipFunction.apply(a, b, as_scalar(logit_scale, a), float(label_smoothing), chunk_size)
+
+
+def present_pair(embeddings: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None,
+                 views: list[str]) -> tuple[Tensor, Tensor]:
+    """The two views restricted to the rows where both are present (``mask`` absent → all rows)."""
+    a, b = (embeddings[v] for v in views)
+    if not mask:
+        return a, b
+    keep = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
+    for view in views:
+        if view in mask:
+            if mask[view].shape != keep.shape:
+                raise ShapeError(f"mask[{view!r}] expected shape {tuple(keep.shape)}, got {tuple(mask[view].shape)}.")
+            keep &= mask[view].to(device=a.device, dtype=torch.bool)
+    return a[keep], b[keep]
+
+
+@register_objective("clip", citation="Radford et al. 2021, Learning Transferable Visual Models From "
+                                     "Natural Language Supervision (arXiv:2103.00020)")
+class ClipLoss(nn.Module):
+    """Symmetric InfoNCE (CLIP) between exactly two aligned views.
+
+    Paper: Radford et al. 2021 (CLIP), the InfoNCE of van den Oord et al. 2018 in both directions.
+    Equation, with logits ``L_ij = s · a_i·b_j`` (``s = 1/τ``) and targets
+    ``q_ij = (1−ε)·[i = j] + ε/N`` (``ε`` = label_smoothing)::
+
+        loss = 1/(2N) Σ_i [ −Σ_j q_ij log softmax_j(L_i·)  −  Σ_j q_ij log softmax_j(L_·i) ]
+
+    i.e. the mean of ``cross_entropy(L, arange(N))`` and ``cross_entropy(Lᵀ, arange(N))``, equal to
+    open_clip's ``ClipLoss`` (values and gradients) when ``ε = 0``.
+    Shapes: embeddings ``{view_1: (B, D), view_2: (B, D)}``; returns a 0-d tensor.
+    ``mask`` ``{view: (B,) bool}`` drops the rows where either view is absent; ``labels`` are
+    ignored (use ``supcon`` for label positives); ``logit_bias`` is ignored (a constant added to
+    every logit cancels in the softmax).
+    ``chunk_size``: ``None`` computes the ``(B, B)`` logits at once (fastest); an int streams them in
+    ``(B, chunk_size)`` column blocks with a streaming log-sum-exp, peak memory O(B·chunk_size).
+
+    Example:
+        >>> loss = ClipLoss()({"image": zi, "text": zt}, logit_scale=torch.tensor(14.3))
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, chunk_size: int | None = None):
+        super().__init__()
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1] (as in torch cross_entropy), got {label_smoothing}.")
+        self.label_smoothing = float(label_smoothing)
+        self.chunk_size = check_chunk_size(chunk_size)
+
+    def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
+                mask=None) -> Tensor:
+        check_embeddings(embeddings, min_views=2, max_views=2, who="clip")
+        a, b = present_pair(embeddings, mask, list(embeddings))
+        if a.shape[0] == 0:  # no row has both views: nothing to contrast
+            return (a.sum() + b.sum()) * 0.0
+        return clip_loss(a, b, logit_scale, label_smoothing=self.label_smoothing, chunk_size=self.chunk_size)
+
+    def extra_repr(self) -> str:
+        return f"label_smoothing={self.label_smoothing}, chunk_size={self.chunk_size}"
