@@ -1,0 +1,17 @@
+"""Built-in datasets that ship with the install (no downloads): see docs/datasets.md.
+
+Each dataset module imports only torch and the standard library at import time; optional
+packages (scikit-learn, rdkit, torch_geometric, webdataset, datasets, soundfile) are
+imported when a dataset is built, with a PluginError naming ``pip install zoo[...]``.
+"""
+from __future__ import annotations
+
+from zoo import hookimpl
+
+from .digits import Digits
+
+
+@hookimpl
+def zoo_register_datasets(register):
+    for name, make in [("digits", Digits)]:
+        register(name, make, description=make.description)

@@ -1,0 +1,55 @@
+"""Shared helpers: the fixed seeded train/test split, split checks and optional imports.
+
+Every built-in dataset of a fixed size uses :func:`split_indices`: a permutation of
+``range(n)`` drawn from ``torch.Generator().manual_seed(SPLIT_SEED)``; the first 80 % of it
+is ``"train"``, the rest ``"test"``. The split never depends on the dataset's other options.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import torch
+
+from zoo.errors import DataError, PluginError
+
+SPLITS = ("train", "test")
+SPLIT_SEED = 20240601
+TEST_FRACTION = 0.2
+
+
+def check_split(name: str, split: str, splits: tuple[str, ...] = SPLITS) -> str:
+    if split not in splits:
+        raise DataError(f"dataset {name!r} has no split {split!r}; the valid splits are {list(splits)}.")
+    return split
+
+
+def split_indices(n: int, split: str, test_fraction: float = TEST_FRACTION) -> torch.Tensor:
+    """The indices (sorted) of ``split`` among ``n`` items: a fixed seeded 80/20 partition."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n_test = max(1, round(n * test_fraction))
+    part = perm[n_test:] if split == "train" else perm[:n_test]
+    return part.sort().values  # (n_split,)
+
+
+def limit(indices: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The first ``size`` indices (all when ``size`` is None); for small test runs."""
+    if size is None:
+        return indices
+    if size < 1:
+        raise ValueError(f"size must be ≥ 1 (or None for the whole split), got {size}.")
+    return indices[:size]
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """Import an optional package or raise a PluginError naming the extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise PluginError(f"{what} needs the package {module.split('.')[0]!r} ({exc}); "
+                          f"install it with `pip install zoo[{extra}]`.") from exc
+
+
+def split_seed(seed: int, split: str) -> int:
+    """Seed of a synthetic split: train and test draw from disjoint streams."""
+    return seed * 2 + (0 if split == "train" else 1)
