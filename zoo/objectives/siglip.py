@@ -1,0 +1,122 @@
+"""SigLIP: the pairwise sigmoid loss (Zhai et al. 2023), with a hand-written backward.
+
+Every pair ``(i, j)`` is an independent binary problem, so ``∂loss/∂L_ij = (σ(L_ij + t) − [i = j]) / N``:
+the backward needs ``σ`` of the logits (computed in place of the forward's buffer) and two
+``N×N×D`` products, three in all where autograd costs six and several ``(N, N)`` temporaries.
+``chunk_size`` streams the logits in column blocks (memory O(N·chunk)), see :mod:`._chunked`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from ..errors import ShapeError
+from ._chunked import row_slabs, siglip_products_blocked, siglip_softplus_blocked, softplus_sum
+from .base import as_scalar, check_embeddings, register_objective
+from .clip import check_chunk_size, present_pair
+
+
+def _dense_softplus(sa: Tensor, b: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    """``Z = sa·bᵀ + bias`` ``(N, N)`` and ``Σ softplus(Z)``, summed slab by slab (no temporaries)."""
+    z = sa @ b.T  # (N, N)
+    total = z.new_zeros(())
+    for rows in row_slabs(*z.shape):
+        total += softplus_sum(z[rows].add_(bias))
+    return z, total
+
+
+class _SigLipFunction(torch.autograd.Function):
+    """Pairwise sigmoid loss; ``chunk=None`` is the dense path."""
+
+    @staticmethod
+    def forward(ctx, a, b, scale, bias, chunk):
+        sa = a * scale  # (N, D)
+        n = a.shape[0]
+        if chunk is None or chunk >= n:
+            ctx.logits, total = _dense_softplus(sa, b, bias)  # consumed by the first backward
+        else:
+            ctx.logits, total = None, siglip_softplus_blocked(sa, b, bias, chunk)
+        ctx.save_for_backward(a, b, scale, bias)
+        ctx.chunk = min(chunk or n, n)
+        diag = scale * (a * b).sum() + n * bias  # Σ_i Z_ii: the positives' softplus(−Z) = softplus(Z) − Z
+        return (total - diag) / n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        a, b, scale, bias = ctx.saved_tensors
+        z, ctx.logits = ctx.logits, None  # a second backward (retain_graph) recomputes blocks
+        if z is not None:
+            g = z.sigmoid_()  # (N, N)
+            gb, gta, g_sum = g @ b, g.T @ a, g.sum()
+        else:
+            gb, gta, g_sum = siglip_products_blocked(a * scale, a, b, bias, ctx.chunk)
+        n = a.shape[0]
+        ua = gb.sub_(b).div_(n)  # (∂loss/∂L)·b, (N, D)
+        ub = gta.sub_(a).div_(n)  # (∂loss/∂L)ᵀ·a
+        d_scale = grad * (a * ua).sum()
+        d_bias = grad * (g_sum - n) / n
+        return ua.mul_(grad * scale), ub.mul_(grad * scale), d_scale, d_bias, None
+
+
+def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: Tensor | float, *,
+                chunk_size: int | None = None) -> Tensor:
+    """Pairwise sigmoid loss between two aligned views: ``−1/N Σ_ij log σ(y_ij (s·a_i·b_j + t))``.
+
+    ``a``, ``b``: ``(N, D)``; ``y_ij = +1`` if ``i = j`` else ``−1``; ``logit_scale`` ``s`` and
+    ``logit_bias`` ``t`` are scalars (gradients flow into both). Returns a 0-d tensor.
+    """
+    if logit_bias is None:
+        raise ValueError("siglip needs a logit_bias (the paper initialises it to -10): pass logit_bias=… "
+                         "(e.g. model.logit_bias, a learnable scalar), or use the 'clip' objective.")
+    check_chunk_size(chunk_size)
+    a, b = check_embeddings({"a": a, "b": b}, min_views=2, max_views=2, who="siglip_loss")
+    if a.shape[0] == 0:
+        raise ShapeError("siglip_loss: expected at least one row (B ≥ 1), got an empty batch (0, D).")
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    a, b = a.to(dtype), b.to(dtype)
+    return _SigLipFunction.apply(a, b, as_scalar(logit_scale, a), as_scalar(logit_bias, a), chunk_size)
+
+
+@register_objective("siglip", citation="Zhai et al. 2023, Sigmoid Loss for Language Image Pre-Training "
+                                       "(arXiv:2303.15343)")
+class SigLipLoss(nn.Module):
+    """Pairwise sigmoid loss (SigLIP) between exactly two aligned views.
+
+    Paper: Zhai, Mustafa, Kolesnikov, Beyer 2023 (SigLIP). Equation, with ``s = 1/τ``, bias ``t``
+    and ``y_ij = +1`` for the positive pair ``i = j``, ``−1`` otherwise::
+
+        loss = −1/N Σ_i Σ_j log σ( y_ij · (s · a_i·b_j + t) )
+
+    (paper initialisation: ``s = 10``, ``t = −10``). Equal to open_clip's ``SigLipLoss`` on one
+    process, values and gradients (including those of ``logit_scale`` and ``logit_bias``).
+    Shapes: embeddings ``{view_1: (B, D), view_2: (B, D)}``; returns a 0-d tensor.
+    ``logit_bias`` is required; ``mask`` ``{view: (B,) bool}`` drops the rows where either view is
+    absent; ``labels`` are ignored. ``chunk_size``: ``None`` computes the ``(B, B)`` logits at once;
+    an int streams them in ``(B, chunk_size)`` column blocks, peak memory O(B·chunk_size).
+
+    Example:
+        >>> loss = SigLipLoss()({"image": zi, "text": zt}, logit_scale=torch.tensor(10.0),
+        ...                     logit_bias=torch.tensor(-10.0))
+    """
+
+    def __init__(self, chunk_size: int | None = None):
+        super().__init__()
+        self.chunk_size = check_chunk_size(chunk_size)
+
+    def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
+                mask=None) -> Tensor:
+        check_embeddings(embeddings, min_views=2, max_views=2, who="siglip")
+        if logit_bias is None:
+            raise ValueError("siglip needs a logit_bias (the paper initialises it to -10): build the model "
+                             "with a logit_bias (ContrastiveModel.logit_bias) and pass it, or use 'clip'.")
+        a, b = present_pair(embeddings, mask, list(embeddings))
+        if a.shape[0] == 0:  # no row has both views
+            return (a.sum() + b.sum()) * 0.0
+        return siglip_loss(a, b, logit_scale, logit_bias, chunk_size=self.chunk_size)
+
+    def extra_repr(self) -> str:
+        return f"chunk_size={self.chunk_size}"
