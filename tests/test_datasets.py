@@ -15,12 +15,18 @@ from zoo.errors import DataError
 # Small option sizes so the whole file stays fast; datasets not listed are built with defaults.
 SMALL = {
     "digits": {"size": 64},
+    "pydoc-topics": {"size": 64},
 }
 GENERIC = {"webdataset", "hf-datasets"}   # need files; tested below with shards this file writes
 
 
 def registered():
     return [n for n in zoo.list_datasets() if n not in GENERIC]
+
+
+def ours():
+    """The datasets this plugin ships (they expose ``indices``: global row ids of the split)."""
+    return [n for n in registered() if zoo.registry().get("datasets", n).plugin == "data"]
 
 
 def build(name, split="train"):
@@ -76,7 +82,7 @@ def test_unknown_split_lists_valid_ones(name):
         build(name, "validation")
 
 
-@pytest.mark.parametrize("name", [n for n in registered() if n != "synthetic-pairs"])
+@pytest.mark.parametrize("name", ours())
 def test_splits_disjoint_and_deterministic(name):
     train, test = build(name, "train"), build(name, "test")
     assert not set(train.indices.tolist()) & set(test.indices.tolist())
@@ -124,3 +130,21 @@ def test_digits_caption_modes():
     assert [per_epoch[i]["caption"] for i in range(32)] != first
     with pytest.raises(DataError, match="fixed"):
         zoo.create_dataset("digits", captions="sometimes")
+
+
+def test_pydoc_splitter_by_hand():
+    from zoo_data.pydoc_topics import paragraphs, pydoc_sentences, split_sentences
+    text = ("A heading\n*********\n\nThe first sentence is here, e.g. with an abbreviation inside it. "
+            "The second one\nspans two lines of the source text!\n\n   x = compute(a, b)\n\n"
+            "   assert_stmt ::= \"assert\" expression\n")
+    sentences = [s for p in paragraphs(text) for s in split_sentences(p)]
+    assert sentences[:2] == ["The first sentence is here, e.g. with an abbreviation inside it.",
+                             "The second one spans two lines of the source text!"]
+    everything = pydoc_sentences()
+    assert len(everything) == len(set(everything)) > 1000
+    assert "Assert statements are a convenient way to insert debugging assertions into a program:" not in everything
+    assert ("Assignments to \"__debug__\" are illegal." in everything) is False   # 5 words: too short
+    assert any(s.startswith("The current code generator emits no code for an assert statement") for s in everything)
+    ds = [zoo.create_dataset("pydoc-topics", split=s) for s in ("train", "test")]
+    assert len(ds[0]) + len(ds[1]) == len(everything)
+    assert not set(ds[0].sentences) & set(ds[1].sentences)

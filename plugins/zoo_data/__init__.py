@@ -9,9 +9,10 @@ from __future__ import annotations
 from zoo import hookimpl
 
 from .digits import Digits
+from .pydoc_topics import PydocTopics
 
 
 @hookimpl
 def zoo_register_datasets(register):
-    for name, make in [("digits", Digits)]:
+    for name, make in [("digits", Digits), ("pydoc-topics", PydocTopics)]:
         register(name, make, description=make.description)
