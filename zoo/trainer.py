@@ -10,6 +10,8 @@ import json
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +143,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, recipe)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(recipe, self.total_steps))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.stop_requested: str | None = None   # set by SIGINT/SIGTERM or request_stop()
+        self.stop_at_step: int | None = None      # stop (with a checkpoint) once this step is reached
         self.ckpt_root = self.run_dir / "checkpoints"
         if resume:
             self._resume()
@@ -224,6 +228,10 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        with _stop_on_signals(self):
+            return self._fit()
+
+    def _fit(self) -> TrainResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics_file = self.run_dir / "metrics.jsonl"
         _truncate_metrics(metrics_file, self.step)
@@ -250,8 +258,21 @@ class Trainer:
                 every = self.recipe.run.checkpoint_every
                 if every and self.step % every == 0 and self.step < self.total_steps:
                     self.save_checkpoint()
+                if self.step == self.stop_at_step:
+                    self.stop_requested = f"stop_at_step={self.step}"
+                if self.stop_requested:
+                    break
         bar.close()
+        if self.stop_requested and self.step < self.total_steps:
+            path = self.save_checkpoint()
+            log.warning("stopped at step %d (%s); checkpoint %s. Resume with: zoo train %s --resume %s",
+                        self.step, self.stop_requested, path, self.recipe.path, self.run_dir)
+            return TrainResult(self.run_dir, {"stopped_at": self.step, "checkpoint": str(path)}, self.model)
         return self._finish(last)
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Finish the current step, write a checkpoint and return (SIGINT/SIGTERM call this)."""
+        self.stop_requested = reason
 
     def _finish(self, last: dict[str, Any]) -> TrainResult:
         self.save_checkpoint()
@@ -288,6 +309,22 @@ class Trainer:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         log.info("resumed from %s at step %d (epoch %d, batch %d)", found[-1], self.step, self.epoch,
                  self.batch_in_epoch)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer):
+    """SIGINT / SIGTERM: save a checkpoint at the end of the current step and exit cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def handler(signum, frame):
+        trainer.request_stop(signal.Signals(signum).name)
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _objective_factory(recipe: Recipe):
