@@ -16,6 +16,7 @@ from zoo.errors import DataError
 SMALL = {
     "digits": {"size": 64},
     "pydoc-topics": {"size": 64},
+    "synthetic-graphs": {"size": 60},
 }
 GENERIC = {"webdataset", "hf-datasets"}   # need files; tested below with shards this file writes
 
@@ -148,3 +149,25 @@ def test_pydoc_splitter_by_hand():
     ds = [zoo.create_dataset("pydoc-topics", split=s) for s in ("train", "test")]
     assert len(ds[0]) + len(ds[1]) == len(everything)
     assert not set(ds[0].sentences) & set(ds[1].sentences)
+
+
+def test_synthetic_graph_families_by_hand():
+    ds = zoo.create_dataset("synthetic-graphs", size=60, min_nodes=6, max_nodes=12)
+    assert ds.class_names == ["cycle", "tree", "grid", "complete bipartite", "sparse random", "dense random"]
+    seen = set()
+    for item in ds:
+        g, name = item["graph"], ds.class_names[item["class"]]
+        n, e = g.num_nodes, g.edge_index.shape[1] // 2          # undirected edges
+        degree = torch.bincount(g.edge_index[0], minlength=n)
+        assert torch.equal(g.x[:, -1], torch.ones(n)) and torch.equal(g.x[:, :-1].argmax(1), degree.clamp(max=8))
+        if name == "cycle":
+            assert e == n and (degree == 2).all()
+        elif name == "tree":
+            assert e == n - 1 and (degree >= 1).all()
+        elif name == "complete bipartite":
+            left = int((degree == degree.max()).sum()) if degree.max() != degree.min() else n // 2
+            assert e == left * (n - left)
+        elif name == "grid":
+            assert degree.max() <= 4 and (degree >= 2).all()
+        seen.add(name)
+    assert len(seen) == 6

@@ -9,10 +9,12 @@ from __future__ import annotations
 from zoo import hookimpl
 
 from .digits import Digits
+from .graphs import SyntheticGraphs
 from .pydoc_topics import PydocTopics
 
 
 @hookimpl
 def zoo_register_datasets(register):
-    for name, make in [("digits", Digits), ("pydoc-topics", PydocTopics)]:
+    for name, make in [("digits", Digits), ("pydoc-topics", PydocTopics),
+                       ("synthetic-graphs", SyntheticGraphs)]:
         register(name, make, description=make.description)
