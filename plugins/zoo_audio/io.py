@@ -1,0 +1,124 @@
+"""Reading audio into the raw form: a float32 mono waveform ``(T,)`` at 16 kHz.
+
+``load_audio`` accepts a path (read with ``soundfile``), encoded bytes, a ``(waveform,
+sample_rate)`` tuple (resampled with ``torchaudio.functional.resample``) or an array/tensor
+already at 16 kHz. Multi-channel input is mixed down to mono by averaging the channels; a 2-D
+array's channel axis is its shorter one (``(C, T)`` as torchaudio writes it, or ``(T, C)`` as
+soundfile does). Integer PCM is scaled to [-1, 1]. ``load_audio`` is idempotent.
+"""
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from zoo.errors import DataError, PluginError, ShapeError
+
+SAMPLE_RATE = 16000
+
+
+def require(module: str):
+    """Import an optional dependency of the audio extra, or say how to install it."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError as exc:
+        raise PluginError(f"the audio modality needs {module!r} ({exc}); install it with: pip install zoo[audio]") from exc
+
+
+def load_audio(value: Any) -> Tensor:
+    """Any accepted input → float32 mono waveform ``(T,)`` at ``SAMPLE_RATE``."""
+    if isinstance(value, Tensor) and value.dtype == torch.float32 and value.dim() == 1:
+        return _check_nonempty(value, "waveform")  # already a raw: load is idempotent
+    if isinstance(value, (str, os.PathLike)):
+        return _read_file(value, os.fspath(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _read_file(io.BytesIO(bytes(value)), f"<{len(value)} bytes>")
+    if isinstance(value, tuple) and len(value) == 2 and not np.isscalar(value[0]) and np.isscalar(value[1]):
+        wave, sr = value
+        return resample(to_mono(wave), int(sr))
+    return _check_nonempty(to_mono(value), "waveform")
+
+
+def _read_file(source: Any, label: str) -> Tensor:
+    sf = require("soundfile")
+    try:
+        data, sr = sf.read(source, dtype="float32", always_2d=True)  # (T, C)
+    except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError, OSError…
+        raise DataError(f"cannot read audio file {label}: {exc}. The file is missing or not in a format "
+                        f"libsndfile reads (WAV, FLAC, OGG, MP3); convert it, e.g. with ffmpeg or sox.") from exc
+    if data.shape[0] == 0:
+        raise DataError(f"audio file {label} holds no samples; remove it from the dataset.")
+    return resample(torch.from_numpy(data).mean(dim=1), sr)
+
+
+def to_mono(value: Any) -> Tensor:
+    """An array/tensor ``(T,)``, ``(C, T)`` or ``(T, C)`` → float32 ``(T,)``."""
+    try:
+        t = torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"audio modality: cannot read a {type(value).__name__} as a waveform ({exc}); pass a path, "
+                        f"a (waveform, sample_rate) tuple or a 1-D array at {SAMPLE_RATE} Hz.") from exc
+    if not (t.is_floating_point() or t.dtype in (torch.int16, torch.int32, torch.int8, torch.uint8)):
+        raise DataError(f"audio modality: a waveform must be float or integer PCM, got dtype {t.dtype}.")
+    if t.dtype == torch.uint8:  # 8-bit PCM is unsigned, centred on 128
+        t = (t.float() - 128.0) / 128.0
+    elif not t.is_floating_point():
+        t = t.float() / float(torch.iinfo(t.dtype).max + 1)
+    t = t.to(torch.float32)
+    if t.dim() == 2:
+        t = t.mean(dim=0 if t.shape[0] <= t.shape[1] else 1)  # the channel axis is the shorter one
+    if t.dim() != 1:
+        raise ShapeError(f"audio modality: expected a waveform (T,), (C, T) or (T, C), got shape {tuple(t.shape)}.")
+    return t
+
+
+def resample(wave: Tensor, sr: int) -> Tensor:
+    """``(T,)`` at ``sr`` Hz → ``(T',)`` at ``SAMPLE_RATE`` (band-limited sinc interpolation)."""
+    if sr <= 0:
+        raise ValueError(f"sample rate must be positive, got {sr}.")
+    wave = _check_nonempty(wave, "waveform")
+    if sr == SAMPLE_RATE:
+        return wave
+    functional = require("torchaudio.functional")
+    return functional.resample(wave, sr, SAMPLE_RATE).contiguous()
+
+
+def _check_nonempty(wave: Tensor, what: str) -> Tensor:
+    if wave.numel() == 0:
+        raise DataError(f"audio modality: the {what} is empty (0 samples); drop it from the dataset.")
+    return wave
+
+
+def collate_audio(raws: list[Tensor]) -> dict[str, Tensor]:
+    """Waveforms ``(T_i,)`` → ``{"waveform": (B, T_max) zero-padded, "lengths": (B,) int64}``."""
+    if not raws:
+        raise DataError("audio modality: cannot collate an empty list of waveforms.")
+    for r in raws:
+        if not isinstance(r, Tensor) or r.dim() != 1:
+            raise ShapeError(f"audio modality: collate expected loaded waveforms (T,), got "
+                             f"{getattr(r, 'shape', type(r).__name__)}; run zoo_audio.load_audio first.")
+    lengths = torch.tensor([r.shape[0] for r in raws], dtype=torch.long)  # (B,)
+    wave = torch.zeros(len(raws), int(lengths.max()), dtype=torch.float32)  # (B, T_max)
+    for i, r in enumerate(raws):
+        wave[i, : r.shape[0]] = r
+    return {"waveform": wave, "lengths": lengths}
+
+
+def check_batch(batch: Any, who: str) -> tuple[Tensor, Tensor]:
+    """Validate an audio batch and return ``(waveform (B, T), lengths (B,))``."""
+    if not isinstance(batch, dict) or "waveform" not in batch:
+        raise ShapeError(f"{who}: expected an audio batch {{'waveform': (B, T), 'lengths': (B,)}}, got "
+                         f"{type(batch).__name__}; build it with model.preprocess('audio', raws).")
+    wave = batch["waveform"]
+    if wave.dim() != 2:
+        raise ShapeError(f"{who}: expected waveform of shape (B, T), got {tuple(wave.shape)}.")
+    lengths = batch.get("lengths")
+    if lengths is None:
+        lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+    if lengths.shape != (wave.shape[0],):
+        raise ShapeError(f"{who}: expected lengths of shape ({wave.shape[0]},), got {tuple(lengths.shape)}.")
+    return wave, lengths.to(wave.device)
