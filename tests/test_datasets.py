@@ -5,6 +5,7 @@ Plus values checked by hand against the files the pip packages ship.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,9 @@ SMALL = {
     "digits": {"size": 64},
     "pydoc-topics": {"size": 64},
     "synthetic-graphs": {"size": 60},
+    "molecules-nci5k": {"size": 64},
+    "chembl-2321810": {"size": 64},
+    "molecule-captions": {"size": 64},
 }
 GENERIC = {"webdataset", "hf-datasets"}   # need files; tested below with shards this file writes
 
@@ -171,3 +175,40 @@ def test_synthetic_graph_families_by_hand():
             assert degree.max() <= 4 and (degree >= 2).all()
         seen.add(name)
     assert len(seen) == 6
+
+
+def test_nci5k_matches_rdkit_files():
+    from rdkit import RDConfig
+    folder = Path(RDConfig.RDDataDir) / "NCI"
+    first_smiles = (folder / "first_5K.smi").read_text().splitlines()[0].split("\t")[0]
+    first_tpsa = [ln for ln in (folder / "first_5k.tpsa.csv").read_text().splitlines() if not ln.startswith("#")][0]
+    assert first_tpsa.split(",")[0] == first_smiles == "CC1=CC(=O)C=CC1=O"
+    parts = [zoo.create_dataset("molecules-nci5k", split=s) for s in ("train", "test")]
+    assert len(parts[0]) + len(parts[1]) == 4991                 # 4,999 rows, 8 rdkit cannot parse
+    ds = parts[0] if 0 in parts[0].indices.tolist() else parts[1]
+    item = ds[ds.indices.tolist().index(0)]
+    assert item == {"molecule": first_smiles, "tpsa": pytest.approx(float(first_tpsa.split(",")[1]))}
+    assert ds.targets["tpsa"].shape == (len(ds),) and ds.label_fields == []
+
+
+def test_chembl_matches_rdkit_files():
+    from rdkit import RDConfig
+    folder = Path(RDConfig.RDContribDir) / "FreeWilson" / "data"
+    smiles, name = (folder / "CHEMBL2321810.smi").read_text().splitlines()[0].split()
+    parts = [zoo.create_dataset("chembl-2321810", split=s) for s in ("train", "test")]
+    assert len(parts[0]) + len(parts[1]) == 1017
+    ds = parts[0] if 0 in parts[0].indices.tolist() else parts[1]
+    row = ds.indices.tolist().index(0)
+    assert ds[row] == {"molecule": smiles, "activity": pytest.approx(5.48)} and ds.chembl_ids[row] == name == "1520012"
+
+
+def test_molecule_captions_by_hand():
+    from zoo_data.captions import describe
+    assert describe("CCO") == "a small molecule with no rings, 1 oxygen atom and a hydroxyl group"
+    assert describe("OC(=O)c1ccccc1") == ("a small molecule with 1 aromatic ring, 2 oxygen atoms and "
+                                          "a carboxylic acid group")
+    assert describe("CCN.Cl").startswith("a mixture of 2 components with no rings, 1 nitrogen atom, 1 chlorine")
+    ds = zoo.create_dataset("molecule-captions", size=16)
+    nci = zoo.create_dataset("molecules-nci5k", size=16)
+    assert torch.equal(ds.indices, nci.indices)
+    assert [ds[i]["caption"] for i in range(16)] == [describe(nci[i]["molecule"]) for i in range(16)]

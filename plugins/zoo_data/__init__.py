@@ -10,11 +10,14 @@ from zoo import hookimpl
 
 from .digits import Digits
 from .graphs import SyntheticGraphs
+from .molecules import NCI5k, Chembl2321810, MoleculeCaptions
 from .pydoc_topics import PydocTopics
 
 
 @hookimpl
 def zoo_register_datasets(register):
     for name, make in [("digits", Digits), ("pydoc-topics", PydocTopics),
-                       ("synthetic-graphs", SyntheticGraphs)]:
+                       ("synthetic-graphs", SyntheticGraphs),
+                       ("molecules-nci5k", NCI5k), ("chembl-2321810", Chembl2321810),
+                       ("molecule-captions", MoleculeCaptions)]:
         register(name, make, description=make.description)
