@@ -5,6 +5,7 @@ Plus values checked by hand against the files the pip packages ship.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ SMALL = {
     "molecules-nci5k": {"size": 64},
     "chembl-2321810": {"size": 64},
     "molecule-captions": {"size": 64},
+    "tones-captions": {"size": 45},
+    "digits-trimodal": {"size": 32, "audio": "tones"},
 }
 GENERIC = {"webdataset", "hf-datasets"}   # need files; tested below with shards this file writes
 
@@ -212,3 +215,59 @@ def test_molecule_captions_by_hand():
     nci = zoo.create_dataset("molecules-nci5k", size=16)
     assert torch.equal(ds.indices, nci.indices)
     assert [ds[i]["caption"] for i in range(16)] == [describe(nci[i]["molecule"]) for i in range(16)]
+
+
+def dominant_frequencies(wave, k=1, sample_rate=16000):
+    spectrum = torch.fft.rfft(wave).abs()
+    peaks = []
+    for _ in range(k):
+        f = int(spectrum.argmax())
+        peaks.append(f * sample_rate / len(wave))
+        spectrum[max(0, f - 40):f + 40] = 0
+    return sorted(peaks)
+
+
+def count_bursts(wave, threshold=0.05, hop=160):
+    loud = (wave.abs().unfold(0, hop, hop).max(1).values > threshold).int()   # (frames,)
+    return int((loud[1:] - loud[:-1] == 1).sum() + loud[0])
+
+
+def test_tones_encode_pitch_and_count():
+    ds = zoo.create_dataset("tones-captions", size=45)
+    for i in range(len(ds)):
+        item = ds[i]
+        k = item["class"]
+        pitch, count = ["low", "mid", "high"][k // 3], k % 3 + 1
+        (freq,) = dominant_frequencies(item["audio"])
+        assert abs(freq / [220, 440, 880][k // 3] - 1) < 0.05
+        assert count_bursts(item["audio"]) == count
+        assert pitch in item["caption"] and ds.class_names[k].split()[1] == pitch
+        assert ("tone" in item["caption"]) == (count == 1)
+
+
+def test_digits_trimodal_tones_are_dtmf():
+    from zoo_data.speech import DTMF
+    ds = zoo.create_dataset("digits-trimodal", size=20, audio="tones")
+    assert "DTMF" in ds.description
+    digits = zoo.create_dataset("digits", size=20)
+    for i in range(20):
+        item = ds[i]
+        assert torch.equal(item["image"], digits[i]["image"]) and item["caption"] == digits[i]["caption"]
+        low, high = dominant_frequencies(item["audio"], k=2)
+        assert abs(low - DTMF[item["class"]][0]) < 10 and abs(high - DTMF[item["class"]][1]) < 10
+
+
+def test_digits_trimodal_speech_needs_espeak(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(DataError, match="espeak-ng"):
+        zoo.create_dataset("digits-trimodal", audio="speech")
+    assert zoo.create_dataset("digits-trimodal", size=4).audio == "tones"     # auto falls back
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the espeak-ng program is not installed (optional)")
+def test_digits_trimodal_speech_with_espeak():
+    ds = zoo.create_dataset("digits-trimodal", size=6, audio="speech", seconds=1.0)
+    assert "espeak-ng" in ds.description and ds.audio == "speech"
+    clips = [ds[i]["audio"] for i in range(6)]
+    assert all(c.shape == (16000,) and c.abs().max() > 0.3 for c in clips)
+    assert torch.equal(clips[0], ds[0]["audio"])                      # deterministic

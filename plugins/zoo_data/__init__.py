@@ -12,6 +12,8 @@ from .digits import Digits
 from .graphs import SyntheticGraphs
 from .molecules import NCI5k, Chembl2321810, MoleculeCaptions
 from .pydoc_topics import PydocTopics
+from .speech import DigitsTrimodal
+from .tones import TonesCaptions
 
 
 @hookimpl
@@ -19,5 +21,6 @@ def zoo_register_datasets(register):
     for name, make in [("digits", Digits), ("pydoc-topics", PydocTopics),
                        ("synthetic-graphs", SyntheticGraphs),
                        ("molecules-nci5k", NCI5k), ("chembl-2321810", Chembl2321810),
-                       ("molecule-captions", MoleculeCaptions)]:
+                       ("molecule-captions", MoleculeCaptions),
+                       ("tones-captions", TonesCaptions), ("digits-trimodal", DigitsTrimodal)]:
         register(name, make, description=make.description)
