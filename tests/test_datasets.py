@@ -24,6 +24,7 @@ SMALL = {
     "molecule-captions": {"size": 64},
     "tones-captions": {"size": 45},
     "digits-trimodal": {"size": 32, "audio": "tones"},
+    "moving-digits": {"size": 32},
 }
 GENERIC = {"webdataset", "hf-datasets"}   # need files; tested below with shards this file writes
 
@@ -271,3 +272,24 @@ def test_digits_trimodal_speech_with_espeak():
     clips = [ds[i]["audio"] for i in range(6)]
     assert all(c.shape == (16000,) and c.abs().max() > 0.3 for c in clips)
     assert torch.equal(clips[0], ds[0]["audio"])                      # deterministic
+
+
+def test_moving_digits_move_as_captioned():
+    ds = zoo.create_dataset("moving-digits", size=24)
+    digits = zoo.create_dataset("digits", size=24)
+    moves = {"left": (0, -2), "right": (0, 2), "up": (-2, 0), "down": (2, 0)}
+    seen = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        video, direction = item["video"], ds.direction_names[item["direction"]]
+        assert video.shape == (8, 1, 32, 32) and direction in item["caption"]
+        assert str(item["class"]) in item["caption"] or ds.class_names[item["class"]] in item["caption"]
+        first = video[0, 0].nonzero().float().mean(0)
+        for t in range(1, 8):     # every frame is the first one shifted by t steps, the digit kept whole
+            shift = torch.tensor(moves[direction]) * t
+            assert torch.allclose(video[t, 0].nonzero().float().mean(0), first + shift)
+            assert video[t].sum() == pytest.approx(video[0].sum())
+        big = digits[i]["image"][0].repeat_interleave(2, 0).repeat_interleave(2, 1)
+        assert video[0].sum() == pytest.approx(float(big.sum()))
+        seen.add(direction)
+    assert seen == set(moves)

@@ -14,6 +14,7 @@ from .molecules import NCI5k, Chembl2321810, MoleculeCaptions
 from .pydoc_topics import PydocTopics
 from .speech import DigitsTrimodal
 from .tones import TonesCaptions
+from .video import MovingDigits
 
 
 @hookimpl
@@ -22,5 +23,6 @@ def zoo_register_datasets(register):
                        ("synthetic-graphs", SyntheticGraphs),
                        ("molecules-nci5k", NCI5k), ("chembl-2321810", Chembl2321810),
                        ("molecule-captions", MoleculeCaptions),
-                       ("tones-captions", TonesCaptions), ("digits-trimodal", DigitsTrimodal)]:
+                       ("tones-captions", TonesCaptions), ("digits-trimodal", DigitsTrimodal),
+                       ("moving-digits", MovingDigits)]:
         register(name, make, description=make.description)
