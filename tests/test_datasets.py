@@ -25,6 +25,7 @@ SMALL = {
     "tones-captions": {"size": 45},
     "digits-trimodal": {"size": 32, "audio": "tones"},
     "moving-digits": {"size": 32},
+    "binary-xor": {"size": 200},
 }
 GENERIC = {"webdataset", "hf-datasets"}   # need files; tested below with shards this file writes
 
@@ -293,3 +294,24 @@ def test_moving_digits_move_as_captioned():
         assert video[0].sum() == pytest.approx(float(big.sum()))
         seen.add(direction)
     assert seen == set(moves)
+
+
+def test_binary_xor_definition():
+    ds = zoo.create_dataset("binary-xor", size=500, d=5)
+    assert list(ds.fields) == ["a", "b", "c"] and set(ds.fields.values()) == {"vector"}
+    a, b, c = (torch.stack([ds[i][f] for i in range(len(ds))]) for f in "abc")
+    assert torch.equal(c, (a + b) % 2) and set(a.unique().tolist()) == {0.0, 1.0}
+    assert 0.4 < a.mean() < 0.6 and 0.4 < b.mean() < 0.6
+    labels = torch.tensor([ds[i]["label"] for i in range(len(ds))])
+    assert torch.equal(ds.candidates[labels], b) and len(ds.class_names) == 32
+    assert ds.class_names[labels[0]] == "".join(str(int(v)) for v in b[0])
+    half = zoo.create_dataset("binary-xor", size=2000, d=5, p=0.5)
+    a, b, c = (torch.stack([half[i][f] for i in range(len(half))]) for f in "abc")
+    is_xor, is_copy = (c == (a + b) % 2).all(1), (c == a).all(1)
+    assert (is_xor | is_copy).all() and 0.4 < is_xor.float().mean() < 0.6
+    eight = zoo.create_dataset("binary-xor", size=200, d=1, inputs=7)
+    assert list(eight.fields) == list("abcdefgh")
+    item = eight[0]
+    assert item["h"] == sum(item[f] for f in "abcdefg") % 2
+    with pytest.raises(ValueError, match="probability"):
+        zoo.create_dataset("binary-xor", p=1.5)

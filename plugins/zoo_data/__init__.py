@@ -15,6 +15,7 @@ from .pydoc_topics import PydocTopics
 from .speech import DigitsTrimodal
 from .tones import TonesCaptions
 from .video import MovingDigits
+from .xor import BinaryXOR
 
 
 @hookimpl
@@ -24,5 +25,5 @@ def zoo_register_datasets(register):
                        ("molecules-nci5k", NCI5k), ("chembl-2321810", Chembl2321810),
                        ("molecule-captions", MoleculeCaptions),
                        ("tones-captions", TonesCaptions), ("digits-trimodal", DigitsTrimodal),
-                       ("moving-digits", MovingDigits)]:
+                       ("moving-digits", MovingDigits), ("binary-xor", BinaryXOR)]:
         register(name, make, description=make.description)
