@@ -65,5 +65,5 @@ def train(recipe, overrides=None, **kw):
 
 def evaluate(model, dataset, task: str = "zero_shot", **kw):
     """Evaluate a model on a dataset: ``zero_shot``, ``retrieval`` or ``linear_probe``."""
-    from .evaluate import evaluate as _evaluate
+    from .evaluation import evaluate as _evaluate
     return _evaluate(model, dataset, task=task, **kw)

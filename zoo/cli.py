@@ -5,7 +5,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .errors import ZooError
 
@@ -102,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands():
     """Subcommands that live with their feature (eval, push) when those modules exist."""
     out = []
-    for mod in ("evaluate", "hub_cli"):
+    for mod in ("evaluation", "hub_cli"):
         try:
             module = __import__(f"zoo.{mod}", fromlist=["add_cli"])
         except ImportError:

@@ -46,3 +46,85 @@ def plot_training(metrics_path: Path, out_dir: Path) -> list[Path]:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return [out]
+
+
+def _pca2(z):
+    """Project ``(N, D)`` onto its first two principal components → ``(N, 2)``."""
+    import torch
+    z = z - z.mean(0, keepdim=True)
+    _, _, v = torch.pca_lowrank(z, q=2, center=False)
+    return (z @ v[:, :2]).numpy()
+
+
+def plot_similarity(embedded, out: Path, n: int = 24) -> Path:
+    """Heat map of the cosine similarities between the first ``n`` rows of each field pair."""
+    fields = list(embedded.emb)
+    pairs = [(a, b) for i, a in enumerate(fields) for b in fields[i + 1:]] or [(fields[0], fields[0])]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.4 * len(pairs), 4), squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs):
+        sim = (embedded.emb[a][:n] @ embedded.emb[b][:n].T).numpy()
+        im = ax.imshow(sim, cmap="viridis", vmin=-1, vmax=1)
+        ax.set_title(f"cosine similarity: {a} × {b}")
+        ax.set_xlabel(f"{b} (row)")
+        ax.set_ylabel(f"{a} (row)")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_embeddings(embedded, out: Path, label: str | None = None, class_names=None) -> Path:
+    """PCA of each field's embeddings, coloured by class."""
+    fields = list(embedded.emb)
+    y = embedded.labels.get(label) if label else next(iter(embedded.labels.values()), None)
+    fig, axes = plt.subplots(1, len(fields), figsize=(4.4 * len(fields), 4), squeeze=False)
+    for ax, f in zip(axes[0], fields):
+        p = _pca2(embedded.emb[f])
+        sc = ax.scatter(p[:, 0], p[:, 1], c=None if y is None else y.numpy(), cmap="tab10", s=8)
+        ax.set_title(f"{f}: PCA of embeddings")
+        if y is not None and class_names is not None and len(class_names) <= 20:
+            handles = sc.legend_elements()[0]
+            ax.legend(handles, [str(c) for c in class_names][:len(handles)], fontsize=6, loc="best")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_retrieval(embedded, query_field: str, image_field: str, out: Path, queries: int = 5, k: int = 5) -> Path:
+    """For the first ``queries`` rows of ``query_field``, the top-``k`` images retrieved."""
+    sim = embedded.emb[query_field][:queries] @ embedded.emb[image_field].T       # (Q, N)
+    top = sim.topk(k, dim=1).indices
+    fig, axes = plt.subplots(queries, k + 1, figsize=(1.6 * (k + 1), 1.7 * queries), squeeze=False)
+    for q in range(queries):
+        query = embedded.raws[query_field][q]
+        axes[q][0].text(0.5, 0.5, str(query)[:40], ha="center", va="center", wrap=True, fontsize=7)
+        for j, idx in enumerate(top[q].tolist()):
+            img = embedded.raws[image_field][idx]
+            ax = axes[q][j + 1]
+            ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
+            ax.set_title(f"#{j + 1}{' ✓' if idx == q else ''}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{query_field} → {image_field}: top-{k} (✓ = the paired image)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _save(fig, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def report_pictures(model, dataset, out_dir: Path, limit: int = 512) -> list[Path]:
+    """The similarity matrix, the embedding PCA and (for images) retrieval examples of a split."""
+    from .embed import embed_dataset
+    emb = embed_dataset(model, dataset, keep_raws=True, limit=limit)
+    paths = [plot_similarity(emb, out_dir / "similarity.png"),
+             plot_embeddings(emb, out_dir / "embeddings.png", class_names=getattr(dataset, "class_names", None))]
+    images = [f for f, m in emb.modalities.items() if m == "image"]
+    others = [f for f in emb.emb if f not in images]
+    if images and others:
+        paths.append(plot_retrieval(emb, others[0], images[0], out_dir / "retrieval.png"))
+    return paths

@@ -22,12 +22,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import create_objective
 from .batching import Batch, Collator
 from .checkpoint import complete_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import EpochSampler, Indexed, create_dataset
 from .errors import DataError, RecipeError, ZooError
-from .model import ContrastiveModel, ModelConfig, TowerConfig
+from .finetune import apply_freeze, build_model
+from .model import ContrastiveModel
+from .optim import lr_lambda, make_optimizer
 from .plugins import registry
 from .recipes import Recipe, load_recipe
 from .utils import call_factory, move_to
@@ -60,68 +61,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(recipe: Recipe) -> ContrastiveModel:
-    """From ``[model]``: fresh towers, or a catalog model (``init``) with any extra towers added."""
-    m = recipe.model
-    if not m.init:
-        return ContrastiveModel(ModelConfig(
-            towers={k: TowerConfig.from_spec(k, v) for k, v in m.towers.items()}, embed_dim=m.embed_dim,
-            logit_scale=m.logit_scale, logit_bias=m.logit_bias))
-    from .catalog import load
-    base = load(m.init)
-    extra = {k: v for k, v in m.towers.items() if k not in base.towers}
-    if not extra:
-        return base.train()
-    config = ModelConfig(towers={**base.config.towers, **{k: TowerConfig.from_spec(k, v) for k, v in extra.items()}},
-                         embed_dim=base.embed_dim, logit_scale=base.config.logit_scale, logit_bias=base.config.logit_bias)
-    model = ContrastiveModel(config)
-    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
-    assert not unexpected and all(k.split(".")[1] in extra for k in missing), (missing, unexpected)
-    model.source = f"{base.source} + new towers {sorted(extra)}"
-    return model
-
-
-def apply_freeze(model: ContrastiveModel, recipe: Recipe) -> None:
-    names = [n for n, _ in model.named_parameters()]
-    for prefix in recipe.model.freeze:
-        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
-        if not hits:
-            raise RecipeError(f"model.freeze: no parameter starts with {prefix!r}; tower prefixes are "
-                              f"{', '.join('towers.' + k for k in model.towers)}.")
-        for n, p in model.named_parameters():
-            if n in hits:
-                p.requires_grad_(False)
-    model.logit_scale.requires_grad_(recipe.model.learn_logit_scale and model.logit_scale.requires_grad)
-
-
-def make_optimizer(model: ContrastiveModel, recipe: Recipe) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms, gains and the temperature (as open_clip)."""
-    o = recipe.optim
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.dim() < 2 or "logit_" in n or "norm" in n or "bn" in n else decay).append(p)
-    if not decay and not no_decay:
-        raise RecipeError("every parameter is frozen (model.freeze); nothing to train.")
-    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas), eps=o.eps)
-
-
-def lr_lambda(recipe: Recipe, total: int):
-    o = recipe.optim
-
-    def f(step: int) -> float:
-        if step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
-        if o.schedule == "constant":
-            return 1.0
-        t = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
-        shape = 0.5 * (1 + math.cos(math.pi * t)) if o.schedule == "cosine" else 1 - t
-        return o.min_lr_ratio + (1 - o.min_lr_ratio) * shape
-
-    return f
-
-
 class Trainer:
     def __init__(self, recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = False,
                  progress: bool | None = None):
@@ -145,6 +84,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.stop_requested: str | None = None   # set by SIGINT/SIGTERM or request_stop()
         self.stop_at_step: int | None = None      # stop (with a checkpoint) once this step is reached
+        self.best = float("-inf")                 # best value of eval.best_metric so far
         self.ckpt_root = self.run_dir / "checkpoints"
         if resume:
             self._resume()
@@ -174,6 +114,8 @@ class Trainer:
         while self.step < self.total_steps:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch, self.recipe.data.batch_size)
             self.collator.epoch = self.epoch
+            if hasattr(self.dataset, "set_epoch"):  # e.g. captions re-drawn per epoch
+                self.dataset.set_epoch(self.epoch)
             for batch in self.loader:
                 yield batch
                 if self.step >= self.total_steps:
@@ -233,57 +175,99 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        metrics_file = self.run_dir / "metrics.jsonl"
-        _truncate_metrics(metrics_file, self.step)
+        _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         log.info("training %s for %d steps (%d per epoch) on %s → %s", self.recipe.data.dataset,
                  self.total_steps, self.steps_per_epoch, self.device, self.run_dir)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, desc=self.run_dir.name,
-                   unit="step", dynamic_ncols=True)
-        window_t, window_n, last = time.perf_counter(), 0, {}
-        with open(metrics_file, "a", encoding="utf-8") as mf:
+        self._bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
+                         desc=self.run_dir.name, unit="step", dynamic_ncols=True)
+        self._window, self._last = (time.perf_counter(), 0), {}
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as self._metrics:
             for batch in self.batches():
                 loss = self.train_step(batch)
                 self.step, self.batch_in_epoch = self.step + 1, self.batch_in_epoch + 1
-                window_n += batch.size
-                bar.update(1)
-                if self.step % self.recipe.run.log_every == 0 or self.step == self.total_steps:
-                    dt = time.perf_counter() - window_t
-                    last = {"step": self.step, "epoch": self.epoch, "loss": loss,
-                            "lr": self.scheduler.get_last_lr()[0], "logit_scale": self.model.scale().item(),
-                            "samples_per_s": window_n / dt if dt > 0 else float("nan")}
-                    mf.write(json.dumps(last) + "\n")
-                    mf.flush()
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{last['lr']:.2e}")
-                    window_t, window_n = time.perf_counter(), 0
-                every = self.recipe.run.checkpoint_every
-                if every and self.step % every == 0 and self.step < self.total_steps:
-                    self.save_checkpoint()
-                if self.step == self.stop_at_step:
-                    self.stop_requested = f"stop_at_step={self.step}"
+                self._after_step(loss, batch.size)
                 if self.stop_requested:
                     break
-        bar.close()
-        if self.stop_requested and self.step < self.total_steps:
-            path = self.save_checkpoint()
-            log.warning("stopped at step %d (%s); checkpoint %s. Resume with: zoo train %s --resume %s",
-                        self.step, self.stop_requested, path, self.recipe.path, self.run_dir)
-            return TrainResult(self.run_dir, {"stopped_at": self.step, "checkpoint": str(path)}, self.model)
-        return self._finish(last)
+            self._bar.close()
+            if self.stop_requested and self.step < self.total_steps:
+                return self._stopped()
+            evaluation = self.run_eval()
+        return self._finish(evaluation)
+
+    def _after_step(self, loss: float, batch_size: int) -> None:
+        """Progress, logging, periodic checkpoints and evaluation after one optimizer step."""
+        r = self.recipe.run
+        t0, n = self._window
+        self._window = (t0, n + batch_size)
+        self._bar.update(1)
+        if self.step % r.log_every == 0 or self.step == self.total_steps:
+            dt = time.perf_counter() - t0
+            self._last = {"step": self.step, "epoch": self.epoch, "loss": loss,
+                          "lr": self.scheduler.get_last_lr()[0], "logit_scale": self.model.scale().item(),
+                          "samples_per_s": (n + batch_size) / dt if dt > 0 else float("nan")}
+            self._log(self._last)
+            self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._last['lr']:.2e}")
+            self._window = (time.perf_counter(), 0)
+        if r.checkpoint_every and self.step % r.checkpoint_every == 0 and self.step < self.total_steps:
+            self.save_checkpoint()
+        if r.eval_every and self.step % r.eval_every == 0 and self.step < self.total_steps:
+            self.run_eval()
+        if self.step == self.stop_at_step:
+            self.stop_requested = f"stop_at_step={self.step}"
+
+    def _stopped(self) -> TrainResult:
+        path = self.save_checkpoint()
+        log.warning("stopped at step %d (%s); checkpoint %s. Resume with: zoo train %s --resume %s",
+                    self.step, self.stop_requested, path, self.recipe.path, self.run_dir)
+        return TrainResult(self.run_dir, {"stopped_at": self.step, "checkpoint": str(path)}, self.model)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+
+    def run_eval(self) -> dict[str, float]:
+        """Evaluate on the eval split (``[eval]``), log it, and keep the best checkpoint."""
+        e = self.recipe.eval
+        if not e.tasks:
+            return {}
+        from .evaluation import format_table, run_tasks
+        results = run_tasks(self.model, self.eval_dataset(), e.tasks, e.options)
+        self._log({"step": self.step, "eval": results})
+        log.info("step %d evaluation:\n%s", self.step, format_table(results))
+        if e.best_metric:
+            if e.best_metric not in results:
+                raise RecipeError(f"eval.best_metric = {e.best_metric!r} is not among the metrics: {sorted(results)}.")
+            if results[e.best_metric] > self.best:
+                self.best = results[e.best_metric]
+                self.model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
+                                           metrics={"step": self.step, **results})
+        return results
+
+    def eval_dataset(self):
+        if getattr(self, "_eval_ds", None) is None:
+            name = self.recipe.eval.dataset or self.recipe.data.dataset
+            options = self.recipe.data.options if name == self.recipe.data.dataset else {}
+            self._eval_ds = create_dataset(name, split=self.recipe.data.eval_split, **options)
+        return self._eval_ds
 
     def request_stop(self, reason: str = "requested") -> None:
         """Finish the current step, write a checkpoint and return (SIGINT/SIGTERM call this)."""
         self.stop_requested = reason
 
-    def _finish(self, last: dict[str, Any]) -> TrainResult:
+    def _finish(self, evaluation: dict[str, float]) -> TrainResult:
         self.save_checkpoint()
-        metrics = {"final_loss": last.get("loss"), "steps": self.step, "samples_per_s": last.get("samples_per_s")}
-        from .plots import plot_training
+        last = self._last
+        metrics = {"final_loss": last.get("loss"), "steps": self.step, "samples_per_s": last.get("samples_per_s"),
+                   **evaluation}
+        from .plots import plot_training, report_pictures
         plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
+        if self.recipe.eval.tasks:
+            plots += report_pictures(self.model, self.eval_dataset(), self.run_dir / "plots")
         self.model.eval()
         self.model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=metrics)
         (self.run_dir / "results.json").write_text(json.dumps(metrics, indent=2, default=str))
-        log.info("done: %d steps, final loss %.4f; wrote %s and %s", self.step, metrics["final_loss"] or float("nan"),
-                 self.run_dir, ", ".join(str(p) for p in plots))
+        log.info("done: %d steps, final loss %.4f; wrote %s\npictures: %s", self.step,
+                 metrics["final_loss"] or float("nan"), self.run_dir, ", ".join(str(p) for p in plots))
         return TrainResult(self.run_dir, metrics, self.model)
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -291,7 +275,7 @@ class Trainer:
         training = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "rng": rng_state()}
         meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "total_steps": self.total_steps}
+                "total_steps": self.total_steps, "best": self.best}
         return save_checkpoint(self.ckpt_root, self.step, self.model, training, meta,
                                keep=self.recipe.run.keep_checkpoints)
 
@@ -305,6 +289,7 @@ class Trainer:
         self.scheduler.load_state_dict(training["scheduler"])
         set_rng_state(training["rng"])
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+        self.best = meta.get("best", float("-inf"))
         if self.batch_in_epoch >= self.steps_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         log.info("resumed from %s at step %d (epoch %d, batch %d)", found[-1], self.step, self.epoch,

@@ -1,0 +1,84 @@
+"""Evaluation tasks on tiny data whose answers are worked out by hand."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.embed import Embedded
+from zoo.evaluation import alignment_uniformity, mip_zero_shot, retrieval, topk_accuracy
+from zoo.trainer import train
+
+from conftest import QUICK
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
+
+
+def test_topk_accuracy_by_hand():
+    logits = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7]])
+    y = torch.tensor([0, 2, 2])
+    # row 0 right; row 1 ranks class 2 second; row 2 right → top1 = 2/3, top2 = 1
+    acc = topk_accuracy(logits, y, ks=(1, 2, 5))
+    assert acc == pytest.approx({"top1": 2 / 3, "top2": 1.0, "top5": 1.0})
+
+
+def _emb(**fields) -> Embedded:
+    return Embedded({k: torch.tensor(v, dtype=torch.float32) for k, v in fields.items()},
+                    {"class": torch.tensor([0, 1, 1])})
+
+
+def test_retrieval_by_hand():
+    e = _emb(a=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], b=[[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    r = retrieval(e)
+    # a→b: row 0 finds b0 first (rank 1); rows 1 and 2 find their pair second (rank 2)
+    assert r["a->b R@1"] == pytest.approx(1 / 3) and r["a->b R@5"] == 1.0
+    assert r["a->b mean_rank"] == pytest.approx(5 / 3) and r["a->b median_rank"] == 2.0
+    assert r["b->a mean_rank"] == pytest.approx(5 / 3)
+    # matching by label: rows 1 and 2 share class 1, so their top hit is right
+    assert retrieval(e, match="label")["a->b R@1"] == 1.0
+
+
+def test_alignment_and_uniformity_by_hand():
+    e = _emb(a=[[1, 0], [0, 1], [-1, 0]], b=[[1, 0], [0, 1], [-1, 0]])
+    r = alignment_uniformity(e)
+    assert r["alignment a-b"] == 0.0
+    # pairwise squared distances: 2, 4, 2 → log(mean(exp(-2·d²))) = log((2e^-4 + e^-8)/3)
+    expected = torch.log((2 * torch.exp(torch.tensor(-4.0)) + torch.exp(torch.tensor(-8.0))) / 3).item()
+    assert r["uniformity a"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_mip_zero_shot_by_hand():
+    # c = a ⊙ b elementwise on ±1 codes: the MIP Σ a·b·c is maximal for the true c
+    a = torch.tensor([[1, 1, -1, -1], [1, -1, 1, -1], [-1, -1, 1, 1]], dtype=torch.float32) / 2
+    b = torch.tensor([[1, -1, 1, -1], [1, 1, 1, 1], [1, -1, -1, 1]], dtype=torch.float32) / 2
+    c = a * b * 2
+    e = Embedded({"a": a, "b": b, "c": c}, {}, raws={"c": [torch.tensor(i) for i in range(3)]})
+    assert mip_zero_shot(e, "c")["top1"] == 1.0
+    e.raws["c"] = [torch.tensor(0)] * 3                  # every candidate equal: still right
+    assert mip_zero_shot(e, "c")["top1"] == 1.0
+
+
+def test_linear_probe_and_unknown_task(tiny_model):
+    r = zoo.evaluate(tiny_model, "synthetic-pairs", task="linear_probe", dataset_options={"size": 200})
+    assert set(r) == {"accuracy (embeddings)", "accuracy (baseline: raw values)"}
+    assert 0.0 <= r["accuracy (embeddings)"] <= 1.0 and r["accuracy (baseline: raw values)"] > 0.9
+    with pytest.raises(zoo.UnknownNameError, match="retrieval"):
+        zoo.evaluate(tiny_model, "synthetic-pairs", task="retreival")
+
+
+def test_training_evaluates_keeps_best_and_draws(tmp_path):
+    over = {**QUICK, "run.epochs": 2, "run.eval_every": 4, "eval.tasks": ["retrieval", "alignment"],
+            "eval.best_metric": "retrieval/x->y R@1", "eval.options": {"retrieval": {"match": "label"}}}
+    result = train(QUICKSTART, overrides=over, run_dir=tmp_path)
+    rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval" in r]
+    assert [r["step"] for r in evals] == [4, 8, 12, 16]
+    assert evals[-1]["eval"]["retrieval/x->y R@1"] > evals[0]["eval"]["retrieval/x->y R@1"]
+    assert result.metrics["retrieval/x->y R@1"] == evals[-1]["eval"]["retrieval/x->y R@1"]
+    best = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert best["model"]["embed_dim"] == 32
+    for png in ("training.png", "similarity.png", "embeddings.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 5_000, png

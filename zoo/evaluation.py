@@ -1,0 +1,227 @@
+"""Evaluation: zero-shot classification, retrieval, linear probes, alignment and uniformity.
+
+    zoo.evaluate(model, "digits", task="zero_shot")          # {"top1": …, "top5": …}
+    zoo eval runs/digits-clip --dataset digits --task retrieval
+
+Every task embeds the evaluation split once with :func:`zoo.embed.embed_dataset`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import create_dataset
+from .embed import Embedded, embed_dataset
+from .errors import DataError, UnknownNameError
+
+TASKS = ("zero_shot", "retrieval", "linear_probe", "alignment")
+
+
+def evaluate(model, dataset, task: str = "zero_shot", *, split: str = "test", train_split: str = "train",
+             dataset_options: dict | None = None, batch_size: int = 256, **kw: Any) -> dict[str, float]:
+    """Evaluate ``model`` on a dataset (a registered name or a Dataset) for one task."""
+    if task not in TASKS:
+        raise UnknownNameError("evaluation task", task, TASKS)
+    ds = create_dataset(dataset, split=split, **(dataset_options or {})) if isinstance(dataset, str) else dataset
+    if task == "linear_probe":
+        train = kw.pop("train_dataset", None)
+        if train is None:
+            if not isinstance(dataset, str):
+                raise DataError("linear_probe on a Dataset object needs train_dataset=<the training split>.")
+            train = create_dataset(dataset, split=train_split, **(dataset_options or {}))
+        return linear_probe(model, train, ds, batch_size=batch_size, **kw)
+    fields = kw.pop("fields", None)
+    embedded = embed_dataset(model, ds, fields=fields, batch_size=batch_size, keep_raws=task == "zero_shot")
+    if task == "zero_shot":
+        return zero_shot(model, ds, embedded, **kw)
+    if task == "retrieval":
+        return retrieval(embedded, **kw)
+    return alignment_uniformity(embedded, **kw)
+
+
+def _label(embedded: Embedded, label: str | None) -> torch.Tensor:
+    if label is None:
+        if len(embedded.labels) != 1:
+            raise DataError(f"say which label to use (label=…); the dataset has {list(embedded.labels) or 'none'}.")
+        label = next(iter(embedded.labels))
+    if label not in embedded.labels:
+        raise UnknownNameError("label", label, embedded.labels)
+    return embedded.labels[label]
+
+
+def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
+    """``logits (N, C)``, ``y (N,)`` → ``{"top1": …, "top5": …}`` (k capped at C)."""
+    order = logits.argsort(dim=1, descending=True)                    # (N, C)
+    hit = order == y[:, None]
+    return {f"top{k}": hit[:, :min(k, logits.shape[1])].any(dim=1).float().mean().item() for k in ks}
+
+
+@torch.no_grad()
+def class_embeddings(model, class_names: list[str], prompts: list[str], tower: str) -> torch.Tensor:
+    """Each class's prompts embedded, averaged and re-normalised: ``(C, D)``."""
+    out = []
+    for name in class_names:
+        texts = [p.format(name) for p in prompts]
+        z = model.encode(tower, model.preprocess(tower, texts)).float().cpu().mean(0)
+        out.append(z / z.norm())
+    return torch.stack(out)
+
+
+def zero_shot(model, ds, embedded: Embedded, field: str | None = None, label: str | None = None,
+              target: str | None = None) -> dict[str, float]:
+    """Class prompts (CLIP) when the dataset has them and the model a text tower; else, for
+    three or more fields, Symile's multilinear-inner-product prediction of ``target``."""
+    text = [f for f, m in embedded.modalities.items() if m == "text"]
+    if getattr(ds, "class_names", None) and getattr(ds, "prompts", None) and text and target is None:
+        inputs = [f for f in embedded.emb if f not in text]
+        field = field or (inputs[0] if inputs else None)
+        if field is None:
+            raise DataError("zero_shot needs a non-text field to classify.")
+        tower = model.tower_for(text[0], "text")
+        classes = class_embeddings(model, list(ds.class_names), list(ds.prompts), tower)   # (C, D)
+        return topk_accuracy(embedded.emb[field] @ classes.T, _label(embedded, label))
+    if len(embedded.emb) >= 3:
+        return mip_zero_shot(embedded, target or next(iter(embedded.emb)))
+    raise DataError("zero_shot needs class names and prompts with a text tower, or ≥ 3 modalities (Symile).")
+
+
+def mip_zero_shot(embedded: Embedded, target: str) -> dict[str, float]:
+    """Predict ``target`` from the other fields by the multilinear inner product; a prediction
+    counts as right when the chosen candidate's raw value equals the true one."""
+    from .objectives.symile import mip_similarity
+    others = {f: z for f, z in embedded.emb.items() if f != target}
+    scores = mip_similarity(others, embedded.emb[target])               # (N, N): row i vs candidate j
+    pred = scores.argmax(dim=1)
+    raws = embedded.raws[target]
+    right = [_same(raws[int(p)], raws[i]) for i, p in enumerate(pred)]
+    return {"top1": float(np.mean(right)), "target": target, "candidates": len(raws)}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return bool(torch.equal(a, torch.as_tensor(b)))
+    return a == b
+
+
+def retrieval(embedded: Embedded, fields: tuple[str, str] | None = None, match: str = "index",
+              label: str | None = None) -> dict[str, float]:
+    """Recall@1/5/10 and mean/median rank in both directions for a field pair.
+
+    ``match="index"``: only the paired row is right; ``"label"``: any row of the same label.
+    """
+    a, b = fields or list(embedded.emb)[:2]
+    sim = embedded.emb[a] @ embedded.emb[b].T                           # (N, N)
+    if match == "label":
+        y = _label(embedded, label)
+        right = y[:, None] == y[None, :]
+    elif match == "index":
+        right = torch.eye(sim.shape[0], dtype=torch.bool)
+    else:
+        raise UnknownNameError("retrieval match", match, ("index", "label"))
+    out = {}
+    for name, s, r in ((f"{a}->{b}", sim, right), (f"{b}->{a}", sim.T, right.T)):
+        best = s.masked_fill(~r, float("-inf")).max(dim=1).values      # best right candidate per query
+        rank = 1 + (s > best[:, None]).sum(dim=1).float()               # (N,) 1-based
+        for k in (1, 5, 10):
+            out[f"{name} R@{k}"] = (rank <= k).float().mean().item()
+        out[f"{name} mean_rank"] = rank.mean().item()
+        out[f"{name} median_rank"] = rank.median().item()
+    return out
+
+
+def alignment_uniformity(embedded: Embedded, fields: tuple[str, str] | None = None) -> dict[str, float]:
+    """Wang & Isola's alignment (lower: positives closer) and uniformity (lower: more uniform)."""
+    from .objectives.align_uniform import alignment, uniformity
+    a, b = fields or list(embedded.emb)[:2]
+    za, zb = embedded.emb[a], embedded.emb[b]
+    return {f"alignment {a}-{b}": alignment(za, zb).item(), f"uniformity {a}": uniformity(za).item(),
+            f"uniformity {b}": uniformity(zb).item()}
+
+
+def linear_probe(model, train_ds, test_ds, field: str | None = None, label: str | None = None,
+                 target: str | None = None, batch_size: int = 256, baseline: bool = True) -> dict[str, float]:
+    """Logistic (labels) or ridge (float ``targets``) regression on frozen embeddings, fixed split;
+    with ``baseline`` also on the dataset's baseline features (raw pixels, fingerprints…)."""
+    fields = [field] if field else None
+    tr, te = (embed_dataset(model, d, fields=fields, batch_size=batch_size) for d in (train_ds, test_ds))
+    field = field or next(iter(tr.emb))
+    y_tr, y_te, kind = _probe_targets(train_ds, test_ds, tr, te, label, target)
+    out = {f"{kind} (embeddings)": _fit_probe(tr.emb[field].numpy(), y_tr, te.emb[field].numpy(), y_te, kind)}
+    if baseline:
+        feats = [baseline_features(d, field) for d in (train_ds, test_ds)]
+        if feats[0] is not None:
+            out[f"{kind} (baseline: {feats[0][1]})"] = _fit_probe(feats[0][0], y_tr, feats[1][0], y_te, kind)
+    return out
+
+
+def _probe_targets(train_ds, test_ds, tr: Embedded, te: Embedded, label, target):
+    targets = getattr(train_ds, "targets", None)
+    if target is not None or (targets and not tr.labels):
+        name = target or next(iter(targets))
+        return (np.asarray(train_ds.targets[name], dtype=np.float64), np.asarray(test_ds.targets[name], np.float64),
+                "r2")
+    return _label(tr, label).numpy(), _label(te, label).numpy(), "accuracy"
+
+
+def _fit_probe(x_tr, y_tr, x_te, y_te, kind: str) -> float:
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    if kind == "accuracy":
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    else:
+        clf = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    clf.fit(x_tr, y_tr)
+    return float(clf.score(x_te, y_te))
+
+
+def baseline_features(ds, field: str):
+    """``(features (N, F), name)``: the dataset's own ``baseline_features(field)`` (e.g. Morgan
+    fingerprints for molecules) or its raw tensors flattened (pixels); ``None`` if neither."""
+    if hasattr(ds, "baseline_features"):
+        return ds.baseline_features(field)
+    first = ds[0][field]
+    if not isinstance(first, torch.Tensor):
+        return None
+    return np.stack([ds[i][field].flatten().numpy() for i in range(len(ds))]), "raw values"
+
+
+def format_table(results: dict[str, Any]) -> str:
+    width = max((len(k) for k in results), default=0)
+    return "\n".join(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
+                     for k, v in results.items())
+
+
+def add_cli(sub) -> None:
+    s = sub.add_parser("eval", help="evaluate a run directory or a model name on a dataset")
+    s.add_argument("model", help="a run directory or a catalog name (local-dir:…, hf-hub:…, …)")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--task", default="zero_shot", choices=TASKS)
+    s.add_argument("--split", default="test")
+    s.add_argument("--out", help="also write the results as JSON here")
+    s.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> int:
+    import os
+
+    from .catalog import load
+    name = f"local-dir:{args.model}" if os.path.isdir(args.model) else args.model
+    results = evaluate(load(name), args.dataset, task=args.task, split=args.split)
+    print(format_table(results))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+def run_tasks(model, dataset, tasks: list[str], options: dict[str, dict] | None = None, **kw) -> dict[str, float]:
+    """Several tasks at once → ``{"task/metric": value}`` (numbers only), as the trainer logs them."""
+    out: dict[str, float] = {}
+    for task in tasks:
+        res = evaluate(model, dataset, task=task, **kw, **(options or {}).get(task, {}))
+        out.update({f"{task}/{k}": float(v) for k, v in res.items() if isinstance(v, (int, float))})
+    return out

@@ -1,0 +1,38 @@
+"""Optimizer and learning-rate schedule built from a recipe's ``[optim]``."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .errors import RecipeError
+from .model import ContrastiveModel
+from .recipes import Recipe
+
+
+def make_optimizer(model: ContrastiveModel, recipe: Recipe) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms, gains and the temperature (as open_clip)."""
+    o = recipe.optim
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.dim() < 2 or "logit_" in n or "norm" in n or "bn" in n else decay).append(p)
+    if not decay and not no_decay:
+        raise RecipeError("every parameter is frozen (model.freeze); nothing to train.")
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+
+
+def lr_lambda(recipe: Recipe, total: int):
+    o = recipe.optim
+
+    def f(step: int) -> float:
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        t = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
+        shape = 0.5 * (1 + math.cos(math.pi * t)) if o.schedule == "cosine" else 1 - t
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * shape
+
+    return f
