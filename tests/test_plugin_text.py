@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 import shutil
 from pathlib import Path
 
@@ -266,16 +267,23 @@ def test_hf_checkpoint_uses_the_saved_tokenizer(tmp_path):
 
 
 # -- open_clip -----------------------------------------------------------------------------------
-def test_open_clip_text_tower_matches_open_clip(tmp_path):
+def _open_clip_dir(path: Path):
+    """A tiny whole open_clip model saved as an open_clip ``local-dir`` (config + safetensors)."""
     import open_clip
     from safetensors.torch import save_file
     torch.manual_seed(0)
     cfg = {"embed_dim": 16, "text_cfg": TINY_OC_TEXT,
            "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16}}
     full = open_clip.create_model("ViT-B-32", **cfg).eval()
-    (tmp_path / "oc").mkdir()
-    (tmp_path / "oc" / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
-    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, tmp_path / "oc" / "open_clip_model.safetensors")
+    path.mkdir()
+    (path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, path / "open_clip_model.safetensors")
+    return full
+
+
+def test_open_clip_text_tower_matches_open_clip(tmp_path):
+    import open_clip
+    full = _open_clip_dir(tmp_path / "oc")
     enc = zoo.create_encoder("text", f"open_clip:local-dir:{tmp_path / 'oc'}").eval()
     tokens = enc.preprocess(TEXTS)
     assert tokens.shape == (3, 16) and enc.output_dim == 16
@@ -286,6 +294,19 @@ def test_open_clip_text_tower_matches_open_clip(tmp_path):
         zoo.create_encoder("text", "open_clip:ViT-B-32", pretrained="openai", embed_dim=8)
     with pytest.raises(UnknownNameError, match="open_clip architecture 'ViT-Q-99'"):
         zoo.create_encoder("text", "open_clip:ViT-Q-99")
+
+
+def test_open_clip_rebuilds_from_its_assets_when_the_dir_is_gone(tmp_path):
+    _open_clip_dir(tmp_path / "oc")
+    spec = {"encoder": f"open_clip:local-dir:{tmp_path / 'oc'}"}
+    model = zoo.create_model(towers={"text": spec}, embed_dim=8).eval()
+    model.save_pretrained(tmp_path / "ck")
+    shutil.rmtree(tmp_path / "oc")
+    assets = tmp_path / "ck" / "assets" / "text"
+    again = zoo.create_model(towers={"text": {**spec, "assets_dir": str(assets)}}, embed_dim=8).eval()
+    load_weights_strict(again, tmp_path / "ck" / "model.safetensors")
+    batch = again.preprocess("text", TEXTS)
+    torch.testing.assert_close(again.encode("text", batch), model.encode("text", batch), atol=1e-6, rtol=0)
 
 
 # -- augmentations ---------------------------------------------------------------------------------
@@ -414,9 +435,8 @@ def _losses(run_dir: Path) -> list[float]:
 class _Triplets(zoo.data.ZooDataset):
     """Synthetic NLI-like triplets: the positive shares 4 of the premise's 6 words, the negative 1."""
 
-    fields = {"premise": "text", "entail": "text", "contra": "text"}
-
     def __init__(self, split: str = "train", size: int = 256):
+        self.fields = {"premise": "text", "entail": "text", "contra": "text"}
         g = torch.Generator().manual_seed(0 if split == "train" else 1)
         self.rows = [torch.randint(300, (11,), generator=g).tolist() for _ in range(size)]
 
@@ -474,3 +494,12 @@ def test_simcse_pydoc_recipe_trains(tmp_path):
     assert len(losses) == 8 and losses[-1] < losses[0]
     loaded = zoo.load(f"local-dir:{tmp_path / 'run'}")
     assert loaded.scale().item() == pytest.approx(20.0, rel=1e-4)  # τ = 0.05 fixed
+
+
+def test_the_documented_sample_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "modalities" / "text.md").read_text("utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0].replace("/tmp/zoo-text", str(tmp_path / "ck"))
+    (tmp_path / "sample.py").write_text(code, "utf-8")
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(tmp_path / "sample.py"))
+    assert (tmp_path / "ck" / "assets" / "text" / "tokenizer_config.json").is_file()

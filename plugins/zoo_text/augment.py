@@ -12,7 +12,7 @@ whitespace-separated pieces of the text, re-joined with single spaces.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from zoo.errors import ShapeError
 
-from .modality import collate_text
+from .modality import texts_of
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -68,7 +68,7 @@ class BagOfWordsEncoder(nn.Module):
     def preprocess(self, raws: list[Any]) -> dict[str, Tensor]:
         """Texts → ``{"ids": (B, L) long}``, right-padded with 0; deterministic."""
         rows = [[bucket(t, self.num_buckets) for t in tokens_of(s, self.char_ngrams, self.word_ngrams)]
-                [:self.max_tokens] for s in collate_text(raws)]
+                [:self.max_tokens] for s in texts_of(raws)]
         ids = torch.zeros(len(rows), max([len(r) for r in rows], default=0) or 1, dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)

