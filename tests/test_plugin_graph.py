@@ -3,6 +3,7 @@ pair strategy, checkpoint round trip and the GraphCL recipe."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -76,14 +77,18 @@ def test_load_dict_forms():
         d.num_edges, 2)
 
 
+NO_EDGES = torch.zeros(2, 0, dtype=torch.long)
+
+
 @pytest.mark.parametrize("bad, match", [
-    (Data(x=torch.ones(3), edge_index=torch.zeros(2, 0, dtype=torch.long)), r"expected node features x of shape \(N, F\).*got \(3,\)"),
-    (Data(x=torch.ones(3, 2, dtype=torch.long), edge_index=torch.zeros(2, 0, dtype=torch.long)), "float dtype, got .*int64"),
-    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0, 1], [1, 3]])), r"node ids in \[0, 3\).*got ids from 0 to 3"),
+    (Data(x=torch.ones(3), edge_index=NO_EDGES), r"expected node features x of shape \(N, F\).*got \(3,\)"),
+    (Data(x=torch.ones(3, 2, dtype=torch.long), edge_index=NO_EDGES), "float dtype, got .*int64"),
+    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0, 1], [1, 3]])), r"node ids in \[0, 3\).*from 0 to 3"),
     (Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0, -1], [1, 0]])), r"in \[0, 3\).*from -1"),
-    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([0, 1, 2])), r"expected edge_index of shape \(2, E\).*got \(3,\)"),
-    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0.0], [1.0]])), r"dtype torch.long, got \(2, 1\) torch.float32"),
-    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0], [1]]), edge_attr=torch.ones(2, 1)), r"edge_attr with one row per edge \(1, …\), got \(2, 1\)"),
+    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([0, 1, 2])), r"edge_index of shape \(2, E\).*got \(3,\)"),
+    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0.0], [1.0]])), r"torch.long, got \(2, 1\) torch.float32"),
+    (Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0], [1]]), edge_attr=torch.ones(2, 1)),
+     r"edge_attr with one row per edge \(1, …\), got \(2, 1\)"),
 ])
 def test_load_rejects_bad_shapes(bad, match):
     with pytest.raises(ShapeError, match=match):
@@ -106,8 +111,7 @@ def test_collate_batches_graphs():
     assert isinstance(b, Batch) and b.num_graphs == 3 and b.x.shape == (12, F)
     assert b.batch.tolist() == [0] * 3 + [1] * 5 + [2] * 4
     with pytest.raises(DataError, match="same attributes"):
-        collate([ring_with_chords(3), Data(x=torch.ones(2, F), edge_index=torch.zeros(2, 0, dtype=torch.long),
-                                           edge_attr=torch.ones(0, 1))])
+        collate([ring_with_chords(3), Data(x=torch.ones(2, F), edge_index=NO_EDGES, edge_attr=torch.ones(0, 1))])
     with pytest.raises(DataError, match="same feature sizes"):
         collate([ring_with_chords(3), ring_with_chords(3, f=F + 1)])
 
@@ -150,7 +154,7 @@ def test_encoder_levels_and_nodes(name):
 def test_encoder_on_a_single_data_and_isolated_nodes():
     torch.manual_seed(0)
     enc = zoo.create_encoder("graph", "gin", in_dim=F, hidden=8, layers=2, out_dim=4).eval()
-    lone = Data(x=torch.randn(3, F), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    lone = Data(x=torch.randn(3, F), edge_index=NO_EDGES)
     assert enc(lone).shape == (1, 4)
     assert torch.allclose(enc(lone), enc(collate([lone])), atol=1e-6)
 
@@ -211,8 +215,8 @@ def test_node_drop_ratio():
     kept = [i for i in range(20) if any(torch.equal(d.x[i], r) for r in out.x)]
     assert len(kept) == 16                                        # surviving rows are original rows
     assert aug("node_drop", ratio=0.5)(d, gen(0)).num_nodes == 10
-    assert aug("node_drop", ratio=0.9)(Data(x=torch.ones(1, 2), edge_index=torch.zeros(2, 0, dtype=torch.long)),
-                                       gen(0)).num_nodes == 1   # never empty
+    lone = Data(x=torch.ones(1, 2), edge_index=NO_EDGES)
+    assert aug("node_drop", ratio=0.9)(lone, gen(0)).num_nodes == 1  # never empty
 
 
 def test_edge_perturb_ratio_and_symmetry():
@@ -339,3 +343,20 @@ def test_graphcl_recipe_trains(tmp_path):
     assert len(losses) == 10 and all(map(torch.isfinite, torch.tensor(losses)))
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     assert (result.run_dir / "model.safetensors").is_file()
+
+
+def test_docs_samples_run():
+    text = (ROOT / "docs" / "modalities" / "graph.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert blocks
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"graph.md block {i}", "exec"), {})
+
+
+def test_missing_extra_names_the_pip_extra(monkeypatch):
+    import sys
+
+    from zoo_graph._pyg import require
+    monkeypatch.setitem(sys.modules, "torch_geometric.fake_part", None)  # importing it raises ImportError
+    with pytest.raises(zoo.PluginError, match=r"pip install zoo\[graph\]"):
+        require("torch_geometric.fake_part")

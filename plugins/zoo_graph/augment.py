@@ -15,7 +15,8 @@ The helpers (edge keys, node subsets, region growing) are shared with the molecu
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,9 +24,11 @@ from torch import Tensor
 Augment = Callable[[Any, torch.Generator], Any]
 
 
-def check_ratio(name: str, ratio: float) -> float:
-    if not 0 <= ratio < 1:
-        raise ValueError(f"{name}: ratio must be in [0, 1) (a fraction of nodes or edges), got {ratio}.")
+def check_ratio(name: str, ratio: float, *, allow_all: bool = False) -> float:
+    """A fraction in ``[0, 1)``; ``[0, 1]`` with ``allow_all`` (masks, which remove nothing)."""
+    if not (0 <= ratio <= 1 if allow_all else 0 <= ratio < 1):
+        raise ValueError(f"{name}: ratio must be in [0, {'1]' if allow_all else '1)'} (a fraction of nodes or "
+                         f"edges), got {ratio}.")
     return float(ratio)
 
 
@@ -146,7 +149,7 @@ def add_random_edges(data: Any, k: int, g: torch.Generator, *, undirected: bool)
 
 
 def attr_mask(ratio: float = 0.2, fill: str = "mean") -> Augment:
-    check_ratio("attr_mask", ratio)
+    check_ratio("attr_mask", ratio, allow_all=True)
     if fill not in ("mean", "zero"):
         raise ValueError(f"attr_mask: fill must be 'mean' or 'zero', got {fill!r}.")
 

@@ -28,8 +28,8 @@ class GraphCLViews(TwoViews):
     def __init__(self, field: str | None = None, pool: list[dict] | None = None, **kw: Any):
         super().__init__(field=field, **kw)
         if not pool or not all(isinstance(p, dict) for p in pool):
-            raise RecipeError("pair strategy 'graphcl' needs pool = [{ name = \"node_drop\" }, { name = \"subgraph\" }, …] "
-                              "(the augmentations each view draws one of).")
+            raise RecipeError("pair strategy 'graphcl' needs pool = [{ name = \"node_drop\" }, "
+                              "{ name = \"subgraph\" }, …] (the augmentations each view draws one of).")
         self.pool_specs = [dict(p) for p in pool]
 
     def setup(self, dataset_fields: dict[str, str]) -> None:
