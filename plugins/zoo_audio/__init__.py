@@ -17,7 +17,7 @@ from .ast import ASTEncoder
 from .augment import AUGMENTATIONS
 from .cnn import CNNEncoder
 from .hf import HFAudioEncoder
-from .io import SAMPLE_RATE, collate_audio, load_audio  # noqa: F401
+from .io import SAMPLE_RATE, collate_audio, load_audio  # noqa: F401 - public API
 
 
 @hookimpl

@@ -8,7 +8,7 @@ the Fourier domain); the spectrogram-domain SpecAugment is the encoder option
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -30,7 +30,8 @@ class LogMel(nn.Module):
                  eps: float = 1e-6):
         super().__init__()
         if n_mels < 1 or hop_length < 1 or n_fft < 2:
-            raise ValueError(f"log-mel needs n_mels ≥ 1, hop_length ≥ 1 and n_fft ≥ 2; got {n_mels}, {hop_length}, {n_fft}.")
+            raise ValueError(f"log-mel needs n_mels ≥ 1, hop_length ≥ 1 and n_fft ≥ 2; "
+                             f"got {n_mels}, {hop_length}, {n_fft}.")
         if std <= 0:
             raise ValueError(f"log-mel std must be > 0, got {std}.")
         transforms = require("torchaudio.transforms")
@@ -65,9 +66,9 @@ class SpecAugment(nn.Module):
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2, time_width: int = 10):
         super().__init__()
-        if min(freq_masks, freq_width, time_masks, time_width) < 0:
-            raise ValueError("specaugment: mask counts and widths must be ≥ 0, got "
-                             f"{dict(freq_masks=freq_masks, freq_width=freq_width, time_masks=time_masks, time_width=time_width)}.")
+        given = {"freq_masks": freq_masks, "freq_width": freq_width, "time_masks": time_masks, "time_width": time_width}
+        if min(given.values()) < 0:
+            raise ValueError(f"specaugment: mask counts and widths must be ≥ 0, got {given}.")
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.time_masks, self.time_width = time_masks, time_width
 

@@ -6,7 +6,7 @@ motion stays coherent. ``make(**kw) -> apply(raw, generator) -> raw``.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
