@@ -161,6 +161,9 @@ def test_hf_local_checkpoint_matches_transformers(tmp_path):
         expected = ref(values).last_hidden_state.mean(dim=1)
         got = enc(collate_audio([wave]))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    fresh = zoo.create_encoder("audio", f"hf:{tmp_path / 'w2v'}", pretrained=False)  # architecture only
+    assert fresh.state_dict().keys() == enc.state_dict().keys()
+    assert not torch.equal(fresh.model.feature_projection.projection.weight, ref.feature_projection.projection.weight)
 
 
 def test_hf_masked_mean_ignores_padded_frames():
