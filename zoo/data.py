@@ -65,14 +65,19 @@ class Indexed(Dataset):
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):
-    """A seeded permutation per epoch that can start mid-epoch (exact resume, no saved iterator)."""
+    """A seeded permutation per epoch that can start mid-epoch (exact resume, no saved iterator).
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1):
-        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
+    With ``world > 1`` rank ``r`` takes rows ``r·b … (r+1)·b`` of every global batch of
+    ``world·b`` rows, so the ranks together see exactly the batches one process would see
+    with batch size ``world·b`` (and a run can resume at another world size).
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1, batch: int = 1):
+        self.n, self.seed, self.shuffle, self.rank, self.world, self.batch = n, seed, shuffle, rank, world, batch
         self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int, start_batch_index: int = 0, batch_size: int = 1) -> None:
-        self.epoch, self.start = epoch, start_batch_index * batch_size
+    def set_epoch(self, epoch: int, start_batch_index: int = 0) -> None:
+        self.epoch, self.start = epoch, start_batch_index * self.batch
 
     def order(self) -> list[int]:
         if self.shuffle:
@@ -80,11 +85,14 @@ class EpochSampler(torch.utils.data.Sampler[int]):
             idx = torch.randperm(self.n, generator=g).tolist()
         else:
             idx = list(range(self.n))
-        per_rank = self.n // self.world
-        return idx[self.rank * per_rank:(self.rank + 1) * per_rank]
+        if self.world == 1:
+            return idx
+        big, b, r = self.batch * self.world, self.batch, self.rank
+        return [i for k in range(self.n // big) for i in idx[k * big + r * b:k * big + (r + 1) * b]]
 
     def __iter__(self):
         return iter(self.order()[self.start:])
 
     def __len__(self) -> int:
-        return self.n // self.world - self.start
+        full = self.n if self.world == 1 else self.n // (self.batch * self.world) * self.batch
+        return max(0, full - self.start)

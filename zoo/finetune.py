@@ -38,3 +38,18 @@ def apply_freeze(model: ContrastiveModel, recipe: Recipe) -> None:
             if n in hits:
                 p.requires_grad_(False)
     model.logit_scale.requires_grad_(recipe.model.learn_logit_scale and model.logit_scale.requires_grad)
+
+
+def prepare_encoders(model: ContrastiveModel, run) -> None:
+    """``run.grad_checkpointing`` and ``run.compile`` applied to every tower's encoder."""
+    import logging
+    for key, tower in model.towers.items():
+        enc = tower.encoder
+        if run.grad_checkpointing:
+            if hasattr(enc, "set_grad_checkpointing"):
+                enc.set_grad_checkpointing(True)
+            else:
+                logging.getLogger("zoo.train").warning("tower %r (%s) has no gradient checkpointing; ignored",
+                                                       key, tower.config.encoder)
+        if run.compile:
+            enc.compile()  # in place: parameter names (and checkpoints) stay the same

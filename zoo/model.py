@@ -198,9 +198,20 @@ class ContrastiveModel(nn.Module):
             self._check(f"{modality}/{lv}", z, batch)
         return {lv: F.normalize(z, dim=-1) if normalize else z for lv, z in out.items()}
 
-    def forward(self, views: Mapping[str, tuple[str, Any]]) -> dict[str, Tensor]:
-        """``{view: (tower, batch)}`` → ``{view: (B, D)}``, normalised."""
-        return {name: self.encode(tower, batch) for name, (tower, batch) in views.items()}
+    def forward(self, views: Mapping[str, tuple[str, Any]],
+                levels: Mapping[str, Any] | None = None) -> dict[str, Tensor]:
+        """``{view: (tower, batch)}`` → ``{view: (B, D)}``, normalised; with ``levels={view: {level…}}``
+        also ``{"view/level": (B, D)}`` from the encoder's ``forward_levels``."""
+        out = {}
+        for name, (tower, batch) in views.items():
+            wanted = (levels or {}).get(name)
+            if not wanted:
+                out[name] = self.encode(tower, batch)
+                continue
+            per_level = self.encode_levels(tower, batch)
+            out[name] = per_level.pop("final")
+            out.update({f"{name}/{lv}": z for lv, z in per_level.items() if lv in wanted})
+        return out
 
     def _check(self, where: str, z: Tensor, batch: Any) -> None:
         n = batch_size(batch)

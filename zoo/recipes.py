@@ -37,7 +37,7 @@ class DataSection:
     options: dict = field(default_factory=dict)
     split: str = "train"
     eval_split: str = "test"
-    batch_size: int = 64
+    batch_size: int = 64              # the global batch: split evenly across torchrun ranks
     num_workers: int = 0
     shuffle: bool = True
     drop_last: bool = True
@@ -82,6 +82,10 @@ class RunSection:
     eval_every: int = 0               # steps; 0 = at the end only (if [eval] has tasks)
     progress: bool = True
     deterministic: bool = False
+    grad_cache_chunk: int = 0         # > 0: GradCache with chunks of this many rows (memory-bounded big batches)
+    compile: bool = False             # torch.compile each encoder
+    grad_checkpointing: bool = False  # activation checkpointing in encoders that support it
+    fsdp: bool = False                # FSDP instead of DDP under torchrun
 
 
 @dataclass
@@ -233,7 +237,7 @@ def _tname_hint(hint) -> str:
 _CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16")}
 _POSITIVE = ("model.embed_dim", "data.batch_size", "optim.lr", "run.log_every", "run.keep_checkpoints")
 _NON_NEGATIVE = ("data.num_workers", "optim.weight_decay", "optim.warmup_steps", "optim.grad_clip", "run.epochs",
-                 "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio")
+                 "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio", "run.grad_cache_chunk")
 
 
 def _get(recipe: Recipe, key: str) -> Any:

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
 import signal
 import threading
@@ -25,8 +26,10 @@ from tqdm.auto import tqdm
 from .batching import Batch, Collator
 from .checkpoint import complete_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import EpochSampler, Indexed, create_dataset
+from .distributed import barrier, gather_all, init_distributed, wrap
+from .gradcache import grad_cache_backward
 from .errors import DataError, RecipeError, ZooError
-from .finetune import apply_freeze, build_model
+from .finetune import apply_freeze, build_model, prepare_encoders
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
@@ -61,6 +64,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class _Encode(torch.nn.Module):
+    """What DDP wraps: encodes the views and reads the temperature inside ``forward``."""
+
+    def __init__(self, model: ContrastiveModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, views, levels):
+        out = self.model(views, levels=levels)
+        out["__scale__"] = self.model.scale().reshape(1)
+        if self.model.logit_bias is not None:
+            out["__bias__"] = self.model.logit_bias.reshape(1)
+        return out
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = False,
                  progress: bool | None = None):
@@ -68,12 +86,20 @@ class Trainer:
         name = r.name or (Path(recipe.path).stem if recipe.path else "run")
         self.run_dir = Path(run_dir) if run_dir else Path(r.output_dir) / name
         self.progress = r.progress if progress is None else progress
-        seed_everything(r.seed)
+        self.device = pick_device(r.device)
+        self.dist = init_distributed(self.device.type)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        seed_everything(r.seed + self.dist.rank)
         if r.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.device = pick_device(r.device)
         self.model = build_model(recipe).to(self.device).train()
         apply_freeze(self.model, recipe)
+        prepare_encoders(self.model, r)
+        self.wrapped = wrap(_Encode(self.model), self.dist, self.device, fsdp=r.fsdp)
+        if r.grad_cache_chunk and r.fsdp:
+            raise RecipeError("run.grad_cache_chunk with run.fsdp is not supported; use DDP (fsdp = false).")
         self.objective = call_factory(f"objective {recipe.objective.name!r}", _objective_factory(recipe),
                                       **recipe.objective.options).to(self.device)
         self.loader, self.sampler, self.collator = self._make_loader()
@@ -100,8 +126,13 @@ class Trainer:
                                 registry().get("pair_strategies", self.recipe.pairs.strategy).factory,
                                 **self.recipe.pairs.options)
         collator = Collator(self.model, strategy, dataset, r.seed)
-        sampler = EpochSampler(len(dataset), r.seed, shuffle=d.shuffle)
-        loader = DataLoader(Indexed(dataset), batch_size=d.batch_size, sampler=sampler, collate_fn=collator,
+        if d.batch_size % self.dist.world:
+            raise RecipeError(f"data.batch_size = {d.batch_size} (the global batch) must be divisible by the "
+                              f"number of processes ({self.dist.world}).")
+        per_rank = d.batch_size // self.dist.world
+        sampler = EpochSampler(len(dataset), r.seed, shuffle=d.shuffle, rank=self.dist.rank, world=self.dist.world,
+                               batch=per_rank)
+        loader = DataLoader(Indexed(dataset), batch_size=per_rank, sampler=sampler, collate_fn=collator,
                             num_workers=d.num_workers, drop_last=d.drop_last, pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(r.seed))  # keeps the global RNG untouched
         if len(loader) == 0:
@@ -112,7 +143,7 @@ class Trainer:
     def batches(self):
         """Yield ``(epoch, batch)`` from the current position to the end of training."""
         while self.step < self.total_steps:
-            self.sampler.set_epoch(self.epoch, self.batch_in_epoch, self.recipe.data.batch_size)
+            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
             self.collator.epoch = self.epoch
             if hasattr(self.dataset, "set_epoch"):  # e.g. captions re-drawn per epoch
                 self.dataset.set_epoch(self.epoch)
@@ -123,36 +154,48 @@ class Trainer:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
     # -- one step ----------------------------------------------------------------------------
-    def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """``{view: (B, D)}`` plus ``{"view/level": (B, D)}`` for levels the objective asks for."""
-        wanted = set(getattr(self.objective, "required_views", ()) or ())
-        out = {}
-        for view, (tower, data) in batch.views.items():
-            levels = {k.split("/", 1)[1] for k in wanted if k.startswith(view + "/")}
-            if levels:
-                per_level = self.model.encode_levels(tower, data)
-                out[view] = per_level.pop("final")
-                out.update({f"{view}/{lv}": z for lv, z in per_level.items() if lv in levels})
-            else:
-                out[view] = self.model.encode(tower, data)
-        return out
+    def encode(self, views) -> dict[str, torch.Tensor]:
+        """``{view: (b, D)}`` plus ``{"view/level": (b, D)}`` for the levels the objective asks for,
+        and ``"__scale__"``/``"__bias__"`` (read inside the DDP forward, as DDP requires)."""
+        wanted = getattr(self.objective, "required_views", ()) or ()
+        levels = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in views}
+        return self.wrapped(views, levels)
 
-    def loss(self, batch: Batch) -> torch.Tensor:
-        emb = self.embed(batch)
-        labels = move_to(batch.labels, self.device)
-        mask = move_to(batch.mask, self.device)
-        return self.objective(emb, logit_scale=self.model.scale(), logit_bias=self.model.logit_bias,
+    def objective_loss(self, emb: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
+        """The objective on the global batch (embeddings all-gathered with gradients under torchrun)."""
+        emb = dict(emb)
+        scale, bias = emb.pop("__scale__"), emb.pop("__bias__", None)
+        labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
+        if self.dist.enabled:
+            emb, labels, mask = gather_all(emb, labels, mask)
+        return self.objective(emb, logit_scale=scale.reshape(()), logit_bias=None if bias is None else bias.reshape(()),
                               labels=labels or None, mask=mask)
 
-    def train_step(self, batch: Batch) -> float:
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return self.objective_loss(self.encode(batch.views), batch)
+
+    def forward_backward(self, batch: Batch) -> torch.Tensor:
+        """Loss and gradients for one batch: directly, or through GradCache's chunks."""
+        chunk = self.recipe.run.grad_cache_chunk
         with self._autocast():
-            loss = self.loss(batch)
+            if not chunk or chunk >= batch.size:
+                loss = self.loss(batch)
+                self._check_finite(loss)
+                loss.backward()
+                return loss.detach()
+            return grad_cache_backward(self.encode, batch.views, lambda emb: self._check_finite(
+                self.objective_loss(emb, batch)), chunk, self.device)
+
+    def _check_finite(self, loss: torch.Tensor) -> torch.Tensor:
         if not torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(f"step {self.step}: objective {self.recipe.objective.name!r} returned "
                                      f"{loss.item()}; the weights were not updated. Lower optim.lr, set "
                                      f"optim.grad_clip, or check the data.")
-        loss.backward()
+        return loss
+
+    def train_step(self, batch: Batch) -> float:
+        loss = self.forward_backward(batch)
         if self.recipe.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
         self.optimizer.step()
@@ -174,14 +217,17 @@ class Trainer:
             return self._fit()
 
     def _fit(self) -> TrainResult:
+        main = self.dist.main
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        metrics_path = self.run_dir / "metrics.jsonl" if main else Path(os.devnull)
+        if main:
+            _truncate_metrics(metrics_path, self.step)
         log.info("training %s for %d steps (%d per epoch) on %s → %s", self.recipe.data.dataset,
                  self.total_steps, self.steps_per_epoch, self.device, self.run_dir)
-        self._bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
+        self._bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and main),
                          desc=self.run_dir.name, unit="step", dynamic_ncols=True)
         self._window, self._last = (time.perf_counter(), 0), {}
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as self._metrics:
+        with open(metrics_path, "a", encoding="utf-8") as self._metrics:
             for batch in self.batches():
                 loss = self.train_step(batch)
                 self.step, self.batch_in_epoch = self.step + 1, self.batch_in_epoch + 1
@@ -228,7 +274,7 @@ class Trainer:
     def run_eval(self) -> dict[str, float]:
         """Evaluate on the eval split (``[eval]``), log it, and keep the best checkpoint."""
         e = self.recipe.eval
-        if not e.tasks:
+        if not e.tasks or not self.dist.main:
             return {}
         from .evaluation import format_table, run_tasks
         results = run_tasks(self.model, self.eval_dataset(), e.tasks, e.options)
@@ -256,6 +302,8 @@ class Trainer:
 
     def _finish(self, evaluation: dict[str, float]) -> TrainResult:
         self.save_checkpoint()
+        if not self.dist.main:
+            return TrainResult(self.run_dir, {"steps": self.step, "rank": self.dist.rank}, self.model)
         last = self._last
         metrics = {"final_loss": last.get("loss"), "steps": self.step, "samples_per_s": last.get("samples_per_s"),
                    **evaluation}
@@ -272,6 +320,14 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
+        """Rank 0 writes; every rank waits for it (the others must not run ahead of a checkpoint)."""
+        path = self.ckpt_root / f"step-{self.step:08d}"
+        if self.dist.main:
+            path = self._write_checkpoint()
+        barrier(self.dist)
+        return path
+
+    def _write_checkpoint(self) -> Path:
         training = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "rng": rng_state()}
         meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,

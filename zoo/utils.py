@@ -94,3 +94,18 @@ def fsync_dir(path: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def slice_batch(batch: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a batch: tensors, dicts/lists of them, PyG batches, lists of raws."""
+    if isinstance(batch, torch.Tensor):
+        return batch[start:stop]
+    if hasattr(batch, "num_graphs") and hasattr(batch, "index_select"):
+        return type(batch).from_data_list(batch.index_select(slice(start, stop)))
+    if isinstance(batch, Mapping):
+        n = batch_size(batch)
+        return {k: slice_batch(v, start, stop) if batch_size(v) == n else v for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return batch[start:stop]
+    raise TypeError(f"cannot split a batch of type {type(batch).__name__} into chunks; "
+                    f"GradCache needs tensors, dicts of tensors, lists or PyG batches.")

@@ -1,0 +1,70 @@
+"""Two CPU processes (gloo, torchrun) give the single-process loss and gradients."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import zoo
+from zoo.data import EpochSampler
+
+HERE = Path(__file__).resolve().parent
+QUICKSTART = HERE.parent / "recipes" / "quickstart.toml"
+
+
+def _torchrun(args: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+
+
+def test_objectives_on_gathered_embeddings_equal_single_process(tmp_path):
+    _torchrun([str(HERE / "dist_worker.py"), str(tmp_path / "out.json")], tmp_path)
+    results = json.loads((tmp_path / "out.json").read_text())
+    for name, (views, kw) in {"clip": (2, {}), "siglip": (2, {}), "symile": (3, {"negative_sampling": "n_squared"})}.items():
+        g = torch.Generator().manual_seed(0)
+        full = [torch.nn.functional.normalize(torch.randn(16, 8, generator=g, dtype=torch.float64), dim=-1)
+                .requires_grad_(True) for _ in range(views)]
+        scale = torch.tensor(10.0, dtype=torch.float64, requires_grad=True)
+        bias = torch.tensor(-5.0, dtype=torch.float64, requires_grad=True)
+        loss = zoo.create_objective(name, **kw)({f"v{i}": x for i, x in enumerate(full)}, logit_scale=scale,
+                                                logit_bias=bias)
+        loss.backward()
+        got = results[name]
+        assert got["loss"] == pytest.approx(loss.item(), abs=1e-6), name
+        for x, gr in zip(full, got["grads"]):
+            torch.testing.assert_close(torch.tensor(gr, dtype=torch.float64), x.grad, atol=1e-6, rtol=0)
+        assert got["scale_grad"] == pytest.approx(scale.grad.item(), abs=1e-6)
+        if bias.grad is not None:
+            assert got["bias_grad"] == pytest.approx(bias.grad.item(), abs=1e-6)
+
+
+def test_torchrun_training_matches_one_process_on_the_global_batch(tmp_path):
+    sets = ["run.epochs=1", "run.log_every=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
+            "run.checkpoint_every=2"]
+    _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "ddp"),
+               *[f"--set={s}" for s in sets]], tmp_path)
+    single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
+    a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(single.run_dir / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
+    la = [json.loads(x)["loss"] for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x)["loss"] for x in (single.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert la == pytest.approx(lb, abs=1e-5)
+    # a checkpoint written by 2 ranks resumes in one process at the same step
+    t = zoo.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, sets), run_dir=tmp_path / "ddp", resume=True)
+    assert t.step == 4
+
+
+def test_ranks_see_the_single_process_batches():
+    one = EpochSampler(40, seed=3, world=1, batch=8).order()
+    ranks = [EpochSampler(40, seed=3, rank=r, world=2, batch=4).order() for r in range(2)]
+    for k in range(5):
+        assert ranks[0][4 * k:4 * k + 4] + ranks[1][4 * k:4 * k + 4] == one[8 * k:8 * k + 8]
