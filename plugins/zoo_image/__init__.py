@@ -1,0 +1,54 @@
+"""zoo's ``image`` modality plugin (extra ``image``: torchvision, timm, open_clip, Pillow).
+
+- modality ``image``: raw = float32 ``(C, H, W)`` in [0, 1]; ``load`` reads paths, bytes, PIL
+  images, numpy arrays and tensors (:mod:`zoo_image.io`); ``collate`` stacks same-size raws.
+- encoders ``mlp`` (:mod:`zoo_image.mlp`), ``timm:<model>`` (:mod:`zoo_image.timm_encoder`),
+  ``open_clip:<arch>`` (:mod:`zoo_image.open_clip_encoder`), each with ``preprocess(raws)`` and
+  ``preprocess_config()`` (:mod:`zoo_image.preprocess`).
+- augmentations (:mod:`zoo_image.augment`), deterministic under the generator passed in.
+
+timm and open_clip are imported only when such an encoder is built.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from zoo import hookimpl
+
+from .augment import AUGMENTATIONS
+from .io import collate_images, load_image
+from .mlp import MLPImageEncoder
+
+__all__ = ["MLPImageEncoder", "build_open_clip", "build_timm", "collate_images", "load_image"]
+
+
+def build_timm(variant: str, **kw: Any):
+    """``timm:<variant>`` → :class:`zoo_image.timm_encoder.TimmEncoder`."""
+    from .timm_encoder import TimmEncoder
+    return TimmEncoder(variant, **kw)
+
+
+def build_open_clip(arch: str, **kw: Any):
+    """``open_clip:<arch>`` → :class:`zoo_image.open_clip_encoder.OpenCLIPVisionEncoder`."""
+    from .open_clip_encoder import OpenCLIPVisionEncoder
+    return OpenCLIPVisionEncoder(arch, **kw)
+
+
+@hookimpl
+def zoo_register_modalities(register):
+    register("image", load=load_image, collate=collate_images, extra="image",
+             description="images: float32 (C, H, W) in [0, 1] from paths, PIL, numpy (H, W[, C]) or tensors")
+
+
+@hookimpl
+def zoo_register_encoders(register):
+    register("image", "mlp", MLPImageEncoder, description="flatten (C, H, W) → MLP, levels layer1…; 8×8 digits")
+    register("image", "timm", build_timm, description="any timm backbone, pooled features: timm:<model name>")
+    register("image", "open_clip", build_open_clip,
+             description="vision tower of an open_clip model: open_clip:<arch> (or custom + vision_cfg)")
+
+
+@hookimpl
+def zoo_register_augmentations(register):
+    for name, (make, description) in AUGMENTATIONS.items():
+        register("image", name, make, description=description)

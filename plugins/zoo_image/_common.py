@@ -1,0 +1,41 @@
+"""Helpers shared by the image plugin's modules: optional imports and small argument checks."""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from types import ModuleType
+
+from zoo.errors import PluginError
+
+
+def require(module: str, what: str) -> ModuleType:
+    """Import an optional dependency of the ``image`` extra, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise PluginError(f"{what} needs the package {module.split('.')[0]!r}, which is not installed ({exc}). "
+                          f"Install the image extra: pip install 'zoo[image]'.") from exc
+
+
+def pair(value: int | Sequence[int] | None, name: str) -> tuple[int, int] | None:
+    """``224`` or ``[224, 224]`` → ``(224, 224)``; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    hw = (value, value) if isinstance(value, int) else tuple(value)
+    if len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
+        raise ValueError(f"{name} must be a positive int or [height, width], got {value!r}.")
+    return hw  # type: ignore[return-value]
+
+
+def check_probability(p: float, name: str = "p") -> float:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p}.")
+    return float(p)
+
+
+def check_range(value: Sequence[float], name: str, low: float = 0.0, high: float = float("inf")) -> tuple[float, float]:
+    """A ``[min, max]`` pair with ``low ≤ min ≤ max ≤ high``."""
+    lo_hi = tuple(float(v) for v in value)
+    if len(lo_hi) != 2 or not low <= lo_hi[0] <= lo_hi[1] <= high:
+        raise ValueError(f"{name} must be [min, max] with {low} ≤ min ≤ max ≤ {high}, got {list(value)}.")
+    return lo_hi  # type: ignore[return-value]

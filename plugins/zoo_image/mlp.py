@@ -1,0 +1,67 @@
+"""``image/mlp``: flatten ``(C, H, W)`` → MLP. Small and fast; made for 8×8 digits.
+
+    enc = zoo.create_encoder("image", "mlp", in_shape=[1, 8, 8], hidden=128, out_dim=64)
+    z = enc(enc.preprocess(raws))           # (B, 64)
+    enc.forward_levels(batch)               # {"layer1": (B, 128), "final": (B, 64)}
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from zoo.errors import ShapeError
+
+from .preprocess import ImagePreprocess
+
+
+class MLPImageEncoder(nn.Module):
+    """``(B, C, H, W) -> (B, out_dim)``; each hidden layer is a level ``layer1``, ``layer2``…
+
+    ``layers`` counts linear layers (``layers - 1`` hidden ones of width ``hidden``, each
+    Linear → GELU → Dropout). ``preprocess`` brings raws to ``in_shape`` (channels and size)
+    and normalises with ``mean``/``std`` (default: identity, raws stay in [0, 1]).
+    """
+
+    def __init__(self, in_shape: Sequence[int] = (1, 8, 8), hidden: int = 128, out_dim: int = 128,
+                 layers: int = 2, dropout: float = 0.0, mean: float | Sequence[float] = 0.0,
+                 std: float | Sequence[float] = 1.0, interpolation: str = "bilinear"):
+        super().__init__()
+        if len(in_shape) != 3 or not all(isinstance(s, int) and s > 0 for s in in_shape):
+            raise ValueError(f"in_shape must be [channels, height, width] of positive ints, got {list(in_shape)}.")
+        if layers < 1 or hidden < 1 or out_dim < 1:
+            raise ValueError(f"layers, hidden and out_dim must be ≥ 1, got {layers}, {hidden}, {out_dim}.")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        self.in_shape = tuple(in_shape)
+        c, h, w = self.in_shape
+        dims = [c * h * w] + [hidden] * (layers - 1) + [out_dim]
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(a, b), nn.GELU(), nn.Dropout(dropout)) if i < layers - 1 else nn.Linear(a, b)
+            for i, (a, b) in enumerate(itertools.pairwise(dims)))
+        self.output_dim = out_dim
+        self.level_dims = {f"layer{i + 1}": hidden for i in range(layers - 1)}
+        self.preprocessor = ImagePreprocess(image_size=(h, w), channels=c, mean=mean, std=std,
+                                            interpolation=interpolation)
+
+    def forward_levels(self, x: Tensor) -> dict[str, Tensor]:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.in_shape:
+            raise ShapeError(f"image/mlp: expected a batch (B, {', '.join(map(str, self.in_shape))}), got "
+                             f"{tuple(x.shape)}. Use encoder.preprocess(raws) or set in_shape.")
+        x = x.flatten(1)  # (B, C·H·W)
+        out = {}
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            out[f"layer{i + 1}" if i < len(self.blocks) - 1 else "final"] = x
+        return out  # {"layer<i>": (B, hidden), "final": (B, out_dim)}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_levels(x)["final"]  # (B, out_dim)
+
+    def preprocess(self, raws: Sequence[Any]) -> Tensor:
+        return self.preprocessor(raws)  # (B, C, H, W)
+
+    def preprocess_config(self) -> dict[str, Any]:
+        return self.preprocessor.to_dict()
