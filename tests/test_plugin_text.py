@@ -244,13 +244,6 @@ def test_hf_from_a_dir_rebuilds_from_its_assets_when_the_dir_is_gone(tmp_path):
         torch.testing.assert_close(enc(batch), model.towers["text"].encoder(batch), atol=1e-6, rtol=0)
 
 
-def _core_passes_assets() -> bool:
-    import inspect
-    return "assets_dir" in inspect.signature(zoo.model.create_encoder).parameters
-
-
-@pytest.mark.xfail(not _core_passes_assets(), strict=True, raises=zoo.PluginError,
-                   reason="needs the core to pass assets_dir=<ckpt>/assets/<tower> to encoder builds in load_local")
 def test_zoo_load_of_an_hf_tower_whose_source_dir_is_gone(tmp_path):
     torch.manual_seed(0)
     src = _hf_source_dir(tmp_path / "src")

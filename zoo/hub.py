@@ -135,7 +135,7 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
     from .model import ContrastiveModel, ModelConfig
     directory = Path(directory)
     config = read_config(directory)
-    model = ContrastiveModel(ModelConfig.from_dict(config["model"]))
+    model = ContrastiveModel(ModelConfig.from_dict(config["model"]), assets_dir=directory / "assets")
     for key, tower in model.towers.items():
         assets = directory / "assets" / key
         if assets.is_dir() and hasattr(tower.encoder, "load_assets"):

@@ -10,7 +10,9 @@ gives two towers of one modality. Keys of a tower spec other than ``encoder``, `
 """
 from __future__ import annotations
 
+import inspect
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -67,10 +69,16 @@ class ModelConfig:
         return cls(**d)
 
 
-def create_encoder(modality: str, name: str, **kw: Any) -> nn.Module:
-    """Build a registered encoder: ``batch -> (B, D_enc)`` with attribute ``output_dim``."""
+def create_encoder(modality: str, name: str, *, assets_dir: str | None = None, **kw: Any) -> nn.Module:
+    """Build a registered encoder: ``batch -> (B, D_enc)`` with attribute ``output_dim``.
+
+    ``assets_dir`` (a checkpoint's ``assets/<tower>``) is handed to builders that declare such a
+    parameter, so towers built from a path or a Hub name rebuild offline from their saved files.
+    """
     entry = registry().get("encoders", name, modality)
     what = f"encoder {modality}/{name}"
+    if assets_dir is not None and "assets_dir" in inspect.signature(entry.factory).parameters:
+        kw["assets_dir"] = str(assets_dir)
     if entry.name != name:  # family lookup: "timm:resnet18" -> build("resnet18", **kw)
         enc = call_factory(what, entry.factory, name.split(":", 1)[1], **kw)
     else:
@@ -97,10 +105,10 @@ def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
 class Tower(nn.Module):
     """Encoder followed by a projection to the shared embedding size."""
 
-    def __init__(self, config: TowerConfig, embed_dim: int):
+    def __init__(self, config: TowerConfig, embed_dim: int, assets_dir: str | None = None):
         super().__init__()
         self.config = config
-        self.encoder = create_encoder(config.modality, config.encoder, **config.encoder_kwargs)
+        self.encoder = create_encoder(config.modality, config.encoder, assets_dir=assets_dir, **config.encoder_kwargs)
         self.projection = make_projection(config.projection, self.encoder.output_dim, embed_dim)
         level_dims = getattr(self.encoder, "level_dims", {}) or {}
         unknown = [lv for lv in config.levels if lv not in level_dims]
@@ -134,14 +142,16 @@ class Tower(nn.Module):
 class ContrastiveModel(nn.Module):
     """Towers + ``logit_scale`` (log space, as CLIP) + optional ``logit_bias`` (SigLIP)."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, assets_dir: str | os.PathLike | None = None):
         super().__init__()
         if config.embed_dim <= 0:
             raise RecipeError(f"embed_dim must be positive, got {config.embed_dim}.")
         if not config.towers:
             raise RecipeError("a model needs at least one tower: towers={modality: {'encoder': name}}.")
         self.config = config
-        self.towers = nn.ModuleDict({k: Tower(c, config.embed_dim) for k, c in config.towers.items()})
+        assets = {k: os.path.join(assets_dir, k) for k in config.towers
+                  if assets_dir is not None and os.path.isdir(os.path.join(assets_dir, k))}
+        self.towers = nn.ModuleDict({k: Tower(c, config.embed_dim, assets.get(k)) for k, c in config.towers.items()})
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale)))
         self.logit_bias = nn.Parameter(torch.tensor(float(config.logit_bias))) if config.logit_bias is not None else None
         self.source = "random init"  # where the weights came from; set by loaders
