@@ -72,24 +72,27 @@ def clip_products_blocked(sa: Tensor, a: Tensor, b: Tensor, lse_rows: Tensor, ls
 
 # ---------------------------------------------------------------- SigLIP (sigmoid per pair)
 
-def siglip_softplus_blocked(sa: Tensor, b: Tensor, bias: Tensor, chunk: int) -> Tensor:
-    """``Σ_ij softplus(L_ij + bias)`` streaming over ``(N, chunk)`` blocks."""
-    total = sa.new_zeros(())
-    for cols in column_blocks(sa.shape[0], chunk):
-        block = torch.addmm(bias, sa, b[cols].T)  # (N, c)
-        total += softplus_sum(block)
-    return total
+def siglip_rows_per_block(n: int, chunk: int | None) -> int:
+    """``chunk`` rows, or by default enough for a ~16 MiB block (at least 256 rows, for fast GEMMs)."""
+    return min(n, chunk or max(256, _SLAB_ELEMENTS // max(n, 1)))
 
 
-def siglip_products_blocked(sa: Tensor, a: Tensor, b: Tensor, bias: Tensor,
-                            chunk: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``(G·b, Gᵀ·a, ΣG)`` for ``G = σ(L + bias)``, block by block."""
-    gb = torch.zeros_like(b)  # (N, D)
-    gta = torch.empty_like(a)  # (N, D)
-    g_sum = sa.new_zeros(())
-    for cols in column_blocks(sa.shape[0], chunk):
-        g = torch.addmm(bias, sa, b[cols].T).sigmoid_()  # (N, c)
-        gb.addmm_(g, b[cols])
-        gta[cols] = g.T @ a  # (c, D)
-        g_sum += g.sum()
-    return gb, gta, g_sum
+def siglip_blocked(sa: Tensor, a: Tensor, b: Tensor, bias: Tensor, rows_per_block: int,
+                   with_grads: bool) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+    """``Σ softplus(Z)`` and, if ``with_grads``, ``(G·b, Gᵀ·a, ΣG)`` for ``G = σ(Z)``, ``Z = sa·bᵀ + bias``.
+
+    One pass over row blocks ``Z[rows, :]``: each block's sigmoid is used for both products while it
+    is still in cache, and no ``(N, N)`` matrix is ever allocated.
+    """
+    total, g_sum = sa.new_zeros(()), sa.new_zeros(())
+    gb = torch.empty_like(b) if with_grads else None  # (N, D)
+    gta = torch.zeros_like(a) if with_grads else None  # (N, D)
+    for rows in column_blocks(sa.shape[0], rows_per_block):
+        z = torch.addmm(bias, sa[rows], b.T)  # (k, N)
+        total += softplus_sum(z)
+        if with_grads:
+            g = z.sigmoid_()
+            torch.mm(g, b, out=gb[rows])
+            gta.addmm_(g.T, a[rows])
+            g_sum += g.sum()
+    return total, gb, gta, g_sum

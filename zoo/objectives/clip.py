@@ -31,24 +31,27 @@ def check_chunk_size(chunk_size: int | None) -> int | None:
     return chunk_size
 
 
-def _dense_exp(sa: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    """``E = exp(L − max L)`` in place of ``L = sa·bᵀ``, its max, row sums and column sums.
-
-    ``None`` when some row or column of ``E`` underflows (a row far below the global max), where
-    one shared shift is not exact; the caller then uses the stable streaming path.
-    """
+def _dense_exp(sa: Tensor, b: Tensor, top: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``E = exp(L − top)`` in place of ``L = sa·bᵀ`` (``top`` defaults to ``max L``), its row and column sums."""
     e = sa @ b.T  # (N, N) logits, overwritten by E below
-    top = e.max()
+    top = e.max() if top is None else top
     row_sums = e.new_empty(e.shape[0])  # (N,)
     col_sums = e.new_zeros(e.shape[1])  # (N,)
     for rows in row_slabs(*e.shape):  # fused passes over cache-sized slabs
         slab = e[rows].sub_(top).exp_()
         row_sums[rows] = slab.sum(dim=1)
         col_sums += slab.sum(dim=0)
-    safe = torch.finfo(e.dtype).tiny ** 0.5  # lost terms are < N·tiny, i.e. far below the sum's ulp
-    if min(row_sums.min().item(), col_sums.min().item()) < safe:
-        return None
     return e, top, row_sums, col_sums
+
+
+def _underflows(row_sums: Tensor, col_sums: Tensor) -> bool:
+    """True when a row or column of ``E`` lies so far below the shared shift that it lost digits.
+
+    Then one shift is not exact (the caller takes the stable streaming path); otherwise every lost
+    term is below ``N·tiny``, far below the ulp of a sum ``>= sqrt(tiny)``.
+    """
+    safe = torch.finfo(row_sums.dtype).tiny ** 0.5
+    return min(row_sums.min().item(), col_sums.min().item()) < safe
 
 
 def _dense_products(e: Tensor, row_sums: Tensor, col_sums: Tensor, a: Tensor,
@@ -87,27 +90,30 @@ class _ClipFunction(torch.autograd.Function):
     def forward(ctx, a, b, scale, eps, chunk):
         sa = a * scale  # (N, D)
         n = a.shape[0]
-        dense = _dense_exp(sa, b) if chunk is None or chunk >= n else None
-        if dense is not None:
-            e, top, row_sums, col_sums = dense
-            lse_rows, lse_cols = row_sums.log() + top, col_sums.log() + top
-            ctx.dense = (e, row_sums, col_sums)  # consumed (overwritten) by the first backward
-        else:
-            lse_rows, lse_cols = clip_lse_blocked(sa, b, min(chunk or n, n))
-            ctx.dense = None
+        ctx.top, ctx.buffers, ctx.eps, ctx.chunk = None, None, eps, min(chunk or n, n)
+        if ctx.chunk == n:
+            e, top, row_sums, col_sums = _dense_exp(sa, b)
+            if not _underflows(row_sums, col_sums):
+                lse_rows, lse_cols = row_sums.log() + top, col_sums.log() + top
+                ctx.top, ctx.buffers = top, (e, row_sums, col_sums)  # E is consumed by the backward
+            del e
+        if ctx.top is None:
+            lse_rows, lse_cols = clip_lse_blocked(sa, b, ctx.chunk)
         ctx.save_for_backward(a, b, scale, lse_rows, lse_cols)
-        ctx.eps, ctx.chunk = eps, min(chunk or n, n)
         return _value(a, b, scale, lse_rows, lse_cols, eps)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         a, b, scale, lse_rows, lse_cols = ctx.saved_tensors
-        dense, ctx.dense = ctx.dense, None  # a second backward (retain_graph) recomputes blocks
-        if dense is not None:
-            gb, gta = _dense_products(dense[0], dense[1], dense[2], a, b)
-        else:
+        buffers, ctx.buffers = ctx.buffers, None
+        if ctx.top is None:
             gb, gta = clip_products_blocked(a * scale, a, b, lse_rows, lse_cols, ctx.chunk)
+        else:
+            if buffers is None:  # a second backward (retain_graph=True) rebuilds the forward's E
+                e, _, row_sums, col_sums = _dense_exp(a * scale, b, ctx.top)
+                buffers = (e, row_sums, col_sums)
+            gb, gta = _dense_products(*buffers, a, b)
         da, db, d_scale = _grads(a, b, scale, gb, gta, ctx.eps, grad)
         return da, db, d_scale, None, None
 

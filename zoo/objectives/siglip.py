@@ -14,52 +14,33 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from ..errors import ShapeError
-from ._chunked import row_slabs, siglip_products_blocked, siglip_softplus_blocked, softplus_sum
+from ._chunked import siglip_blocked, siglip_rows_per_block
 from .base import as_scalar, check_embeddings, register_objective
 from .clip import check_chunk_size, present_pair
 
 
-def _dense_softplus(sa: Tensor, b: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-    """``Z = sa·bᵀ + bias`` ``(N, N)`` and ``Σ softplus(Z)``, summed slab by slab (no temporaries)."""
-    z = sa @ b.T  # (N, N)
-    total = z.new_zeros(())
-    for rows in row_slabs(*z.shape):
-        total += softplus_sum(z[rows].add_(bias))
-    return z, total
-
-
 class _SigLipFunction(torch.autograd.Function):
-    """Pairwise sigmoid loss; ``chunk=None`` is the dense path."""
+    """Pairwise sigmoid loss; the gradients are computed with the loss, the backward scales them."""
 
     @staticmethod
-    def forward(ctx, a, b, scale, bias, chunk):
-        sa = a * scale  # (N, D)
+    def forward(ctx, a, b, scale, bias, chunk, with_grads):
         n = a.shape[0]
-        if chunk is None or chunk >= n:
-            ctx.logits, total = _dense_softplus(sa, b, bias)  # consumed by the first backward
-        else:
-            ctx.logits, total = None, siglip_softplus_blocked(sa, b, bias, chunk)
-        ctx.save_for_backward(a, b, scale, bias)
-        ctx.chunk = min(chunk or n, n)
+        total, gb, gta, g_sum = siglip_blocked(a * scale, a, b, bias, siglip_rows_per_block(n, chunk), with_grads)
         diag = scale * (a * b).sum() + n * bias  # Σ_i Z_ii: the positives' softplus(−Z) = softplus(Z) − Z
+        if with_grads:  # ∂loss/∂Z = (σ(Z) − I) / N
+            ua = gb.sub_(b).div_(n)  # (∂loss/∂Z)·b, (N, D)
+            ub = gta.sub_(a).div_(n)  # (∂loss/∂Z)ᵀ·a
+            ctx.save_for_backward(ua, ub, scale, (a * ua).sum(), (g_sum - n) / n)
         return (total - diag) / n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        a, b, scale, bias = ctx.saved_tensors
-        z, ctx.logits = ctx.logits, None  # a second backward (retain_graph) recomputes blocks
-        if z is not None:
-            g = z.sigmoid_()  # (N, N)
-            gb, gta, g_sum = g @ b, g.T @ a, g.sum()
-        else:
-            gb, gta, g_sum = siglip_products_blocked(a * scale, a, b, bias, ctx.chunk)
-        n = a.shape[0]
-        ua = gb.sub_(b).div_(n)  # (∂loss/∂L)·b, (N, D)
-        ub = gta.sub_(a).div_(n)  # (∂loss/∂L)ᵀ·a
-        d_scale = grad * (a * ua).sum()
-        d_bias = grad * (g_sum - n) / n
-        return ua.mul_(grad * scale), ub.mul_(grad * scale), d_scale, d_bias, None
+        if not ctx.saved_tensors:
+            raise RuntimeError("siglip: the loss was computed without gradients (torch.no_grad); recompute it "
+                               "with gradients enabled to backpropagate.")
+        ua, ub, scale, d_scale, d_bias = ctx.saved_tensors
+        return ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias, None, None
 
 
 def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: Tensor | float, *,
@@ -78,7 +59,9 @@ def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: T
         raise ShapeError("siglip_loss: expected at least one row (B ≥ 1), got an empty batch (0, D).")
     dtype = torch.promote_types(a.dtype, b.dtype)
     a, b = a.to(dtype), b.to(dtype)
-    return _SigLipFunction.apply(a, b, as_scalar(logit_scale, a), as_scalar(logit_bias, a), chunk_size)
+    scale, bias = as_scalar(logit_scale, a), as_scalar(logit_bias, a)
+    with_grads = torch.is_grad_enabled() and any(t.requires_grad for t in (a, b, scale, bias))
+    return _SigLipFunction.apply(a, b, scale, bias, chunk_size, with_grads)
 
 
 @register_objective("siglip", citation="Zhai et al. 2023, Sigmoid Loss for Language Image Pre-Training "
