@@ -230,6 +230,12 @@ def test_encoder_forward_backward_shape(name, kw):
     json.dumps(cfg)
     with pytest.raises(ShapeError, match="expected"):
         enc(batch[:, :1, :2])
+    levels = getattr(enc, "level_dims", {})
+    if levels:  # mlp, timm: intermediate levels for hierarchical objectives
+        with torch.no_grad():
+            out = enc.eval().forward_levels(batch)
+            torch.testing.assert_close(out.pop("final"), enc(batch))
+        assert {k: tuple(v.shape) for k, v in out.items()} == {k: (3, d) for k, d in levels.items()}
 
 
 def test_mlp_levels_and_tower_levels():
@@ -243,6 +249,15 @@ def test_mlp_levels_and_tower_levels():
     assert set(out) == {"layer1", "final"} and out["layer1"].shape == (3, 4)
     with pytest.raises(ValueError, match="in_shape"):
         zoo.create_encoder("image", "mlp", in_shape=[8, 8])
+
+
+def test_timm_levels_are_named_stages():
+    enc = zoo.create_encoder("image", "timm:resnet10t", image_size=32)
+    assert enc.level_dims == {"act1": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
+    model = zoo.create_model(towers={"image": {"encoder": "timm:vit_tiny_patch16_224", **TINY_VIT,
+                                               "levels": ["blocks_0"]}}, embed_dim=8)
+    out = model.encode_levels("image", model.preprocess("image", raws()))
+    assert set(out) == {"blocks_0", "final"} and out["blocks_0"].shape == (3, 8)
 
 
 def test_unknown_names_and_options():

@@ -9,6 +9,8 @@ Every keyword other than the preprocessing ones (``image_size``, ``mean``, ``std
 ``interpolation``, ``crop_pct``) goes to ``timm.create_model(name, num_classes=0, …)``.
 Preprocessing defaults come from the model's ``pretrained_cfg`` (``resolve_model_data_config``).
 ``pretrained=True`` never falls back to random weights: unreachable or partial weights raise.
+Models with ``forward_intermediates`` expose their feature stages as levels (``layer1``…,
+``blocks_0``…: the ``feature_info`` module names), each spatially mean-pooled to ``(B, C)``.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class TimmEncoder(nn.Module):
         if grad_checkpointing:
             self.model.set_grad_checkpointing(True)
         self.output_dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
+        self.level_dims = feature_levels(self.model)
         cfg = timm.data.resolve_model_data_config(self.model)
         self.preprocessor = ImagePreprocess(
             image_size=pair(image_size, "image_size") or pair(timm_kwargs.get("img_size"), "img_size")
@@ -55,11 +58,24 @@ class TimmEncoder(nn.Module):
             resize_mode="squash" if cfg.get("crop_mode") == "squash" else "shortest")
 
     def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return self.model(x)  # (B, output_dim)
+
+    def forward_levels(self, x: Tensor) -> dict[str, Tensor]:
+        """``{stage: (B, C_stage)}`` (mean-pooled feature maps) and ``"final"``: ``(B, output_dim)``."""
+        if not self.level_dims:
+            raise ShapeError(f"timm:{self.variant} has no forward_intermediates, so no levels; use forward().")
+        self._check(x)
+        final, maps = self.model.forward_intermediates(x, indices=len(self.level_dims), intermediates_only=False)
+        out = {name: m.mean(dim=(-2, -1)) for name, m in zip(self.level_dims, maps)}  # (B, C, h, w) -> (B, C)
+        out["final"] = self.model.forward_head(final, pre_logits=True)  # (B, output_dim), as forward()
+        return out
+
+    def _check(self, x: Tensor) -> None:
         c = self.preprocessor.channels
         if x.dim() != 4 or x.shape[1] != c:
             raise ShapeError(f"timm:{self.variant}: expected a batch (B, {c}, H, W), got {tuple(x.shape)}. "
                              f"Use encoder.preprocess(raws).")
-        return self.model(x)  # (B, output_dim)
 
     def preprocess(self, raws: Sequence[Any]) -> Tensor:
         return self.preprocessor(raws)  # (B, C, H, W)
@@ -70,6 +86,14 @@ class TimmEncoder(nn.Module):
 
 def _interpolation(name: str | None) -> str:
     return name if name in ("nearest", "bilinear", "bicubic") else "bilinear"  # timm's "random" → bilinear
+
+
+def feature_levels(model: nn.Module) -> dict[str, int]:
+    """``{level: channels}`` from ``feature_info`` when the model supports ``forward_intermediates``."""
+    info = getattr(model, "feature_info", None)
+    if not hasattr(model, "forward_intermediates") or not isinstance(info, list):
+        return {}
+    return {f["module"].replace(".", "_"): int(f["num_chs"]) for f in info}
 
 
 def check_known(timm: Any, variant: str) -> None:
