@@ -2,14 +2,15 @@
 
 Notation: ``a``, ``b`` are the two views ``(N, D)``, ``s`` the logit scale, ``sa = s·a`` and the
 logits ``L = sa·bᵀ`` ``(N, N)``. The ``*_blocked`` functions never hold ``L``: they stream over
-column blocks ``L[:, cols]`` of shape ``(N, c)`` (the idea of Inf-CL, Cheng et al. 2024), so the
-peak memory is O(N·c) in the forward pass and, by recomputing each block, in the backward pass.
+blocks of ``c`` whole columns (or rows) of shape ``(N, c)`` (the idea of Inf-CL, Cheng et al.
+2024), so the peak memory is O(N·c) in the forward pass and, by recomputing blocks, the backward.
 
-* A column block holds whole columns, so its column log-sum-exp is exact at once; the row
+* CLIP: a column block holds whole columns, so its column log-sum-exp is exact at once; the row
   log-sum-exp is accumulated across blocks with ``logaddexp`` (streaming, numerically stable).
-* The gradients are returned as the two products ``G·b`` and ``Gᵀ·a`` of the ``(N, N)`` matrix
-  ``G = ∂loss/∂L`` (minus the diagonal/uniform terms, which the callers add in O(N·D)), so a
-  block costs three ``(N, c, D)`` GEMMs in the backward pass: recompute, ``G·b``, ``Gᵀ·a``.
+  The backward recomputes each block: three ``(N, c, D)`` GEMMs (logits, ``G·b``, ``Gᵀ·a``).
+* SigLIP needs no normaliser, so loss and gradient products come out of one pass.
+* Gradients are returned as the products ``G·b`` and ``Gᵀ·a`` of the ``(N, N)`` matrix ``G``
+  (the softmax or sigmoid part of ``∂loss/∂L``); the callers subtract the targets' part in O(N·D).
 """
 from __future__ import annotations
 

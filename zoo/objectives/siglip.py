@@ -1,9 +1,12 @@
 """SigLIP: the pairwise sigmoid loss (Zhai et al. 2023), with a hand-written backward.
 
-Every pair ``(i, j)`` is an independent binary problem, so ``∂loss/∂L_ij = (σ(L_ij + t) − [i = j]) / N``:
-the backward needs ``σ`` of the logits (computed in place of the forward's buffer) and two
-``N×N×D`` products, three in all where autograd costs six and several ``(N, N)`` temporaries.
-``chunk_size`` streams the logits in column blocks (memory O(N·chunk)), see :mod:`._chunked`.
+Every pair ``(i, j)`` is an independent binary problem, so ``∂loss/∂Z_ij = (σ(Z_ij) − [i = j]) / N``
+with ``Z = s·a·bᵀ + t``. One pass over row blocks of ``Z`` (see :mod:`._chunked`) computes the
+loss *and* the gradient products ``σ(Z)·b``, ``σ(Z)ᵀ·a`` while each block is in cache: three
+``N×N×D`` matrix products in all, no ``(N, N)`` matrix allocated (memory O(N·block)), where
+autograd allocates several ``(N, N)`` temporaries. The backward only scales the stored gradients.
+The gradient is therefore computed with the loss whenever gradients are enabled and an input
+requires them (under ``torch.no_grad()`` only the loss is computed).
 """
 from __future__ import annotations
 
@@ -48,7 +51,9 @@ def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: T
     """Pairwise sigmoid loss between two aligned views: ``−1/N Σ_ij log σ(y_ij (s·a_i·b_j + t))``.
 
     ``a``, ``b``: ``(N, D)``; ``y_ij = +1`` if ``i = j`` else ``−1``; ``logit_scale`` ``s`` and
-    ``logit_bias`` ``t`` are scalars (gradients flow into both). Returns a 0-d tensor.
+    ``logit_bias`` ``t`` are scalars (gradients flow into both); ``chunk_size`` rows per block of
+    logits (``None``: automatic). Returns a 0-d tensor.
+    Example: ``siglip_loss(z_image, z_text, model.logit_scale.exp(), model.logit_bias)``.
     """
     if logit_bias is None:
         raise ValueError("siglip needs a logit_bias (the paper initialises it to -10): pass logit_bias=… "
@@ -78,8 +83,8 @@ class SigLipLoss(nn.Module):
     process, values and gradients (including those of ``logit_scale`` and ``logit_bias``).
     Shapes: embeddings ``{view_1: (B, D), view_2: (B, D)}``; returns a 0-d tensor.
     ``logit_bias`` is required; ``mask`` ``{view: (B,) bool}`` drops the rows where either view is
-    absent; ``labels`` are ignored. ``chunk_size``: ``None`` computes the ``(B, B)`` logits at once;
-    an int streams them in ``(B, chunk_size)`` column blocks, peak memory O(B·chunk_size).
+    absent; ``labels`` are ignored. The logits are never held whole: they are streamed in blocks of
+    ``chunk_size`` rows (``None``: ~16 MiB blocks, at least 256 rows), peak memory O(B·chunk_size).
 
     Example:
         >>> loss = SigLipLoss()({"image": zi, "text": zt}, logit_scale=torch.tensor(10.0),
