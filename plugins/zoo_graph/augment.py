@@ -41,10 +41,13 @@ def choose(n: int, k: int, g: torch.Generator) -> Tensor:
     return torch.randperm(n, generator=g)[:k].sort().values  # (k,)
 
 
-def edge_keys(edge_index: Tensor, n: int) -> Tensor:
-    """One id per undirected pair ``{u, v}``: ``min·n + max``; ``(E,)``."""
-    lo, hi = edge_index.min(dim=0).values, edge_index.max(dim=0).values
-    return lo * n + hi
+def edge_keys(edge_index: Tensor, n: int) -> list[int]:
+    """One id per undirected pair ``{u, v}``: ``min·n + max``, for each of the ``E`` edges.
+
+    Graphs here are small, so plain Python beats torch's reductions (whose thread start-up
+    costs milliseconds per call on a busy machine)."""
+    u, v = edge_index.tolist()
+    return [min(a, b) * n + max(a, b) for a, b in zip(u, v)]
 
 
 def keep_nodes(data: Any, keep: Tensor) -> Any:
@@ -54,11 +57,10 @@ def keep_nodes(data: Any, keep: Tensor) -> Any:
 
 def drop_pairs(data: Any, k: int, g: torch.Generator) -> Any:
     """Remove ``k`` random undirected edges (both directions) — the same graph minus those bonds."""
-    n = data.num_nodes
-    keys = edge_keys(data.edge_index, n)  # (E,)
-    unique = keys.unique()  # (M,) sorted
-    gone = unique[choose(unique.numel(), k, g)]
-    return data.edge_subgraph(~torch.isin(keys, gone))
+    keys = edge_keys(data.edge_index, data.num_nodes)  # E keys
+    unique = sorted(set(keys))  # M undirected pairs
+    gone = {unique[i] for i in choose(len(unique), k, g).tolist()}
+    return data.edge_subgraph(torch.tensor([key not in gone for key in keys], dtype=torch.bool))
 
 
 def neighbours(edge_index: Tensor, n: int) -> list[list[int]]:
@@ -112,8 +114,7 @@ def edge_perturb(ratio: float = 0.2) -> Augment:
 
     def apply(data: Any, g: torch.Generator) -> Any:
         n = data.num_nodes
-        pairs = edge_keys(data.edge_index, n).unique().numel()
-        k = int(ratio * pairs)
+        k = int(ratio * len(set(edge_keys(data.edge_index, n))))
         out = drop_pairs(data, k, g)
         return add_random_edges(out, k, g, undirected=data.is_undirected())
 
@@ -125,7 +126,7 @@ def add_random_edges(data: Any, k: int, g: torch.Generator, *, undirected: bool)
     n = data.num_nodes
     if k == 0 or n < 2:
         return data
-    taken = set(edge_keys(data.edge_index, n).tolist())
+    taken = set(edge_keys(data.edge_index, n))
     cand = torch.randint(n, (4 * k + 8, 2), generator=g)  # (C, 2) candidate pairs
     new = []
     for u, v in cand.tolist():

@@ -24,9 +24,10 @@ def check_edges(where: str, data: Any, num_nodes: int) -> None:
         got = f"{tuple(ei.shape)} {ei.dtype}" if isinstance(ei, Tensor) else type(ei).__name__
         raise ShapeError(f"{where}: expected edge_index of shape (2, E) and dtype torch.long, got {got}. "
                          f"Build it with torch.tensor([[sources…], [targets…]], dtype=torch.long).")
-    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
+    low, high = (int(ei.min()), int(ei.max())) if ei.numel() else (0, -1)
+    if low < 0 or high >= num_nodes:
         raise ShapeError(f"{where}: expected edge_index node ids in [0, {num_nodes}) for {num_nodes} nodes, got ids "
-                         f"from {int(ei.min())} to {int(ei.max())}. Check the edges or the node features x.")
+                         f"from {low} to {high}. Check the edges or the node features x.")
     ea = getattr(data, "edge_attr", None)
     if ea is not None and (not isinstance(ea, Tensor) or ea.dim() == 0 or ea.shape[0] != ei.shape[1]):
         got = tuple(ea.shape) if isinstance(ea, Tensor) else type(ea).__name__

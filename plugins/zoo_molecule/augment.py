@@ -43,7 +43,7 @@ def bond_delete(ratio: float = 0.25) -> Augment:
     check_ratio("bond_delete", ratio)
 
     def apply(data: Any, g: torch.Generator) -> Any:
-        bonds = edge_keys(data.edge_index, data.num_nodes).unique().numel()
+        bonds = len(set(edge_keys(data.edge_index, data.num_nodes)))
         return drop_pairs(data, int(ratio * bonds), g)
 
     return apply

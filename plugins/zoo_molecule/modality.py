@@ -28,12 +28,12 @@ def _check_ids(name: str, t: Any, dims: list[int], rows: str) -> None:
         raise ShapeError(f"molecule modality: expected {name} of shape ({rows}, {width}) with integer feature ids, "
                          f"got {got}. Build molecules with zoo's molecule load (a SMILES string or an rdkit Mol).")
     if t.numel():
-        low, high = t.min(dim=0).values, t.max(dim=0).values
+        low, high = t.amin(dim=0).tolist(), t.amax(dim=0).tolist()
         bad = [c for c in range(width) if low[c] < 0 or high[c] > dims[c]]
         if bad:
             c = bad[0]
             raise ShapeError(f"molecule modality: expected {name} column {c} in [0, {dims[c]}], got values from "
-                             f"{int(low[c])} to {int(high[c])}. The features are not zoo's OGB-style ids.")
+                             f"{low[c]} to {high[c]}. The features are not zoo's OGB-style ids.")
 
 
 def check_molecule(data: Any) -> Any:
