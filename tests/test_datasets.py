@@ -4,6 +4,7 @@ Plus values checked by hand against the files the pip packages ship.
 """
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -315,3 +316,85 @@ def test_binary_xor_definition():
     assert item["h"] == sum(item[f] for f in "abcdefg") % 2
     with pytest.raises(ValueError, match="probability"):
         zoo.create_dataset("binary-xor", p=1.5)
+
+
+# -- generic datasets over files this test writes ------------------------------------------------
+
+def write_shards(folder, n_per_shard=5):
+    """Two tiny webdataset shards (written with the webdataset package): png, txt, cls, json, wav."""
+    import io as _io
+
+    import numpy as np
+    import soundfile
+    import webdataset as wds
+    from PIL import Image
+    truth = {}
+    for shard in range(2):
+        with wds.TarWriter(str(folder / f"part-{shard:03d}.tar")) as sink:
+            for k in range(n_per_shard):
+                key = f"s{shard}{k}"
+                pixels = np.full((6, 5, 3), 40 * k + shard, dtype=np.uint8)
+                png, wav = _io.BytesIO(), _io.BytesIO()
+                Image.fromarray(pixels).save(png, format="PNG")
+                wave = np.sin(np.arange(1600) * (k + 1) / 10).astype(np.float32) * 0.5
+                soundfile.write(wav, wave, 16000, format="WAV", subtype="FLOAT")
+                sink.write({"__key__": key, "png": png.getvalue(), "txt": f"caption {key}", "cls": str(k),
+                            "json": json.dumps({"label": k + 10, "title": f"title {key}"}), "wav": wav.getvalue()})
+                truth[key] = (pixels, wave, k)
+    return truth
+
+
+def test_webdataset_reads_shards(tmp_path):
+    truth = write_shards(tmp_path)
+    opts = {"urls": str(tmp_path / "part-{000..001}.tar"),
+            "fields": {"image": "png", "caption": "txt", "audio": "wav",
+                       "title": {"ext": "json:title", "modality": "text"}},
+            "labels": {"class": "cls", "other": "json:label"}}
+    train, test = (zoo.create_dataset("webdataset", split=s, **opts) for s in ("train", "test"))
+    assert (len(train), len(test)) == (8, 2) and not set(train.indices.tolist()) & set(test.indices.tolist())
+    assert train.fields == {"image": "image", "caption": "text", "audio": "audio", "title": "text"}
+    seen = []
+    for ds in (train, test):
+        for i in range(len(ds)):
+            item = ds[i]
+            key = item["caption"].split()[-1]
+            pixels, wave, k = truth[key]
+            assert torch.allclose(item["image"], torch.from_numpy(pixels).permute(2, 0, 1).float() / 255)
+            assert torch.allclose(item["audio"], torch.from_numpy(wave), atol=1e-6)
+            assert item["title"] == f"title {key}" and item["class"] == k and item["other"] == k + 10
+            seen.append(key)
+    assert sorted(seen) == sorted(truth)
+    per_split = zoo.create_dataset("webdataset", split="test", urls={"train": str(tmp_path / "part-000.tar"),
+                                   "test": [str(tmp_path / "part-001.tar")]}, fields={"caption": "txt"})
+    assert sorted(per_split[i]["caption"] for i in range(5)) == [f"caption s1{k}" for k in range(5)]
+    with pytest.raises(DataError, match="does not exist"):
+        zoo.create_dataset("webdataset", urls=str(tmp_path / "nope-{0..1}.tar"), fields={"caption": "txt"})
+    with pytest.raises(DataError, match="modality"):
+        zoo.create_dataset("webdataset", urls=str(tmp_path / "part-000.tar"), fields={"x": "bin"})
+
+
+def test_hf_datasets_reads_local_files(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rows = {"vec": [[float(i), float(i) / 2] for i in range(10)], "text": [f"row {i}" for i in range(10)],
+            "label": [i % 3 for i in range(10)]}
+    datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "rows.parquet"))
+    datasets.Dataset.from_dict(rows).to_json(str(tmp_path / "rows.jsonl"))
+    opts = {"fields": {"x": {"column": "vec", "modality": "vector"}, "caption": {"column": "text", "modality": "text"}},
+            "labels": {"class": "label"}, "cache_dir": str(tmp_path / "cache")}
+    for path in (tmp_path / "rows.parquet", tmp_path / "rows.jsonl"):
+        train, test = (zoo.create_dataset("hf-datasets", split=s, path=str(path), **opts) for s in ("train", "test"))
+        assert (len(train), len(test)) == (8, 2)
+        for ds in (train, test):
+            for i in range(len(ds)):
+                row = int(ds.indices[i])
+                assert ds[i] == {"x": pytest.approx(torch.tensor([row, row / 2])), "caption": f"row {row}",
+                                 "class": row % 3}
+    saved = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                                  "test": datasets.Dataset.from_dict({k: v[:3] for k, v in rows.items()})})
+    saved.save_to_disk(str(tmp_path / "saved"))
+    test = zoo.create_dataset("hf-datasets", split="test", path=str(tmp_path / "saved"), **opts)
+    assert len(test) == 3 and test[2]["caption"] == "row 2"
+    stream = zoo.create_dataset("hf-datasets", split="train", path=str(tmp_path / "saved"), streaming=True, **opts)
+    assert [item["class"] for item in stream] == rows["label"]
+    with pytest.raises(DataError, match="validation"):
+        zoo.create_dataset("hf-datasets", split="validation", path=str(tmp_path / "saved"), **opts)

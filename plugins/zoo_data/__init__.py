@@ -10,9 +10,11 @@ from zoo import hookimpl
 
 from .digits import Digits
 from .graphs import SyntheticGraphs
+from .hf import make_hf_dataset
 from .molecules import NCI5k, Chembl2321810, MoleculeCaptions
 from .pydoc_topics import PydocTopics
 from .speech import DigitsTrimodal
+from .streams import WebDataset
 from .tones import TonesCaptions
 from .video import MovingDigits
 from .xor import BinaryXOR
@@ -25,5 +27,6 @@ def zoo_register_datasets(register):
                        ("molecules-nci5k", NCI5k), ("chembl-2321810", Chembl2321810),
                        ("molecule-captions", MoleculeCaptions),
                        ("tones-captions", TonesCaptions), ("digits-trimodal", DigitsTrimodal),
-                       ("moving-digits", MovingDigits), ("binary-xor", BinaryXOR)]:
+                       ("moving-digits", MovingDigits), ("binary-xor", BinaryXOR),
+                       ("webdataset", WebDataset), ("hf-datasets", make_hf_dataset)]:
         register(name, make, description=make.description)
