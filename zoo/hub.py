@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ZooError
 from .hookspecs import hookimpl
 from .utils import atomic_write_text, fsync_dir
 
@@ -95,9 +95,11 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
                               f"(expected {CONFIG} and {WEIGHTS}; save one with model.save_pretrained(dir)).")
     try:
         config = json.loads(path.read_text("utf-8"))
+        if not isinstance(config, dict) or not isinstance(config.get("model"), dict) \
+                or not isinstance(config["model"].get("towers"), dict):
+            raise ValueError("expected an object with model.towers")
         version = int(config.get("format_version", 0))
-        config["model"]["towers"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is corrupt or not a zoo config ({exc}); re-save the checkpoint.") from exc
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by zoo {config.get('zoo_version', '?')} (format {version}); this "
@@ -135,7 +137,18 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
     from .model import ContrastiveModel, ModelConfig
     directory = Path(directory)
     config = read_config(directory)
-    model = ContrastiveModel(ModelConfig.from_dict(config["model"]), assets_dir=directory / "assets")
+    try:
+        model_config = ModelConfig.from_dict(config["model"])
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{directory / CONFIG}: the model section does not describe a zoo model ({exc}); "
+                              f"re-save the checkpoint with model.save_pretrained.") from exc
+    try:
+        model = ContrastiveModel(model_config, assets_dir=directory / "assets")
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
+        if isinstance(exc, ZooError):
+            raise
+        raise CheckpointError(f"{directory / CONFIG}: cannot build the model it describes "
+                              f"({type(exc).__name__}: {exc}); the config is corrupt or from another zoo.") from exc
     for key, tower in model.towers.items():
         assets = directory / "assets" / key
         if assets.is_dir() and hasattr(tower.encoder, "load_assets"):

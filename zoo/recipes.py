@@ -214,7 +214,11 @@ def _check_type(hint, value, key, lines, path):
     base = origin or hint
     ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
     if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if base is float and isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{_where(lines, key, path)}: {key!r} must be a finite number, got {value!r}.")
+    if base is float and isinstance(value, float):
+        return value
     if not ok:
         raise RecipeError(f"{_where(lines, key, path)}: {key!r} must be {_tname_hint(hint)}, got {_tname(value)} "
                           f"{value!r}.")
