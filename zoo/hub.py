@@ -143,7 +143,8 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
         raise CheckpointError(f"{directory / CONFIG}: the model section does not describe a zoo model ({exc}); "
                               f"re-save the checkpoint with model.save_pretrained.") from exc
     try:
-        model = ContrastiveModel(model_config, assets_dir=directory / "assets")
+        model = ContrastiveModel(_without_pretrained(model_config), assets_dir=directory / "assets")
+        model.config = model_config
     except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
         if isinstance(exc, ZooError):
             raise
@@ -157,6 +158,18 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
         load_weights_strict(model, directory / WEIGHTS)
         model.source = f"local-dir:{directory}"
     return model.to(device) if device is not None else model
+
+
+def _without_pretrained(config):
+    """The same architecture with encoder ``pretrained`` switched off: a checkpoint's own
+    model.safetensors holds every weight, so the original weight files need not exist any more."""
+    import copy
+    config = copy.deepcopy(config)
+    for tower in config.towers.values():
+        if tower.encoder_kwargs.get("pretrained"):
+            tower.encoder_kwargs["pretrained"] = False
+            tower.encoder_kwargs.pop("pretrained_cfg_overlay", None)
+    return config
 
 
 def resolve_local_dir(name: str, *, pretrained: bool = True):

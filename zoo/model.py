@@ -180,7 +180,7 @@ class ContrastiveModel(nn.Module):
 
     def tower_for(self, view: str, modality: str) -> str:
         """The tower that encodes a view: the one named like it, else the only one of its modality."""
-        if view in self.towers:
+        if view in self.towers and self.towers[view].config.modality == modality:
             return view
         same = [k for k, t in self.towers.items() if t.config.modality == modality]
         if len(same) == 1:

@@ -52,7 +52,8 @@ class PairStrategy:
         """Check the chosen fields against the dataset and build the augmentations."""
         for f in (self.fields or []) + list(self.augment_specs):
             if f not in dataset_fields:
-                raise UnknownNameError("dataset field", f, dataset_fields)
+                raise UnknownNameError("dataset field", f, dataset_fields,
+                                       hint=f"The dataset's fields are: {', '.join(dataset_fields)}.")
         self.dataset_fields = dataset_fields
         self._augment = {f: [make_augmentation(dataset_fields[f], s) for s in specs]
                          for f, specs in self.augment_specs.items()}
