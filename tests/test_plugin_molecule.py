@@ -118,6 +118,13 @@ def test_invalid_smiles_names_string_and_position(smiles, position):
     assert f"\n    {smiles}\n    {' ' * (position - 1)}^\n" in msg  # a caret under the position
 
 
+def test_invalid_smiles_position_on_rdkit_without_capture_error_log(monkeypatch):
+    from rdkit import rdBase
+    monkeypatch.delattr(rdBase, "CaptureErrorLog")  # older rdkit: the log is read from sys.stderr
+    with pytest.raises(DataError, match=r"invalid SMILES 'CC\(C' at position 3 \(rdkit: extra open parentheses"):
+        load("CC(C")
+
+
 def test_invalid_smiles_without_position_names_string_and_reason():
     with pytest.raises(DataError, match=r"invalid SMILES 'C1CC' \(rdkit: unclosed ring"):
         load("C1CC")
