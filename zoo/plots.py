@@ -33,7 +33,9 @@ def plot_training(metrics_path: Path, out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     if evals:
         ax = axes[-1]
-        for name in sorted({k for r in evals for k in r["eval"]}):
+        names = sorted({k for r in evals for k in r["eval"]})
+        headline = [k for k in names if k.endswith(("top1", "R@1", "accuracy (embeddings)", "r2 (embeddings)"))]
+        for name in (headline or names)[:6]:
             pts = [(r["step"], r["eval"][name]) for r in evals if name in r["eval"]]
             ax.plot(*zip(*pts), marker="o", label=name)
         ax.set_title("evaluation")
@@ -56,17 +58,28 @@ def _pca2(z):
     return (z @ v[:, :2]).numpy()
 
 
-def plot_similarity(embedded, out: Path, n: int = 24) -> Path:
-    """Heat map of the cosine similarities between the first ``n`` rows of each field pair."""
+def plot_similarity(embedded, out: Path, n: int = 24, class_names=None) -> Path:
+    """Heat map of the cosine similarities of ``n`` rows for each field pair, rows sorted by class
+    (so same-class blocks show on the diagonal) and labelled with their class."""
+    import torch
     fields = list(embedded.emb)
     pairs = [(a, b) for i, a in enumerate(fields) for b in fields[i + 1:]] or [(fields[0], fields[0])]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.4 * len(pairs), 4), squeeze=False)
+    y = next(iter(embedded.labels.values()), None)
+    rows = torch.arange(min(n, len(embedded.emb[fields[0]])))
+    if y is not None:
+        rows = rows[torch.argsort(y[rows], stable=True)]
+    ticks = [str(class_names[int(y[r])]) if class_names is not None else str(int(y[r])) for r in rows] \
+        if y is not None else None
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.8 * len(pairs), 4.4), squeeze=False)
     for ax, (a, b) in zip(axes[0], pairs):
-        sim = (embedded.emb[a][:n] @ embedded.emb[b][:n].T).numpy()
+        sim = (embedded.emb[a][rows] @ embedded.emb[b][rows].T).numpy()
         im = ax.imshow(sim, cmap="viridis", vmin=-1, vmax=1)
         ax.set_title(f"cosine similarity: {a} × {b}")
-        ax.set_xlabel(f"{b} (row)")
-        ax.set_ylabel(f"{a} (row)")
+        ax.set_xlabel(b)
+        ax.set_ylabel(a)
+        if ticks:
+            ax.set_xticks(range(len(rows)), ticks, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(rows)), ticks, fontsize=6)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return _save(fig, out)
@@ -121,7 +134,7 @@ def report_pictures(model, dataset, out_dir: Path, limit: int = 512) -> list[Pat
     """The similarity matrix, the embedding PCA and (for images) retrieval examples of a split."""
     from .embed import embed_dataset
     emb = embed_dataset(model, dataset, keep_raws=True, limit=limit)
-    paths = [plot_similarity(emb, out_dir / "similarity.png"),
+    paths = [plot_similarity(emb, out_dir / "similarity.png", class_names=getattr(dataset, "class_names", None)),
              plot_embeddings(emb, out_dir / "embeddings.png", class_names=getattr(dataset, "class_names", None))]
     images = [f for f, m in emb.modalities.items() if m == "image"]
     others = [f for f in emb.emb if f not in images]
