@@ -59,6 +59,11 @@ def test_mip_zero_shot_by_hand():
     assert mip_zero_shot(e, "c")["top1"] == 1.0
     e.raws["c"] = [torch.tensor(0)] * 3                  # every candidate equal: still right
     assert mip_zero_shot(e, "c")["top1"] == 1.0
+    # pairwise scores Σ_m <z_m, c_j> cannot see the XOR: here every candidate ties with the truth at 0
+    e.raws["c"] = [torch.tensor(i) for i in range(3)]
+    pair = (a @ c.T + b @ c.T)
+    expected = (pair.argmax(dim=1) == torch.arange(3)).float().mean().item()
+    assert mip_zero_shot(e, "c", score="pairwise")["top1"] == pytest.approx(expected)
 
 
 def test_linear_probe_and_unknown_task(tiny_model):

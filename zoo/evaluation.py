@@ -71,9 +71,11 @@ def class_embeddings(model, class_names: list[str], prompts: list[str], tower: s
 
 
 def zero_shot(model, ds, embedded: Embedded, field: str | None = None, label: str | None = None,
-              target: str | None = None) -> dict[str, float]:
+              target: str | None = None, score: str = "mip") -> dict[str, float]:
     """Class prompts (CLIP) when the dataset has them and the model a text tower; else, for
-    three or more fields, Symile's multilinear-inner-product prediction of ``target``."""
+    three or more fields, the prediction of ``target`` from the others, scored by Symile's
+    multilinear inner product (``score="mip"``) or by the sum of pairwise cosine similarities
+    (``score="pairwise"``, how pairwise-CLIP models predict a third modality)."""
     text = [f for f, m in embedded.modalities.items() if m == "text"]
     if getattr(ds, "class_names", None) and getattr(ds, "prompts", None) and text and target is None:
         inputs = [f for f in embedded.emb if f not in text]
@@ -84,20 +86,27 @@ def zero_shot(model, ds, embedded: Embedded, field: str | None = None, label: st
         classes = class_embeddings(model, list(ds.class_names), list(ds.prompts), tower)   # (C, D)
         return topk_accuracy(embedded.emb[field] @ classes.T, _label(embedded, label))
     if len(embedded.emb) >= 3:
-        return mip_zero_shot(embedded, target or next(iter(embedded.emb)))
+        return mip_zero_shot(embedded, target or next(iter(embedded.emb)), score=score)
     raise DataError("zero_shot needs class names and prompts with a text tower, or ≥ 3 modalities (Symile).")
 
 
-def mip_zero_shot(embedded: Embedded, target: str) -> dict[str, float]:
-    """Predict ``target`` from the other fields by the multilinear inner product; a prediction
+def mip_zero_shot(embedded: Embedded, target: str, score: str = "mip") -> dict[str, float]:
+    """Predict ``target`` from the other fields (every row's target is a candidate); a prediction
     counts as right when the chosen candidate's raw value equals the true one."""
     from .objectives.symile import mip_similarity
+    if target not in embedded.emb:
+        raise UnknownNameError("zero-shot target field", target, embedded.emb)
     others = {f: z for f, z in embedded.emb.items() if f != target}
-    scores = mip_similarity(others, embedded.emb[target])               # (N, N): row i vs candidate j
+    if score == "mip":
+        scores = mip_similarity(others, embedded.emb[target])           # (N, N): row i vs candidate j
+    elif score == "pairwise":
+        scores = sum(z @ embedded.emb[target].T for z in others.values())  # (N, N)
+    else:
+        raise UnknownNameError("zero-shot score", score, ("mip", "pairwise"))
     pred = scores.argmax(dim=1)
     raws = embedded.raws[target]
     right = [_same(raws[int(p)], raws[i]) for i, p in enumerate(pred)]
-    return {"top1": float(np.mean(right)), "target": target, "candidates": len(raws)}
+    return {"top1": float(np.mean(right)), "candidates": len(raws)}
 
 
 def _same(a, b) -> bool:
