@@ -75,7 +75,7 @@ def test_linear_probe_and_unknown_task(tiny_model):
 
 
 def test_training_evaluates_keeps_best_and_draws(tmp_path):
-    over = {**QUICK, "run.epochs": 2, "run.eval_every": 4, "eval.tasks": ["retrieval", "alignment"],
+    over = {**QUICK, "run.epochs": 2, "run.eval_every": 4, "eval.tasks": ["retrieval", "alignment", "linear_probe"],
             "eval.best_metric": "retrieval/x->y R@1", "eval.options": {"retrieval": {"match": "label"}}}
     result = train(QUICKSTART, overrides=over, run_dir=tmp_path)
     rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -83,6 +83,7 @@ def test_training_evaluates_keeps_best_and_draws(tmp_path):
     assert [r["step"] for r in evals] == [4, 8, 12, 16]
     assert evals[-1]["eval"]["retrieval/x->y R@1"] > evals[0]["eval"]["retrieval/x->y R@1"]
     assert result.metrics["retrieval/x->y R@1"] == evals[-1]["eval"]["retrieval/x->y R@1"]
+    assert 0.5 < result.metrics["linear_probe/accuracy (embeddings)"] <= 1.0
     best = json.loads((tmp_path / "best" / "config.json").read_text())
     assert best["model"]["embed_dim"] == 32
     for png in ("training.png", "similarity.png", "embeddings.png"):

@@ -227,10 +227,13 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def run_tasks(model, dataset, tasks: list[str], options: dict[str, dict] | None = None, **kw) -> dict[str, float]:
-    """Several tasks at once → ``{"task/metric": value}`` (numbers only), as the trainer logs them."""
+def run_tasks(model, dataset, tasks: list[str], options: dict[str, dict] | None = None, train_dataset=None,
+              **kw) -> dict[str, float]:
+    """Several tasks at once → ``{"task/metric": value}`` (numbers only), as the trainer logs them.
+    ``train_dataset`` is the split a linear probe is fitted on."""
     out: dict[str, float] = {}
     for task in tasks:
-        res = evaluate(model, dataset, task=task, **kw, **(options or {}).get(task, {}))
+        extra = {"train_dataset": train_dataset} if task == "linear_probe" and train_dataset is not None else {}
+        res = evaluate(model, dataset, task=task, **kw, **extra, **(options or {}).get(task, {}))
         out.update({f"{task}/{k}": float(v) for k, v in res.items() if isinstance(v, (int, float))})
     return out

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .batching import Batch, Collator
 from .checkpoint import complete_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import EpochSampler, Indexed, create_dataset
-from .distributed import barrier, gather_all, init_distributed, wrap
+from .distributed import barrier, gather_all, init_distributed, local_loss, wrap
 from .gradcache import grad_cache_backward
 from .errors import DataError, RecipeError, ZooError
 from .finetune import apply_freeze, build_model, prepare_encoders
@@ -162,14 +162,17 @@ class Trainer:
         return self.wrapped(views, levels)
 
     def objective_loss(self, emb: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
-        """The objective on the global batch (embeddings all-gathered with gradients under torchrun)."""
+        """The objective on the global batch. Under torchrun: the objective's local path when it has
+        one (its own rows against the gathered columns), else on embeddings all-gathered with gradients."""
         emb = dict(emb)
         scale, bias = emb.pop("__scale__"), emb.pop("__bias__", None)
         labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
+        kw = {"logit_scale": scale.reshape(()), "logit_bias": None if bias is None else bias.reshape(())}
+        if self.dist.enabled and hasattr(self.objective, "forward_local"):
+            return local_loss(self.objective, emb, labels, mask, self.dist, **kw)
         if self.dist.enabled:
             emb, labels, mask = gather_all(emb, labels, mask)
-        return self.objective(emb, logit_scale=scale.reshape(()), logit_bias=None if bias is None else bias.reshape(()),
-                              labels=labels or None, mask=mask)
+        return self.objective(emb, labels=labels or None, mask=mask, **kw)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         return self.objective_loss(self.encode(batch.views), batch)
@@ -277,7 +280,9 @@ class Trainer:
         if not e.tasks or not self.dist.main:
             return {}
         from .evaluation import format_table, run_tasks
-        results = run_tasks(self.model, self.eval_dataset(), e.tasks, e.options)
+        results = run_tasks(self.model, self.eval_dataset(), e.tasks, e.options,
+                            train_dataset=self.eval_dataset(split=self.recipe.data.split)
+                            if "linear_probe" in e.tasks else None)
         self._log({"step": self.step, "eval": results})
         log.info("step %d evaluation:\n%s", self.step, format_table(results))
         if e.best_metric:
@@ -289,12 +294,15 @@ class Trainer:
                                            metrics={"step": self.step, **results})
         return results
 
-    def eval_dataset(self):
-        if getattr(self, "_eval_ds", None) is None:
+    def eval_dataset(self, split: str | None = None):
+        """The evaluation dataset's ``split`` (default ``data.eval_split``), built once."""
+        split = split or self.recipe.data.eval_split
+        cache = self.__dict__.setdefault("_eval_ds", {})
+        if split not in cache:
             name = self.recipe.eval.dataset or self.recipe.data.dataset
             options = self.recipe.data.options if name == self.recipe.data.dataset else {}
-            self._eval_ds = create_dataset(name, split=self.recipe.data.eval_split, **options)
-        return self._eval_ds
+            cache[split] = create_dataset(name, split=split, **options)
+        return cache[split]
 
     def request_stop(self, reason: str = "requested") -> None:
         """Finish the current step, write a checkpoint and return (SIGINT/SIGTERM call this)."""
