@@ -18,7 +18,7 @@ from zoo.objectives.anchored_clip import AnchoredClipLoss
 from zoo.objectives.pairwise_clip import PairwiseClipLoss
 from zoo.objectives.symile import SymileLoss, mip_similarity
 
-TOL = dict(atol=1e-5, rtol=1e-5)
+TOL = {"atol": 1e-5, "rtol": 1e-5}
 F64 = torch.float64
 
 
@@ -103,8 +103,8 @@ def test_two_views_n_squared_is_clip():
 def test_blocked_and_recomputed_paths_equal_the_default(mode):
     xs, s = leaves(3, batch=7), scale_leaf()
     ref = symile_ref(xs, s, mode)
-    for kw in (dict(chunk_elements=50, save_elements=0), dict(chunk_elements=200, save_elements=10 ** 9),
-               dict(chunk_elements=1)):
+    for kw in ({"chunk_elements": 50, "save_elements": 0}, {"chunk_elements": 200, "save_elements": 10 ** 9},
+               {"chunk_elements": 1}):
         assert_same(symile_ours(xs, s, mode, **kw), ref, [*xs, s])
 
 
@@ -156,7 +156,10 @@ def test_gradcheck_mip_lse(views, keep):
     xs = [torch.randn(n, 3, generator=g, dtype=F64, requires_grad=True) for n in sizes]
     ws = [torch.rand(n, generator=g, dtype=F64) * (torch.arange(n) != 1) for n in sizes]  # a zero weight
     s = torch.tensor(1.7, dtype=F64, requires_grad=True)
-    fn = lambda scale, *x: MipLse.apply(2, keep, views, scale, *x, *ws)  # noqa: E731  blocks of 2 rows
+
+    def fn(scale, *x):
+        return MipLse.apply(2, keep, views, scale, *x, *ws)  # blocks of 2 rows
+
     assert torch.autograd.gradcheck(fn, (s, *xs))
 
 
@@ -168,7 +171,10 @@ def test_gradcheck_row_lse(keep):
     s = torch.tensor(0.8, dtype=F64, requires_grad=True)
     bias = torch.tensor([0.0, float("-inf"), 0.0, 0.0, float("-inf")], dtype=F64)
     w = torch.tensor([0.1, 0.2, 0.0, 0.3, 0.4], dtype=F64)
-    fn = lambda a, q, diag, s: RowLse.apply(2, keep, a, q, diag, s, bias, w)  # noqa: E731
+
+    def fn(a, q, diag, s):
+        return RowLse.apply(2, keep, a, q, diag, s, bias, w)
+
     assert torch.autograd.gradcheck(fn, (a, q, diag, s))
 
 

@@ -120,13 +120,24 @@ def shift_is_exact(lse: Sequence[Tensor], weights: Sequence[Tensor], shifts: Ten
     return math.isnan(gap) or gap <= limit  # NaN inputs: nothing a wider dtype would fix
 
 
+def block_coefficients(r: Tensor, lse: Sequence[Tensor], log_w: Sequence[Tensor], block: slice) -> Tensor:
+    """``Σ_m w_m[i_m]·exp(r_i − LSE_m[i_m])`` broadcast to a block ``(c, n_1, …)``: ``G = E ⊙ this``."""
+    k = len(lse) - 1
+    coef = torch.exp(r - lse[0][block] + log_w[0][block]).view(-1, *[1] * k)  # (c, 1, …) anchor 0
+    for axis in range(1, k + 1):
+        c_axis = torch.exp(r[:, None] - lse[axis][None, :] + log_w[axis][None, :])  # (c, n_axis)
+        shape = [c_axis.shape[0]] + [1] * k
+        shape[axis] = c_axis.shape[1]
+        coef = coef + c_axis.view(shape)
+    return coef
+
+
 def mip_lse_backward(xs: Sequence[Tensor], scale: Tensor, lse: Sequence[Tensor], weights: Sequence[Tensor],
                      shifts: Tensor, kept: list[Tensor] | None, rows: int) -> tuple[list[Tensor], Tensor]:
     """Gradients of ``Σ_m Σ_i w_m[i]·LSE_m[i]`` w.r.t. every view and the scale."""
     first, middle, last = xs[0] * scale, xs[1:-1], xs[-1]
     k = len(xs) - 1  # leading axes of P
-    # coef_m[i, j] = w_m[j]·exp(r_i − LSE_m[j]): exp(−inf) = 0 where w = 0 (whatever LSE is there)
-    log_w = [w.log() for w in weights]
+    log_w = [w.log() for w in weights]  # −inf where w = 0: those coefficients vanish whatever LSE is
     lse = [torch.where(w > 0, l, 0.0) for l, w in zip(lse, weights)]
     grads = [torch.zeros_like(x) for x in xs]
     for b, block in enumerate(row_blocks(first.shape[0], rows)):
@@ -136,13 +147,7 @@ def mip_lse_backward(xs: Sequence[Tensor], scale: Tensor, lse: Sequence[Tensor],
         else:
             t, p = block_logits(first[block], middle, last)
             e = t.sub_(r.view(-1, *[1] * k)).exp_()
-        coef = torch.exp(r - lse[0][block] + log_w[0][block]).view(-1, *[1] * k)  # (c, 1, …)
-        for axis in range(1, k + 1):
-            c_axis = torch.exp(r[:, None] - lse[axis][None, :] + log_w[axis][None, :])  # (c, n_axis)
-            shape = [c_axis.shape[0]] + [1] * k
-            shape[axis] = c_axis.shape[1]
-            coef = coef + c_axis.view(shape)
-        g = e.mul_(coef)  # G = ∂/∂T, in place of E
+        g = e.mul_(block_coefficients(r, lse, log_w, block))  # G = ∂/∂T, in place of E
         g2 = g.view(-1, last.shape[0])  # (c·n_1⋯, n_last)
         grads[-1].addmm_(g2.T, p.reshape(-1, p.shape[-1]))  # Gᵀ·P (P carries s)
         h = (g2 @ last).view(p.shape)  # H = G·x_last (c, n_1, …, D)

@@ -37,6 +37,11 @@ def mip_similarity(query: Mapping[str, Tensor], candidates: Tensor) -> Tensor:
     return product @ candidates.to(product.dtype).T  # (B, C)
 
 
+def check_elements(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int ≥ {minimum} (a number of tensor elements), got {value!r}.")
+
+
 def presence(mask: Mapping[str, Tensor] | None, names: Sequence[str], batch: int,
              device: torch.device) -> Tensor | None:
     """``(M, B)`` bool, True where view ``m`` is present in row ``i``; ``None`` when all are present.
@@ -129,10 +134,8 @@ class SymileLoss(nn.Module):
         if negative_sampling not in SAMPLINGS:
             raise ValueError(f"negative_sampling must be 'n' (B−1 negatives per anchor, shuffled) or 'n_squared' "
                              f"(all B^(M−1)−1 combinations), got {negative_sampling!r}.")
-        for name, value in (("chunk_elements", chunk_elements), ("save_elements", save_elements)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (name == "chunk_elements"
-                                                                                     and value == 0):
-                raise ValueError(f"{name} must be a positive int (elements), got {value!r}.")
+        check_elements("chunk_elements", chunk_elements, minimum=1)
+        check_elements("save_elements", save_elements, minimum=0)
         self.negative_sampling = negative_sampling
         self.generator = generator
         self.chunk_elements, self.save_elements = chunk_elements, save_elements
