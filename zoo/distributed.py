@@ -7,6 +7,10 @@ sums the incoming gradients), every rank evaluates the objective on the global b
 averages the parameter gradients. Since every rank computes the same global loss, the
 all-gather backward hands each rank ``world ×`` the gradient of its own rows, and DDP's mean
 over ranks turns that into exactly the single-process gradient on the global batch.
+
+Objectives with a ``forward_local`` method (CLIP, SigLIP) take the local path instead
+(:func:`local_loss`): each rank evaluates only its own rows against the gathered columns, so the
+pairwise memory per rank stays O(b·block) as the world grows, not O((world·b)²).
 """
 from __future__ import annotations
 
@@ -70,6 +74,38 @@ def gather_all(embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor] | 
     lab = {k: gather_plain(v) for k, v in labels.items()} if labels else labels
     msk = {k: gather_plain(v) for k, v in mask.items()} if mask else mask
     return emb, lab, msk
+
+
+def all_reduce_logsumexp(x: Tensor) -> Tensor:
+    """Elementwise ``log Σ_ranks exp(x)`` (stable: a max all-reduce, then a sum one; O(len(x)) memory)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    top = x.detach().clone()
+    dist.all_reduce(top, op=dist.ReduceOp.MAX)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a column of -inf stays -inf
+    total = (x.detach() - top).exp()
+    dist.all_reduce(total)
+    return total.log() + top
+
+
+def local_loss(objective: torch.nn.Module, embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor] | None,
+               mask: Mapping[str, Tensor] | None, info: DistInfo, **kw) -> Tensor:
+    """The objective's local path (``forward_local``): this rank's rows against the global batch.
+
+    ``loss_r = objective.forward_local(…)`` is this rank's part (``Σ_r loss_r`` is the global loss)
+    and its backward this rank's share of the global gradient. The returned tensor has the value of
+    the global loss (all-reduced: logged, checked for NaN on every rank alike) and the gradient of
+    ``world · loss_r``: the all-gather's backward already sums the columns' gradients over ranks, so
+    each rank's embeddings get ``world × ∂loss/∂z`` and DDP's mean over ranks gives exactly the
+    single-process gradient (the temperature's too: the mean of ``world · ∂loss_r/∂s``).
+    """
+    gathered, labels, mask = gather_all(embeddings, labels, mask)
+    offset = info.rank * next(iter(embeddings.values())).shape[0]  # every rank holds b rows
+    part = objective.forward_local(embeddings, gathered, offset, labels=labels or None, mask=mask, **kw)
+    total = part.detach().clone()
+    dist.all_reduce(total)
+    scaled = part * info.world
+    return scaled + (total - scaled).detach()
 
 
 def barrier(info: DistInfo) -> None:

@@ -194,3 +194,11 @@ class ClipLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"label_smoothing={self.label_smoothing}, chunk_size={self.chunk_size}"
+
+    def forward_local(self, local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], rank_offset: int, *,
+                      logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
+        """This rank's part of the loss under torchrun: its rows ``rank_offset…`` (``local``, ``(b, D)``)
+        against the ``gathered`` ``(N, D)`` columns, ``mask`` gathered; see :mod:`._local`. Collective."""
+        from ._local import clip_local
+        return clip_local(local, gathered, rank_offset, logit_scale, mask=mask,
+                          label_smoothing=self.label_smoothing, chunk_size=self.chunk_size)

@@ -108,3 +108,11 @@ class SigLipLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"chunk_size={self.chunk_size}"
+
+    def forward_local(self, local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], rank_offset: int, *,
+                      logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
+        """This rank's part of the loss under torchrun: its rows ``rank_offset…`` (``local``, ``(b, D)``)
+        against the ``gathered`` ``(N, D)`` columns, ``mask`` gathered; see :mod:`._local`."""
+        from ._local import siglip_local
+        return siglip_local(local, gathered, rank_offset, logit_scale, logit_bias, mask=mask,
+                            chunk_size=self.chunk_size)
