@@ -13,6 +13,9 @@ for _m in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_m.name}")
 
 
+from .symile import mip_similarity  # noqa: E402,F401  (zero-shot prediction from the other modalities)
+
+
 @hookimpl
 def zoo_register_objectives(register):
     for name, make, citation, description in _BUILTIN:
