@@ -24,11 +24,13 @@ from .errors import RecipeError
 class ModelSection:
     towers: dict[str, dict] = field(default_factory=dict)  # {tower: {encoder = "…", modality = "…", **encoder kwargs}}
     embed_dim: int = 64
-    init: str = ""                   # start from a catalog name, e.g. "local-dir:runs/x"
+    init: str = ""                   # start from a catalog name ("openclip:ViT-B-32/openai", "local-dir:runs/x");
+                                     # its towers, embed_dim and temperature are kept, towers above are added
     logit_scale: float = math.log(1 / 0.07)
-    logit_bias: float | None = None  # set (e.g. -10) for SigLIP
+    logit_bias: float | None = None  # set (e.g. -10) for SigLIP (with init: added when the model has none)
     learn_logit_scale: bool = True
-    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes, e.g. "towers.text"
+    freeze: list[str] = field(default_factory=list)    # parameter-name prefixes, e.g. "towers.text"
+    unfreeze: list[str] = field(default_factory=list)  # prefixes trained again after freeze, e.g. the last block
 
 
 @dataclass
