@@ -75,8 +75,8 @@ def test_contract_and_raw_forms(name):
             assert ds.label_fields and all(isinstance(c, str) for c in ds.class_names)
         if ds.prompts is not None:
             assert all("{}" in p for p in ds.prompts)
-        for i in (0, len(ds) - 1):
-            item = ds[i]
+        items = [ds[i] for i in (0, len(ds) - 1)]
+        for item in items:
             for f, modality in ds.fields.items():
                 check_raw(modality, item[f])
             for lf in ds.label_fields:
@@ -85,6 +85,9 @@ def test_contract_and_raw_forms(name):
                     assert 0 <= item[lf] < len(ds.class_names)
             for tf in getattr(ds, "targets", {}):
                 assert isinstance(item[tf], float) and math.isfinite(item[tf])
+        for f, modality in ds.fields.items():   # the modality plugin reads and batches these raws
+            entry = zoo.registry().get("modalities", modality)
+            entry.meta["collate"]([entry.factory(item[f]) for item in items])
 
 
 @pytest.mark.parametrize("name", registered())
@@ -187,7 +190,7 @@ def test_nci5k_matches_rdkit_files():
     from rdkit import RDConfig
     folder = Path(RDConfig.RDDataDir) / "NCI"
     first_smiles = (folder / "first_5K.smi").read_text().splitlines()[0].split("\t")[0]
-    first_tpsa = [ln for ln in (folder / "first_5k.tpsa.csv").read_text().splitlines() if not ln.startswith("#")][0]
+    first_tpsa = next(ln for ln in (folder / "first_5k.tpsa.csv").read_text().splitlines() if not ln.startswith("#"))
     assert first_tpsa.split(",")[0] == first_smiles == "CC1=CC(=O)C=CC1=O"
     parts = [zoo.create_dataset("molecules-nci5k", split=s) for s in ("train", "test")]
     assert len(parts[0]) + len(parts[1]) == 4991                 # 4,999 rows, 8 rdkit cannot parse

@@ -11,7 +11,7 @@ from zoo import hookimpl
 from .digits import Digits
 from .graphs import SyntheticGraphs
 from .hf import make_hf_dataset
-from .molecules import NCI5k, Chembl2321810, MoleculeCaptions
+from .molecules import Chembl2321810, MoleculeCaptions, NCI5k
 from .pydoc_topics import PydocTopics
 from .speech import DigitsTrimodal
 from .streams import WebDataset

@@ -37,10 +37,13 @@ def _patterns():
     return {name: Chem.MolFromSmarts(smarts) for name, smarts in GROUPS.items()}
 
 
-def count_phrase(n: int, singular: str, plural: str | None = None) -> str:
-    if n == 1:
-        return f"{'an' if singular[0] in 'aeiou' else 'a'} {singular}" if singular.endswith("group") else f"1 {singular}"
-    return f"{n} {plural or singular + 's'}"
+def count_phrase(n: int, singular: str) -> str:
+    """``"2 nitrogen atoms"``, ``"1 nitrogen atom"``; one group reads ``"a hydroxyl group"``."""
+    if n != 1:
+        return f"{n} {singular}s"
+    if singular.endswith("group"):
+        return f"{'an' if singular[0] in 'aeiou' else 'a'} {singular}"
+    return f"1 {singular}"
 
 
 def join(parts: list[str]) -> str:

@@ -8,7 +8,8 @@ degree (clipped at ``max_degree``) and a constant 1. ``edge_index`` holds both d
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -34,9 +35,9 @@ def grid(n: int, g: torch.Generator) -> Graph:
     """A rows × cols lattice with rows · cols ≤ n."""
     rows = int(torch.randint(2, max(3, int(n ** 0.5) + 1), (1,), generator=g))
     cols = max(2, n // rows)
-    node = lambda r, c: r * cols + c  # noqa: E731
-    return rows * cols, ([(node(r, c), node(r, c + 1)) for r in range(rows) for c in range(cols - 1)]
-            + [(node(r, c), node(r + 1, c)) for r in range(rows - 1) for c in range(cols)])
+    across = [(r * cols + c, r * cols + c + 1) for r in range(rows) for c in range(cols - 1)]
+    down = [(r * cols + c, (r + 1) * cols + c) for r in range(rows - 1) for c in range(cols)]
+    return rows * cols, across + down
 
 
 def complete_bipartite(n: int, g: torch.Generator) -> Graph:

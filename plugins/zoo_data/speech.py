@@ -50,7 +50,8 @@ def spoken(word: str, voice: str, pitch: int, speed: int) -> torch.Tensor:
         try:
             subprocess.run(cmd, check=True, capture_output=True, timeout=30)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise DataError(f"espeak-ng failed to speak {word!r} ({exc}); use audio='tones' or reinstall espeak-ng.") from exc
+            raise DataError(f"espeak-ng failed to speak {word!r} ({exc}); use audio='tones' "
+                            f"or reinstall espeak-ng.") from exc
         wave, sr = sf.read(path, dtype="float32")
     wave = fft_resample(torch.from_numpy(wave), sr, SAMPLE_RATE)                 # (T,)
     loud = (wave.abs() > 0.02).nonzero().flatten()
