@@ -377,7 +377,7 @@ def test_webdataset_reads_shards(tmp_path):
 
 
 def test_hf_datasets_reads_local_files(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     rows = {"vec": [[float(i), float(i) / 2] for i in range(10)], "text": [f"row {i}" for i in range(10)],
             "label": [i % 3 for i in range(10)]}
     datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "rows.parquet"))
