@@ -99,6 +99,41 @@ def _save(cls, config, processor, directory, seed: int) -> Path:
     return directory
 
 
+def make_st_dir(directory: str | os.PathLike, *, dense: int | None = 24, seed: int = 0) -> Path:
+    """sentence-transformers' folder layout: a tiny BERT (+ the bundled MiniLM tokenizer), mean pooling,
+    a Dense layer (Tanh) when ``dense`` is set, and Normalize — as ``SentenceTransformer.save`` writes it."""
+    import transformers as tf
+    from safetensors.torch import save_file
+
+    from .st_source import bundled
+    directory = Path(directory)
+    tok = tf.AutoTokenizer.from_pretrained(bundled("all-MiniLM-L6-v2"))
+    torch.manual_seed(seed)
+    bert = tf.BertModel(tf.BertConfig(vocab_size=len(tok), max_position_embeddings=64, **TEXT))
+    bert.save_pretrained(directory)
+    tok.save_pretrained(directory)
+    modules = [("", "Transformer"), ("1_Pooling", "Pooling")] + ([("2_Dense", "Dense")] if dense else []) + \
+        [(f"{2 + bool(dense)}_Normalize", "Normalize")]
+    _json(directory / "modules.json", [{"idx": i, "name": str(i), "path": path,
+                                        "type": f"sentence_transformers.models.{kind}"} for i, (path, kind)
+                                       in enumerate(modules)])
+    _json(directory / "sentence_bert_config.json", {"max_seq_length": 48, "do_lower_case": False})
+    _json(directory / "1_Pooling" / "config.json", {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
+    if dense:
+        _json(directory / "2_Dense" / "config.json", {"in_features": 32, "out_features": dense, "bias": True,
+                                                      "activation_function": "torch.nn.modules.activation.Tanh"})
+        layer = torch.nn.Linear(32, dense)
+        save_file({"linear.weight": layer.weight.detach(), "linear.bias": layer.bias.detach()},
+                  str(directory / "2_Dense" / "model.safetensors"))
+    (directory / modules[-1][0]).mkdir(exist_ok=True)
+    return directory
+
+
+def _json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2), "utf-8")
+
+
 OPENCLIP_CFG = {"embed_dim": 16,
                 "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
                 "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
