@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .data import ZooDataset
 from .errors import DataError, ShapeError
 from .hookspecs import hookimpl
+from .utils import mlp_blocks, mlp_levels
 
 
 def load_vector(value: Any) -> Tensor:
@@ -43,20 +44,14 @@ class MLPEncoder(nn.Module):
         if layers < 1:
             raise ValueError(f"layers must be ≥ 1, got {layers}.")
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, b), nn.GELU(), nn.Dropout(dropout)) if i < layers - 1 else nn.Linear(a, b)
-            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])))
+        self.blocks = mlp_blocks(dims, nn.GELU, dropout)
         self.in_dim, self.output_dim = in_dim, out_dim
         self.level_dims = {f"layer{i + 1}": hidden for i in range(layers - 1)}
 
     def forward_levels(self, x: Tensor) -> dict[str, Tensor]:
         if x.dim() != 2 or x.shape[1] != self.in_dim:
             raise ShapeError(f"mlp encoder: expected input (B, {self.in_dim}), got {tuple(x.shape)}.")
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"layer{i + 1}" if i < len(self.blocks) - 1 else "final"] = x
-        return out  # {level: (B, hidden)}, "final": (B, out_dim)
+        return mlp_levels(self.blocks, x)  # {level: (B, hidden)}, "final": (B, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_levels(x)["final"]

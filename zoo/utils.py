@@ -1,4 +1,5 @@
-"""Small helpers used across the core: moving batches, counting rows, calling factories."""
+"""Small helpers used across the core and the plugins: moving batches, counting rows, calling factories,
+the layer stack of the MLP encoders."""
 from __future__ import annotations
 
 import inspect
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch import Tensor, nn
 
 from .errors import RecipeError
 
@@ -109,3 +111,23 @@ def slice_batch(batch: Any, start: int, stop: int) -> Any:
         return batch[start:stop]
     raise TypeError(f"cannot split a batch of type {type(batch).__name__} into chunks; "
                     f"GradCache needs tensors, dicts of tensors, lists or PyG batches.")
+
+
+def mlp_blocks(dims: Sequence[int], activation: Callable[[], nn.Module] = nn.GELU,
+               dropout: float = 0.0) -> nn.ModuleList:
+    """Linear layers ``dims[0] → dims[1] → … → dims[-1]``, each but the last followed by
+    ``activation()`` and ``Dropout(dropout)``: the layer stack of the MLP encoders (see :func:`mlp_levels`)."""
+    last = len(dims) - 2
+    return nn.ModuleList(
+        nn.Sequential(nn.Linear(a, b), activation(), nn.Dropout(dropout)) if i < last else nn.Linear(a, b)
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])))
+
+
+def mlp_levels(blocks: nn.ModuleList, x: Tensor) -> dict[str, Tensor]:
+    """``x`` through :func:`mlp_blocks`' ``blocks``; the output of each hidden block is a level:
+    ``{"layer1": (B, hidden), …, "final": (B, out)}`` (an encoder's ``forward_levels``)."""
+    out = {}
+    for i, block in enumerate(blocks):
+        x = block(x)
+        out[f"layer{i + 1}" if i < len(blocks) - 1 else "final"] = x
+    return out

@@ -6,13 +6,13 @@
 """
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError
+from zoo.utils import mlp_blocks, mlp_levels
 
 from .preprocess import ImagePreprocess
 
@@ -38,9 +38,7 @@ class MLPImageEncoder(nn.Module):
         self.in_shape = tuple(in_shape)
         c, h, w = self.in_shape
         dims = [c * h * w] + [hidden] * (layers - 1) + [out_dim]
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, b), nn.GELU(), nn.Dropout(dropout)) if i < layers - 1 else nn.Linear(a, b)
-            for i, (a, b) in enumerate(itertools.pairwise(dims)))
+        self.blocks = mlp_blocks(dims, nn.GELU, dropout)
         self.output_dim = out_dim
         self.level_dims = {f"layer{i + 1}": hidden for i in range(layers - 1)}
         self.preprocessor = ImagePreprocess(image_size=(h, w), channels=c, mean=mean, std=std,
@@ -50,12 +48,7 @@ class MLPImageEncoder(nn.Module):
         if x.dim() != 4 or tuple(x.shape[1:]) != self.in_shape:
             raise ShapeError(f"image/mlp: expected a batch (B, {', '.join(map(str, self.in_shape))}), got "
                              f"{tuple(x.shape)}. Use encoder.preprocess(raws) or set in_shape.")
-        x = x.flatten(1)  # (B, C·H·W)
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"layer{i + 1}" if i < len(self.blocks) - 1 else "final"] = x
-        return out  # {"layer<i>": (B, hidden), "final": (B, out_dim)}
+        return mlp_levels(self.blocks, x.flatten(1))  # {"layer<i>": (B, hidden), "final": (B, out_dim)}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_levels(x)["final"]  # (B, out_dim)

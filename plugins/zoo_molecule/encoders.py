@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError
+from zoo.utils import mlp_blocks, mlp_levels
 from zoo_graph._pyg import require
 from zoo_graph.nets import GNNBase, check_sizes, gin_mlp
 
@@ -96,9 +97,7 @@ class FingerprintMLP(nn.Module):
                              f"n_bits={n_bits}.")
         self.radius, self.n_bits, self.output_dim = radius, n_bits, out_dim
         dims = [n_bits] + [hidden] * (layers - 1) + [out_dim]
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)) if i < layers - 1 else nn.Linear(a, b)
-            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])))
+        self.blocks = mlp_blocks(dims, nn.ReLU, dropout)
         self.level_dims = {f"layer{i + 1}": hidden for i in range(layers - 1)}
         self._cache: OrderedDict[str, Tensor] = OrderedDict()
         self._generator = None
@@ -130,12 +129,7 @@ class FingerprintMLP(nn.Module):
         return torch.stack([self.fingerprint(s) for s in smiles]).to(device)  # (B, n_bits)
 
     def forward_levels(self, batch: Any) -> dict[str, Tensor]:
-        h = self.features(batch)
-        out = {}
-        for i, block in enumerate(self.blocks):
-            h = block(h)
-            out[f"layer{i + 1}" if i < len(self.blocks) - 1 else "final"] = h
-        return out  # {level: (B, hidden)}, "final": (B, out_dim)
+        return mlp_levels(self.blocks, self.features(batch))  # {level: (B, hidden)}, "final": (B, out_dim)
 
     def forward(self, batch: Any) -> Tensor:
         return self.forward_levels(batch)["final"]  # (B, out_dim)
