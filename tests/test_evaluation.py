@@ -88,3 +88,11 @@ def test_training_evaluates_keeps_best_and_draws(tmp_path):
     assert best["model"]["embed_dim"] == 32
     for png in ("training.png", "similarity.png", "embeddings.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 5_000, png
+
+
+def test_molecule_linear_probe_reports_the_fingerprint_baseline():
+    m = zoo.create_model(towers={"molecule": {"encoder": "gin", "layers": 2, "hidden": 16, "out_dim": 16}},
+                         embed_dim=8)
+    r = zoo.evaluate(m, "chembl-2321810", task="linear_probe", target="activity")
+    base = r["r2 (baseline: Morgan fingerprint r=2, 2048 bits)"]
+    assert 0.5 < base < 1.0 and r["r2 (embeddings)"] < 1.0
