@@ -44,15 +44,37 @@ def softplus_sum(x: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- CLIP (softmax both ways)
 
+def transposed_blocks(sa: Tensor, b: Tensor, chunk: int) -> Iterator[tuple[slice, Tensor]]:
+    """``(cols, L[:, cols]ᵀ)`` for each block of columns, as ``(c, N)`` views of ONE reused buffer.
+
+    Transposed, a block is a contiguous run of rows, so the last (shorter) one is a view too and
+    no block allocates: large blocks would otherwise pay fresh page faults every time.
+    """
+    n = sa.shape[0]
+    buffer = sa.new_empty(min(chunk, n), n)
+    for cols in column_blocks(n, chunk):
+        block = buffer[: cols.stop - cols.start]  # (c, N)
+        torch.mm(b[cols], sa.T, out=block)
+        yield cols, block
+
+
+def _logsumexp(x: Tensor, dim: int, scratch: Tensor) -> Tensor:
+    """``torch.logsumexp(x, dim)`` with its exponentials written to ``scratch`` (no allocation)."""
+    top = x.amax(dim, keepdim=True)
+    total = torch.sub(x, top, out=scratch).exp_().sum(dim)
+    return total.log_().add_(top.squeeze(dim))
+
+
 def clip_lse_blocked(sa: Tensor, b: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
-    """Row and column log-sum-exp of ``L = sa·bᵀ``, streaming over ``(N, chunk)`` blocks."""
+    """Row and column log-sum-exp of ``L = sa·bᵀ``, streaming over blocks of ``chunk`` columns."""
     n = sa.shape[0]
     lse_rows = sa.new_full((n,), float("-inf"))  # (N,)
     lse_cols = sa.new_empty(n)  # (N,)
-    for cols in column_blocks(n, chunk):
-        block = sa @ b[cols].T  # (N, c)
-        lse_cols[cols] = torch.logsumexp(block, dim=0)
-        lse_rows = torch.logaddexp(lse_rows, torch.logsumexp(block, dim=1))
+    scratch = sa.new_empty(min(chunk, n), n)
+    for cols, block in transposed_blocks(sa, b, chunk):  # block: (c, N)
+        tmp = scratch[: block.shape[0]]
+        lse_cols[cols] = _logsumexp(block, 1, tmp)
+        lse_rows = torch.logaddexp(lse_rows, _logsumexp(block, 0, tmp))
     return lse_rows, lse_cols
 
 
@@ -62,12 +84,12 @@ def clip_products_blocked(sa: Tensor, a: Tensor, b: Tensor, lse_rows: Tensor, ls
     n = sa.shape[0]
     gb = torch.zeros_like(b)  # (N, D)
     gta = torch.empty_like(a)  # (N, D)
-    for cols in column_blocks(n, chunk):
-        block = sa @ b[cols].T  # (N, c)
-        g = torch.sub(block, lse_rows[:, None]).exp_()  # row-softmax block
-        g.add_(block.sub_(lse_cols[None, cols]).exp_()).mul_(0.5 / n)  # + column-softmax block
-        gb.addmm_(g, b[cols])
-        gta[cols] = g.T @ a  # (c, D)
+    scratch = sa.new_empty(min(chunk, n), n)
+    for cols, block in transposed_blocks(sa, b, chunk):  # block: L[:, cols]ᵀ, (c, N)
+        g = torch.sub(block, lse_rows[None, :], out=scratch[: block.shape[0]]).exp_()  # row softmax
+        g.add_(block.sub_(lse_cols[cols, None]).exp_()).mul_(0.5 / n)  # + column softmax: Gᵀ block
+        gb.addmm_(g.T, b[cols])
+        torch.mm(g, a, out=gta[cols])  # (c, D)
     return gb, gta
 
 
