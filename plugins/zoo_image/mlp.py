@@ -7,17 +7,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError
 from zoo.utils import mlp_blocks, mlp_levels
 
-from .preprocess import ImagePreprocess
+from .preprocess import ImagePreprocess, PreprocessMixin
 
 
-class MLPImageEncoder(nn.Module):
+class MLPImageEncoder(PreprocessMixin, nn.Module):
     """``(B, C, H, W) -> (B, out_dim)``; each hidden layer is a level ``layer1``, ``layer2``…
 
     ``layers`` counts linear layers (``layers - 1`` hidden ones of width ``hidden``, each
@@ -52,9 +51,3 @@ class MLPImageEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_levels(x)["final"]  # (B, out_dim)
-
-    def preprocess(self, raws: Sequence[Any]) -> Tensor:
-        return self.preprocessor(raws)  # (B, C, H, W)
-
-    def preprocess_config(self) -> dict[str, Any]:
-        return self.preprocessor.to_dict()

@@ -23,12 +23,12 @@ from torch import Tensor, nn
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
 from ._common import pair, require
-from .preprocess import OPENAI_MEAN, OPENAI_STD, ImagePreprocess
+from .preprocess import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, PreprocessMixin
 
 CUSTOM = "custom"
 
 
-class OpenCLIPVisionEncoder(nn.Module):
+class OpenCLIPVisionEncoder(PreprocessMixin, nn.Module):
     """open_clip's ``visual`` module (ViT, ModifiedResNet or timm trunk + projection)."""
 
     def __init__(self, arch: str, *, embed_dim: int | None = None, vision_cfg: Mapping[str, Any] | None = None,
@@ -65,12 +65,6 @@ class OpenCLIPVisionEncoder(nn.Module):
                              f"Use encoder.preprocess(raws).")
         out = self.visual(x)
         return out[0] if isinstance(out, tuple) else out  # (B, embed_dim)
-
-    def preprocess(self, raws: Sequence[Any]) -> Tensor:
-        return self.preprocessor(raws)  # (B, 3, H, W)
-
-    def preprocess_config(self) -> dict[str, Any]:
-        return self.preprocessor.to_dict()
 
 
 def base_config(open_clip: Any, arch: str) -> dict[str, Any]:

@@ -140,3 +140,16 @@ def center_crop(img: Tensor, size: tuple[int, int]) -> Tensor:
         h, w = img.shape[-2:]
     top, left = round((h - th) / 2.0), round((w - tw) / 2.0)
     return img[:, top:top + th, left:left + tw]
+
+
+class PreprocessMixin:
+    """``preprocess`` / ``preprocess_config`` of an image encoder that holds an :class:`ImagePreprocess`
+    as ``self.preprocessor`` (list it before ``nn.Module`` in the bases)."""
+
+    preprocessor: ImagePreprocess
+
+    def preprocess(self, raws: Sequence[Any]) -> Tensor:
+        return self.preprocessor(raws)  # (B, C, H, W)
+
+    def preprocess_config(self) -> dict[str, Any]:
+        return self.preprocessor.to_dict()

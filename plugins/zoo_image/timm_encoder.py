@@ -24,13 +24,13 @@ from torch import Tensor, nn
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
 from ._common import pair, require
-from .preprocess import ImagePreprocess
+from .preprocess import ImagePreprocess, PreprocessMixin
 
 _SCHEMES = ("hf-hub:", "hf_hub:", "local-dir:")
 _TIMM_LOG = "timm.models"  # parent of _builder and _helpers, which report loading
 
 
-class TimmEncoder(nn.Module):
+class TimmEncoder(PreprocessMixin, nn.Module):
     """A timm model with its classifier removed (``num_classes=0``): ``(B, C, H, W) -> (B, output_dim)``."""
 
     def __init__(self, variant: str, *, pretrained: bool = False, image_size: int | Sequence[int] | None = None,
@@ -76,12 +76,6 @@ class TimmEncoder(nn.Module):
         if x.dim() != 4 or x.shape[1] != c:
             raise ShapeError(f"timm:{self.variant}: expected a batch (B, {c}, H, W), got {tuple(x.shape)}. "
                              f"Use encoder.preprocess(raws).")
-
-    def preprocess(self, raws: Sequence[Any]) -> Tensor:
-        return self.preprocessor(raws)  # (B, C, H, W)
-
-    def preprocess_config(self) -> dict[str, Any]:
-        return self.preprocessor.to_dict()
 
 
 def _interpolation(name: str | None) -> str:
