@@ -3,6 +3,7 @@ the layer stack of the MLP encoders."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -120,7 +121,7 @@ def mlp_blocks(dims: Sequence[int], activation: Callable[[], nn.Module] = nn.GEL
     last = len(dims) - 2
     return nn.ModuleList(
         nn.Sequential(nn.Linear(a, b), activation(), nn.Dropout(dropout)) if i < last else nn.Linear(a, b)
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])))
+        for i, (a, b) in enumerate(itertools.pairwise(dims)))
 
 
 def mlp_levels(blocks: nn.ModuleList, x: Tensor) -> dict[str, Tensor]:
