@@ -17,7 +17,7 @@ from zoo.errors import ShapeError
 from zoo.objectives.clip import ClipLoss, _ClipFunction, clip_loss
 from zoo.objectives.siglip import SigLipLoss, _SigLipFunction, siglip_loss
 
-TOL = dict(atol=1e-5, rtol=1e-5)
+TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
 def views(n, d, *, seed=0, dtype=torch.float32):
@@ -40,8 +40,9 @@ def value_and_grads(loss, inputs):
 def naive_clip(a, b, scale, smoothing):
     """Both directions of torch's cross_entropy on the two logits matrices."""
     target = torch.arange(a.shape[0])
-    ce = lambda logits: F.cross_entropy(logits, target, label_smoothing=smoothing)  # noqa: E731
-    return (ce(scale * a @ b.T) + ce(scale * b @ a.T)) / 2
+    forward = F.cross_entropy(scale * a @ b.T, target, label_smoothing=smoothing)
+    backward = F.cross_entropy(scale * b @ a.T, target, label_smoothing=smoothing)
+    return (forward + backward) / 2
 
 
 # ------------------------------------------------------------------------------ parity

@@ -110,8 +110,9 @@ def siglip_blocked(sa: Tensor, a: Tensor, b: Tensor, bias: Tensor, rows_per_bloc
     total, g_sum = sa.new_zeros(()), sa.new_zeros(())
     gb = torch.empty_like(b) if with_grads else None  # (N, D)
     gta = torch.zeros_like(a) if with_grads else None  # (N, D)
+    buffer = sa.new_empty(rows_per_block, sa.shape[0])  # reused: no page faults per block
     for rows in column_blocks(sa.shape[0], rows_per_block):
-        z = torch.addmm(bias, sa[rows], b.T)  # (k, N)
+        z = torch.addmm(bias, sa[rows], b.T, out=buffer[: rows.stop - rows.start])  # (k, N)
         total += softplus_sum(z)
         if with_grads:
             g = z.sigmoid_()
