@@ -63,11 +63,3 @@ def closest(name: str, known: Iterable[str], n: int = 5) -> list[str]:
             out.append(k)
     return out[:n]
 
-
-def expect_shape(name: str, tensor, expected: tuple) -> None:
-    """Raise :class:`ShapeError` unless ``tensor.shape`` matches ``expected`` (``None`` = any)."""
-    got = tuple(tensor.shape)
-    ok = len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got))
-    if not ok:
-        exp = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
-        raise ShapeError(f"{name}: expected shape {exp}, got {got}.")
