@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_pretrained import testing as T
 
 import zoo
 from zoo.errors import RecipeError
 from zoo.finetune import apply_freeze, build_model
 from zoo.recipes import load_recipe
 from zoo.trainer import Trainer
-from zoo_pretrained import testing as T
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = {"encoder": "cnn", "channels": 8, "layers": 2, "out_dim": 32, "n_mels": 32}

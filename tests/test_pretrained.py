@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from zoo_pretrained import testing as T
 
 import zoo
 from zoo.errors import CheckpointError, PluginError, UnknownNameError
-from zoo_pretrained import testing as T
 
 TEXTS = ["a photo of a cat", "Two dogs!", "the number seven", "x"]
 ATOL = 1e-5
@@ -306,6 +307,25 @@ def test_openclip_failures_are_errors_never_random_weights(dirs, tmp_path):
     assert open_clip  # imported for the cache of configs
 
 
+@pytest.mark.parametrize("key", ["clip", "siglip", "clap", "openclip_custom", "st"])
+def test_every_parameter_of_a_wrapped_tower_trains_with_checkpointing(dirs, tmp_path, key):
+    """No unused parameter (DDP would stall on one); run.grad_checkpointing works on each tower."""
+    name = f"st:{T.make_st_dir(tmp_path / 'st')}" if key == "st" else \
+        f"{'openclip' if key.startswith('openclip') else 'hf'}:{dirs[key]}"
+    model = zoo.load(name).train()
+    raws = {"text": TEXTS, "image": images(2), "audio": [0.1 * torch.randn(8000), 0.1 * torch.randn(16000)]}
+    for tower in model.towers.values():
+        if key == "clap":  # transformers' CLAP has none
+            with pytest.raises(ValueError, match="run.grad_checkpointing = false"):
+                tower.encoder.set_grad_checkpointing(True)
+            continue
+        tower.encoder.set_grad_checkpointing(True)
+    loss = sum(model.encode(m, model.preprocess(m, raws[m])).sum() for m in model.modalities)
+    loss.backward()
+    unused = [n for n, p in model.named_parameters() if n.startswith("towers.") and p.grad is None]
+    assert not unused
+
+
 def test_copy_weights_names_missing_and_unexpected_keys():
     from zoo_pretrained._common import copy_weights
     model = torch.nn.Sequential(torch.nn.Linear(2, 3))
@@ -313,3 +333,16 @@ def test_copy_weights_names_missing_and_unexpected_keys():
         copy_weights(model, {"0.weight": torch.zeros(3, 2), "0.extra": torch.zeros(1)}, "t")
     with pytest.raises(CheckpointError, match="shape mismatches"):
         copy_weights(model, {"0.weight": torch.zeros(2, 2), "0.bias": torch.zeros(3)}, "t")
+
+
+def test_docs_samples_run_offline(tmp_path, monkeypatch):
+    """The offline python samples of docs/pretrained.md (those loading Hub names or pushing need a network)."""
+    import re
+    text = (Path(__file__).resolve().parents[1] / "docs" / "pretrained.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "laion2b" not in b and "push_to_hub(" not in b]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/pretrained.md", "exec"), scope)  # noqa: S102 - our own documentation
+    assert scope["z"].shape == (3, 384) and scope["logits"].shape == (2, 2)
+    assert scope["again"].modalities == ["image", "text"] and len(scope["sha"]) == 40

@@ -46,7 +46,7 @@ def hub_snapshot(repo: str, revision: str | None, what: str, allow_patterns: lis
     try:
         return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=allow_patterns,
                                       ignore_patterns=ignore_patterns))
-    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds
+    except Exception as exc:
         raise CheckpointError(
             f"{what}: cannot fetch {repo}@{revision or 'main'} from the Hugging Face Hub ({type(exc).__name__}: "
             f"{exc}). Check the repo id and revision and your network; offline (HF_HUB_OFFLINE=1) the files must "
@@ -64,6 +64,21 @@ def readme_license(directory: Path | None) -> str | None:
         return None
     lic = meta.get("license")
     return str(lic) if lic else None
+
+
+def set_checkpointing(model, enable: bool) -> None:
+    """transformers' activation checkpointing (non-reentrant), under its current or older name."""
+    if not enable:
+        getattr(model, "activation_checkpointing_disable", model.gradient_checkpointing_disable)()
+        return
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"{type(model).__name__} does not support gradient checkpointing in transformers; "
+                         f"set run.grad_checkpointing = false.")
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def max_scale_for(logit_scale: float) -> float:

@@ -22,8 +22,18 @@ from typing import Any
 from zoo.errors import CheckpointError, UnknownNameError
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
-from ._common import (check_loading_info, copy_weights, hub_snapshot, local_path, max_scale_for, readme_license,
-                      rename, require, scalar, split_revision)
+from ._common import (
+    check_loading_info,
+    copy_weights,
+    hub_snapshot,
+    local_path,
+    max_scale_for,
+    readme_license,
+    rename,
+    require,
+    scalar,
+    split_revision,
+)
 from .hf_towers import ENCODER_NAMES, FAMILIES, native_config, output_dim
 
 CITATIONS = {
@@ -47,7 +57,7 @@ def _config(name: str):
     source, revision = split_revision(name)
     try:
         config = native_config(source, revision, None)
-    except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, HTTP errors…
+    except Exception as exc:
         raise CheckpointError(
             f"hf:{name}: cannot read its config.json ({type(exc).__name__}: {exc}). Give a Hub id (offline, "
             f"HF_HUB_OFFLINE=1, it must be in the huggingface_hub cache) or a transformers save_pretrained "
@@ -108,7 +118,7 @@ def _load_native(name: str, source: str, revision: str | None):
     try:
         native, info = tf.AutoModel.from_pretrained(source, revision=revision, output_loading_info=True,
                                                     ignore_mismatched_sizes=True)  # reported, then refused below
-    except Exception as exc:  # noqa: BLE001 - missing weights, network, corrupt files
+    except Exception as exc:
         raise CheckpointError(f"hf:{name}: cannot load the pretrained weights ({type(exc).__name__}: {exc}). "
                               f"Nothing falls back to random weights; use pretrained=False for the architecture "
                               f"only.") from exc

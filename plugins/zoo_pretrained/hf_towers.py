@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from zoo.errors import ShapeError, UnknownNameError
 
-from ._common import require
+from ._common import require, set_checkpointing
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ class HFDualTower(nn.Module):
         self.part = part = FAMILIES[family][modality]
         tf = require("transformers")
         sub = getattr(config, part.sub_config)
+        # the constructor the native dual encoder itself uses for each side (attention implementation included)
         setattr(self, part.model_attr, getattr(tf, part.model_class)._from_config(sub))
         if part.projection is not None:
             setattr(self, part.projection, _projection(family, config, sub))
@@ -144,6 +145,10 @@ class HFDualTower(nn.Module):
             pooled = model(**batch).pooler_output
         proj = getattr(self, self.part.projection) if self.part.projection else None
         return proj(pooled) if proj is not None else pooled  # (B, output_dim)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute activations in backward (``run.grad_checkpointing``), non-reentrant."""
+        set_checkpointing(getattr(self, self.part.model_attr), enable)
 
     # -- checkpoint assets ------------------------------------------------------------------------------
     def save_assets(self, directory: str | Path) -> None:

@@ -28,12 +28,12 @@ from ._common import copy_weights, hub_snapshot, max_scale_for, readme_license, 
 
 OPENCLIP = "Ilharco et al. 2021, OpenCLIP (software, doi:10.5281/zenodo.5143773)"
 CITATIONS = (  # (substring of "<arch>/<tag>", lowercase) → paper
-    ("openai", "Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision "
-               "(arXiv:2103.00020)"),
-    ("laion", "Schuhmann et al. 2022, LAION-5B (arXiv:2210.08402); Cherti et al. 2023, Reproducible scaling laws "
-              "for contrastive language-image learning (arXiv:2212.07143)"),
-    ("datacomp", "Gadre et al. 2023, DataComp: In search of the next generation of multimodal datasets "
-                 "(arXiv:2304.14108)"),
+    ("openai", ("Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision "
+                "(arXiv:2103.00020)")),
+    ("laion", ("Schuhmann et al. 2022, LAION-5B (arXiv:2210.08402); Cherti et al. 2023, Reproducible scaling laws "
+               "for contrastive language-image learning (arXiv:2212.07143)")),
+    ("datacomp", ("Gadre et al. 2023, DataComp: In search of the next generation of multimodal datasets "
+                  "(arXiv:2304.14108)")),
     ("commonpool", "Gadre et al. 2023, DataComp (arXiv:2304.14108)"),
     ("dfn", "Fang et al. 2023, Data Filtering Networks (arXiv:2309.17425)"),
     ("metaclip", "Xu et al. 2023, Demystifying CLIP Data (MetaCLIP, arXiv:2309.16671)"),
@@ -146,7 +146,7 @@ def _load_native(name: str, p: dict[str, Any]):
     try:
         native = oc.create_model(p["oc_name"], pretrained=p["pretrained"], require_pretrained=True,
                                  force_quick_gelu=bool(p["model_cfg"].get("quick_gelu")))
-    except Exception as exc:  # noqa: BLE001 - download, file and state-dict errors all mean "no weights"
+    except Exception as exc:
         raise CheckpointError(
             f"openclip:{name}: the pretrained weights could not be loaded ({type(exc).__name__}: {exc}). The zoo "
             f"does not fall back to random weights: check the tag, the file, the network or the cache "

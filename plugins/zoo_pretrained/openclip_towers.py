@@ -70,6 +70,9 @@ class OpenClipVisual(nn.Module):
     def preprocess(self, raws: list[Any]) -> Tensor:
         return self.preprocessor(raws)  # (B, 3, H, W)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.visual.set_grad_checkpointing(enable)
+
     def preprocess_config(self) -> dict[str, Any]:
         return self.preprocessor.to_dict()
 
@@ -91,6 +94,9 @@ def _text_encoder_class():
                                  f"{tuple(tokens.shape)}; use preprocess(list_of_strings).")
             out = self.text(tokens)
             return out[0] if isinstance(out, tuple) else out  # (B, output_dim)
+
+        def set_grad_checkpointing(self, enable: bool = True) -> None:
+            self.text.set_grad_checkpointing(enable)
 
     return OpenClipText
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from zoo.errors import PluginError, ShapeError
 
-from ._common import require
+from ._common import require, set_checkpointing
 
 SPEC_FILE = "st_config.json"
 MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -140,8 +140,7 @@ class SentenceTransformerEncoder(nn.Module):
 
     def __init__(self, hf_config, tokenizer, spec: dict[str, Any]):
         super().__init__()
-        tf = require("transformers")
-        self.transformer = tf.AutoModel.from_config(hf_config)
+        self.transformer = without_pooler(hf_config)
         self.tokenizer, self.spec = tokenizer, spec
         self.dense = nn.ModuleList(Dense(**{k: d[k] for k in ("in_features", "out_features", "bias", "activation")})
                                    for d in spec["dense"])
@@ -170,6 +169,9 @@ class SentenceTransformerEncoder(nn.Module):
             x = layer(x)
         return nn.functional.normalize(x, dim=-1) if self.spec["normalize"] else x  # (B, output_dim)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        set_checkpointing(self.transformer, enable)
+
     def save_assets(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -179,6 +181,16 @@ class SentenceTransformerEncoder(nn.Module):
 
     def load_assets(self, directory: str | Path) -> None:
         self.tokenizer = require("transformers").AutoTokenizer.from_pretrained(str(directory))
+
+
+def without_pooler(hf_config):
+    """The transformer without the pooler head sentence-transformers never uses (an unused parameter would
+    stall DDP); models that cannot drop it keep it."""
+    tf = require("transformers")
+    try:
+        return tf.AutoModel.from_config(hf_config, add_pooling_layer=False)
+    except TypeError:
+        return tf.AutoModel.from_config(hf_config)
 
 
 def build_st(source: str | None = None, revision: str | None = None,

@@ -24,6 +24,7 @@ from .st import read_spec
 
 KNOWN = ("all-MiniLM-L6-v2", "all-MiniLM-L12-v2", "all-mpnet-base-v2", "multi-qa-MiniLM-L6-cos-v1",
          "paraphrase-multilingual-MiniLM-L12-v2")
+POOLER = "towers.text.encoder.transformer.pooler."
 IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot"]
 CITATION = ("Reimers, Gurevych 2019, Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks "
             "(EMNLP 2019, arXiv:1908.10084)")
@@ -60,8 +61,12 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
     model = ContrastiveModel(ModelConfig(towers={"text": tower}, embed_dim=_output_dim(folder)))
     if not pretrained:
         return model
-    copy_weights(model, {**_weights(name, folder), "logit_scale": model.logit_scale.detach().clone()}, f"st:{name}")
-    model.source = f"st:{name} (sentence-transformers folder {folder})"
+    state = {**_weights(name, folder), "logit_scale": model.logit_scale.detach().clone()}
+    expected = model.state_dict()
+    pooler = [k for k in state if k.startswith(POOLER) and k not in expected]  # a head the pooling never reads
+    copy_weights(model, {k: v for k, v in state.items() if k not in pooler}, f"st:{name}")
+    model.source = f"st:{name} (sentence-transformers folder {folder}" + \
+        (f"; the transformer's unused pooler head, {len(pooler)} tensors, not loaded)" if pooler else ")")
     return model
 
 
@@ -80,7 +85,7 @@ def _weights(name: str, folder: Path) -> dict[str, torch.Tensor]:
     spec = read_spec(folder)
     try:
         native, info = tf.AutoModel.from_pretrained(folder / spec["transformer_path"], output_loading_info=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckpointError(f"st:{name}: cannot load the transformer weights from {folder} "
                               f"({type(exc).__name__}: {exc}).") from exc
     check_loading_info(info, f"st:{name}", allow_missing=("pooler.",))  # sentence-transformers never uses the pooler

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
-              patch_size=8)
+TEXT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+VISION = {**TEXT, "image_size": 32, "patch_size": 8}
 
 
 def clip_tokenizer(n_merges: int = 300, max_length: int = 16):
     """A CLIP BPE tokenizer (transformers) with the first ``n_merges`` merges of CLIP's own BPE table."""
     import open_clip.tokenizer as oct
     from transformers import CLIPTokenizer
-    lines = gzip.open(oct.default_bpe()).read().decode("utf-8").split("\n")[1:1 + n_merges]
+    with gzip.open(oct.default_bpe()) as f:
+        lines = f.read().decode("utf-8").split("\n")[1:1 + n_merges]
     merges = [tuple(line.split()) for line in lines]
     base = list(oct.bytes_to_unicode().values())
     vocab = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
@@ -78,8 +78,8 @@ def make_clap_dir(directory: str | os.PathLike, seed: int = 0) -> Path:
     tok = byte_tokenizer()
     text = dict(TEXT, vocab_size=len(tok), max_position_embeddings=34, pad_token_id=tok.pad_token_id,
                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, type_vocab_size=1)
-    audio = dict(hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2],
-                 spec_size=128, num_mel_bins=64, window_size=4)
+    audio = {"hidden_size": 32, "patch_embeds_hidden_size": 16, "depths": [1, 1], "num_attention_heads": [2, 2],
+             "spec_size": 128, "num_mel_bins": 64, "window_size": 4}
     config = tf.ClapConfig(text_config=text, audio_config=audio, projection_dim=16)
     features = tf.ClapFeatureExtractor(max_length_s=1, truncation="rand_trunc")
     return _save(tf.ClapModel, config, tf.ClapProcessor(feature_extractor=features, tokenizer=tok), directory, seed)
