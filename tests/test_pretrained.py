@@ -290,7 +290,6 @@ def test_openclip_names_tags_and_quick_gelu():
 
 
 def test_openclip_failures_are_errors_never_random_weights(dirs, tmp_path):
-    import open_clip
     with pytest.raises(CheckpointError, match="could not be loaded"):  # offline and not cached
         zoo.load("openclip:RN50/yfcc15m")
     bad = T.copy_tree(dirs["openclip"], tmp_path / "bad")
@@ -304,7 +303,6 @@ def test_openclip_failures_are_errors_never_random_weights(dirs, tmp_path):
         zoo.load(f"openclip:{bad}")
     arch = zoo.load(f"openclip:{bad}", pretrained=False)  # the architecture alone is fine
     assert arch.towers["image"].encoder.visual.conv1.weight.shape[0] == 48 and "architecture only" in arch.source
-    assert open_clip  # imported for the cache of configs
 
 
 @pytest.mark.parametrize("key", ["clip", "siglip", "clap", "openclip_custom", "st"])

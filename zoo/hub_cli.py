@@ -53,7 +53,7 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool | None = None, 
         try:
             api.create_repo(repo_id, private=private, exist_ok=True)
             return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=message)
-        except Exception as exc:
+        except Exception as exc:  # auth, network and Hub errors all stop the push, with what to do
             raise CheckpointError(f"cannot push {run_dir} to {repo_id}: {type(exc).__name__}: {exc}. Log in "
                                   f"(`hf auth login`) or pass --token, and check the repo id and your "
                                   f"network.") from exc
