@@ -202,8 +202,11 @@ def push_to_hub(model, repo_id: str, *, private: bool | None = None, commit_mess
     """Save ``model`` to a temporary folder and upload it with ``huggingface_hub``."""
     from huggingface_hub import HfApi
     api = api or HfApi(token=token)
+    from .card import model_card
     with tempfile.TemporaryDirectory() as tmp:
-        save_pretrained(model, tmp, recipe_text=recipe_text, metrics=metrics)
+        save_pretrained(model, tmp, recipe_text=recipe_text, metrics=metrics, card=False)
+        atomic_write_text(Path(tmp) / "README.md", model_card(model, recipe_text=recipe_text, metrics=metrics,
+                                                               repo_id=repo_id))
         api.create_repo(repo_id, private=private, exist_ok=True)
         return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
 
