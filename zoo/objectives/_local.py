@@ -115,7 +115,7 @@ class _SigLipLocal(torch.autograd.Function):
 
 
 def _siglip_blocks(sa: Tensor, a: Tensor, cols: Tensor, bias: Tensor, c: int, with_grads: bool):
-    """``Σ softplus(Z)`` and, if ``with_grads``, ``(σ(Z)·B, σ(Z)ᵀ·a, Σσ(Z))`` for ``Z = sa·Bᵀ + bias`` ``(b, N)``."""
+    """``Σ softplus(Z)`` and, with grads, ``(σ(Z)·B, σ(Z)ᵀ·a, Σσ(Z))`` for ``Z = sa·Bᵀ + bias`` (b, N)."""
     total, g_sum = sa.new_zeros(()), sa.new_zeros(())
     ga = torch.zeros_like(a) if with_grads else None  # (b, D)
     gb = torch.empty_like(cols) if with_grads else None  # (N, D)
