@@ -20,6 +20,8 @@ from .utils import mlp_blocks, mlp_levels
 
 
 def load_vector(value: Any) -> Tensor:
+    if isinstance(value, Tensor) and value.dtype == torch.float32 and value.dim() == 1:
+        return value  # already loaded (the hot path: datasets hand out tensors)
     try:
         t = torch.as_tensor(value, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError) as exc:

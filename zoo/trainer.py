@@ -119,6 +119,10 @@ class Trainer:
     def _make_loader(self):
         d, r = self.recipe.data, self.recipe.run
         dataset = create_dataset(d.dataset, split=d.split, **d.options)
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise DataError(f"dataset {d.dataset!r} is a stream (no length, no indexing); training needs a map-style "
+                            f"dataset — turn streaming off (e.g. data.options.streaming = false) or use webdataset "
+                            f"shards. Streams serve embedding and evaluation.")
         if d.drop_last and len(dataset) < d.batch_size:
             raise DataError(f"data.batch_size = {d.batch_size} is larger than dataset {d.dataset!r} "
                             f"({len(dataset)} rows in split {d.split!r}); lower the batch size.")
