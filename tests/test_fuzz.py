@@ -15,15 +15,7 @@ from zoo.recipes import load_recipe
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-VALID = """\
-[model]
-embed_dim = 8
-[model.towers.x]
-modality = "vector"
-encoder = "mlp"
-[data]
-dataset = "synthetic-pairs"
-"""
+from test_recipes import GOOD as VALID  # noqa: E402
 
 keys = st.sampled_from(["model", "data", "pairs", "objective", "optim", "run", "eval", "towers", "x", "encoder",
                         "embed_dim", "dataset", "batch_size", "lr", "betas", "steps", "options", "name", "tasks",
@@ -72,6 +64,14 @@ def test_recipe_overrides_never_crash(tmp_path, key, value):
             pass
 
 
+def _copy(checkpoint, tmp_path):
+    """A fresh copy of the good checkpoint to damage (hypothesis reuses tmp_path across examples)."""
+    import shutil
+    d = tmp_path / "c"
+    shutil.copytree(checkpoint, d, dirs_exist_ok=True)
+    return d
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("ck")
@@ -82,9 +82,7 @@ def checkpoint(tmp_path_factory):
 @SETTINGS
 @given(data=st.binary(max_size=2048))
 def test_random_weight_bytes_are_checkpoint_errors(checkpoint, tmp_path, data):
-    import shutil
-    d = tmp_path / "c"
-    shutil.copytree(checkpoint, d, dirs_exist_ok=True)
+    d = _copy(checkpoint, tmp_path)
     (d / "model.safetensors").write_bytes(data)
     with pytest.raises(CheckpointError):
         zoo.load(f"local-dir:{d}")
@@ -93,9 +91,7 @@ def test_random_weight_bytes_are_checkpoint_errors(checkpoint, tmp_path, data):
 @SETTINGS
 @given(cut=st.floats(0.0, 0.999), flip=st.integers(0, 10**6))
 def test_truncated_or_flipped_weights_are_checkpoint_errors(checkpoint, tmp_path, cut, flip):
-    import shutil
-    d = tmp_path / "c"
-    shutil.copytree(checkpoint, d, dirs_exist_ok=True)
+    d = _copy(checkpoint, tmp_path)
     good = (checkpoint / "model.safetensors").read_bytes()
     (d / "model.safetensors").write_bytes(good[:int(len(good) * cut)])
     with pytest.raises(CheckpointError):
@@ -112,9 +108,7 @@ def test_truncated_or_flipped_weights_are_checkpoint_errors(checkpoint, tmp_path
 @SETTINGS
 @given(data=st.one_of(st.binary(max_size=512), st.text(max_size=200).map(str.encode)))
 def test_random_config_json_is_a_zoo_error(checkpoint, tmp_path, data):
-    import shutil
-    d = tmp_path / "c"
-    shutil.copytree(checkpoint, d, dirs_exist_ok=True)
+    d = _copy(checkpoint, tmp_path)
     (d / "config.json").write_bytes(data)
     with pytest.raises(ZooError):
         zoo.load(f"local-dir:{d}")
@@ -128,9 +122,7 @@ def test_random_config_json_is_a_zoo_error(checkpoint, tmp_path, data):
     max_size=5), max_size=2), embed_dim=scalars)
 def test_structured_config_json_is_a_zoo_error(checkpoint, tmp_path, towers, embed_dim):
     import json
-    import shutil
-    d = tmp_path / "c"
-    shutil.copytree(checkpoint, d, dirs_exist_ok=True)
+    d = _copy(checkpoint, tmp_path)
     cfg = json.loads((checkpoint / "config.json").read_text())
     cfg["model"]["towers"], cfg["model"]["embed_dim"] = towers, embed_dim
     (d / "config.json").write_text(json.dumps(cfg))
