@@ -2,7 +2,7 @@
 
     python benchmarks/objectives.py            # every case (< 5 minutes on 2 cores)
     python benchmarks/objectives.py --quick    # small sizes, a smoke run in well under a minute
-    python benchmarks/objectives.py --only clip --repeats 9
+    python benchmarks/objectives.py --only clip --repeats 9 --stat min   # on a busy machine
 
 Cases come from every ``benchmarks/_cases_*.py`` module, each defining ``cases(quick) -> list[dict]``
 with keys ``name``, ``ours``, ``ref`` (or ``None``), ``ref_name``: ``ours``/``ref`` take no
@@ -11,8 +11,8 @@ keys: ``repeats`` (timed runs; ``1`` = one cold run, timed in the memory subproc
 too slow to repeat), ``min_speedup`` and ``budget_mb`` (targets checked in the last column),
 ``note`` (printed under the table).
 
-Time: one warm-up, then the median of ``repeats`` runs, ours and ref interleaved so that load from
-other processes hits both alike. Memory: each fn runs in a fresh subprocess (after one warm-up run,
+Time: one warm-up, then the median (``--stat min``: the minimum) of ``repeats`` runs, ours and ref
+interleaved so that load from other processes hits both alike. Memory: each fn runs in a fresh subprocess (after one warm-up run,
 unless ``repeats`` is 1); the peak resident set during the measured run minus the resident set
 before it (Linux: ``/proc/self/clear_refs`` resets the high-water mark ``VmHWM``). Inputs built by
 ``cases()`` are therefore excluded; the gradients' first allocation is included in cold runs.
@@ -54,8 +54,8 @@ def as_float(loss) -> float:
     return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
 
 
-def time_interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Median seconds and last loss of each fn: one warm-up each, then ``repeats`` rounds."""
+def time_interleaved(fns: dict, repeats: int, stat=statistics.median) -> tuple[dict, dict]:
+    """``stat`` (median) of the seconds, and the last loss, of each fn: one warm-up, then ``repeats`` rounds."""
     seconds = {k: [] for k in fns}
     losses = {k: as_float(fn()) for k, fn in fns.items()}
     for _ in range(repeats):
@@ -63,7 +63,7 @@ def time_interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:
             start = time.perf_counter()
             losses[key] = as_float(fn())
             seconds[key].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in seconds.items()}, losses
+    return {k: stat(v) for k, v in seconds.items()}, losses
 
 
 # ------------------------------------------------------------------------------ memory (subprocess)
@@ -115,7 +115,7 @@ def run_case(module: str, case: dict, args) -> dict:
     fns = {"ours": case["ours"], **({"ref": case["ref"]} if case.get("ref") else {})}
     row = {"case": case["name"], "ref_name": case.get("ref_name", ""), "targets": {}}
     if repeats > 1:
-        seconds, losses = time_interleaved(fns, repeats)
+        seconds, losses = time_interleaved(fns, repeats, min if args.stat == "min" else statistics.median)
     for key in fns:
         mem = measure(module, case["name"], key, args.quick, warm=repeats > 1)
         row[f"{key}_mb"] = mem["peak_mb"]
@@ -175,7 +175,7 @@ def header(args) -> None:
     except (OSError, StopIteration):
         pass
     print(f"torch {torch.__version__}, {THREADS} threads, {cpu}, {os.cpu_count()} CPUs; "
-          f"{'quick' if args.quick else 'full'} mode; time = median of {args.repeats} interleaved runs "
+          f"{'quick' if args.quick else 'full'} mode; time = {args.stat} of {args.repeats} interleaved runs "
           f"after a warm-up; memory = peak RSS above the inputs, fresh process. "
           f"speed-up = ref s / ours s, mem ratio = ref MB / ours MB.\n")
 
@@ -184,7 +184,9 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run in well under a minute")
     p.add_argument("--only", default="", help="run only the cases whose name contains this text")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per fn (median reported)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per fn")
+    p.add_argument("--stat", choices=("median", "min"), default="median",
+                   help="statistic of the timed runs; 'min' resists stalls when other jobs share the cores")
     p.add_argument("--measure", nargs=3, metavar=("MODULE", "CASE", "WHICH"), help=argparse.SUPPRESS)
     p.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
