@@ -66,6 +66,17 @@ def readme_license(directory: Path | None) -> str | None:
     return str(lic) if lic else None
 
 
+def cached_models(accept: Callable[[Path], bool]) -> list[str]:
+    """Model repos of the huggingface_hub cache with a snapshot folder that ``accept`` takes."""
+    from huggingface_hub import scan_cache_dir
+    try:
+        repos = scan_cache_dir().repos
+    except Exception:  # noqa: BLE001 - no cache yet
+        return []
+    return [r.repo_id for r in repos
+            if r.repo_type == "model" and any(accept(Path(rev.snapshot_path)) for rev in r.revisions)]
+
+
 def set_checkpointing(model, enable: bool) -> None:
     """transformers' activation checkpointing (non-reentrant), under its current or older name."""
     if not enable:

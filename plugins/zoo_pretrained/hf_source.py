@@ -23,6 +23,7 @@ from zoo.errors import CheckpointError, UnknownNameError
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
 from ._common import (
+    cached_models,
     check_loading_info,
     copy_weights,
     hub_snapshot,
@@ -147,24 +148,15 @@ def list_names() -> list[str]:
 
 def _cached() -> list[str]:
     """Repos of the huggingface_hub cache whose config is a CLIP, SigLIP or CLAP one."""
-    import json
+    return cached_models(_is_family)
 
-    from huggingface_hub import scan_cache_dir
+
+def _is_family(snapshot: Path) -> bool:
+    import json
     try:
-        repos = scan_cache_dir().repos
-    except Exception:  # noqa: BLE001 - no cache yet
-        return []
-    out = []
-    for repo in repos:
-        for rev in repo.revisions:
-            cfg = Path(rev.snapshot_path) / "config.json"
-            try:
-                if repo.repo_type == "model" and json.loads(cfg.read_text()).get("model_type") in FAMILIES:
-                    out.append(repo.repo_id)
-                    break
-            except (OSError, ValueError):
-                continue
-    return out
+        return json.loads((snapshot / "config.json").read_text()).get("model_type") in FAMILIES
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def info(name: str) -> dict[str, Any]:

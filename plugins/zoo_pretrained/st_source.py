@@ -19,7 +19,7 @@ import torch
 from zoo.errors import CheckpointError
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
-from ._common import check_loading_info, copy_weights, hub_snapshot, local_path, readme_license, require, split_revision
+from ._common import cached_models, check_loading_info, copy_weights, hub_snapshot, local_path, readme_license, require, split_revision
 from .st import read_spec
 
 KNOWN = ("all-MiniLM-L6-v2", "all-MiniLM-L12-v2", "all-mpnet-base-v2", "multi-qa-MiniLM-L6-cos-v1",
@@ -111,13 +111,8 @@ def list_names() -> list[str]:
 
 
 def _cached() -> list[str]:
-    from huggingface_hub import scan_cache_dir
-    try:
-        repos = scan_cache_dir().repos
-    except Exception:  # noqa: BLE001 - no cache yet
-        return []
-    return [r.repo_id for r in repos if r.repo_type == "model"
-            and any((Path(rev.snapshot_path) / "modules.json").is_file() for rev in r.revisions)]
+    """Repos of the huggingface_hub cache laid out as sentence-transformers models."""
+    return cached_models(lambda snapshot: (snapshot / "modules.json").is_file())
 
 
 def info(name: str) -> dict[str, Any]:
