@@ -93,22 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     s.add_argument("--run-dir", help="write the run here instead of run.output_dir/run.name")
     s.set_defaults(func=cmd_train)
-    for extra in _extra_commands():
-        extra(sub)
+    from . import evaluation, hub_cli  # subcommands that live with their feature
+    evaluation.add_cli(sub)
+    hub_cli.add_cli(sub)
     return p
-
-
-def _extra_commands():
-    """Subcommands that live with their feature (eval, push) when those modules exist."""
-    out = []
-    for mod in ("evaluation", "hub_cli"):
-        try:
-            module = __import__(f"zoo.{mod}", fromlist=["add_cli"])
-        except ImportError:
-            continue
-        if hasattr(module, "add_cli"):
-            out.append(module.add_cli)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
