@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import zoo
-from zoo.distributed import gather_with_grad, init_distributed, local_loss
+from zoo.distributed import gather_with_grad, init_distributed, local_loss, shutdown
 
 N, D = 16, 8  # the global batch of the parity cases (divisible by 2 and 4 ranks)
 CASES = {  # name: (objective, options, with a mask)
@@ -140,7 +140,7 @@ def main(out_path: str) -> None:
     if info.main:
         with open(out_path, "w") as f:
             json.dump(results, f)
-    dist.destroy_process_group()
+    shutdown(info)
 
 
 if __name__ == "__main__":

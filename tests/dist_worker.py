@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 import zoo
-from zoo.distributed import gather_with_grad, init_distributed
+from zoo.distributed import gather_with_grad, init_distributed, shutdown
 
 CASES = {"clip": (2, {}), "siglip": (2, {}), "symile": (3, {"negative_sampling": "n_squared"})}
 
@@ -36,7 +36,7 @@ def main(out_path: str) -> None:
     if info.main:
         with open(out_path, "w") as f:
             json.dump(results, f)
-    dist.destroy_process_group()
+    shutdown(info)
 
 
 def _gather(x):

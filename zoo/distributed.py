@@ -2,8 +2,8 @@
 
 ``zoo train`` runs unchanged under ``torchrun --nproc-per-node N`` (multi-node through
 torchrun's rendezvous). Each rank encodes its share of the global batch; the embeddings are
-all-gathered *with gradients* (``torch.distributed.nn.functional.all_gather``, whose backward
-sums the incoming gradients), every rank evaluates the objective on the global batch, and DDP
+all-gathered *with gradients* (:func:`gather_with_grad`, whose backward sums the incoming
+gradients), every rank evaluates the objective on the global batch, and DDP
 averages the parameter gradients. Since every rank computes the same global loss, the
 all-gather backward hands each rank ``world ×`` the gradient of its own rows, and DDP's mean
 over ranks turns that into exactly the single-process gradient on the global batch.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owner: bool = False  # this process group was created by init_distributed (shutdown may end it)
 
     @property
     def enabled(self) -> bool:
@@ -44,18 +46,49 @@ def init_distributed(device_type: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    if not dist.is_initialized():
+    owner = not dist.is_initialized()
+    if owner:
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owner)
+
+
+# torch 2.14 renamed the tensor collectives (``*_into_tensor`` / ``*_tensor`` → ``*_single``).
+_ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+_REDUCE_SCATTER = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward sums the incoming gradients over ranks and hands each
+    rank the rows it contributed (reduce-scatter on NCCL; all-reduce + slice on gloo, which has no
+    reduce-scatter). Same contract as ``torch.distributed.nn.functional.all_gather`` (deprecated)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # (b, …) → (world·b, …)
+        world = dist.get_world_size()
+        out = x.new_empty((world * x.shape[0], *x.shape[1:]))
+        _ALL_GATHER(out, x.contiguous())
+        ctx.rows = x.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # (world·b, …) → (b, …)
+        grad = grad.contiguous()
+        if dist.get_backend() == "nccl":
+            own = grad.new_empty((ctx.rows, *grad.shape[1:]))
+            _REDUCE_SCATTER(own, grad)
+            return own
+        total = grad.clone()
+        dist.all_reduce(total)
+        start = dist.get_rank() * ctx.rows
+        return total[start:start + ctx.rows]
 
 
 def gather_with_grad(x: Tensor) -> Tensor:
     """``(b, …)`` on each rank → ``(world·b, …)`` in rank order, differentiable."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 def gather_plain(x: Tensor) -> Tensor:
@@ -111,6 +144,22 @@ def local_loss(objective: torch.nn.Module, embeddings: Mapping[str, Tensor], lab
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def shutdown(info: DistInfo) -> None:
+    """Leave the process group together, and let gloo's worker threads drop the last finished
+    collectives before the interpreter finalises.
+
+    A gloo worker thread releases a finished collective's tensors after the caller has already
+    returned; releasing a tensor that Python knows needs the GIL, and a thread that asks for the GIL
+    while the interpreter finalises aborts the process ("terminate called without an active
+    exception", pytorch/pytorch#190489). The barrier keeps every rank in step, the pause gives the
+    GIL away so those threads finish, then the group is destroyed.
+    """
+    if info.enabled and info.owner and dist.is_initialized():
+        dist.barrier()
+        time.sleep(0.25)
+        dist.destroy_process_group()
 
 
 def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device, fsdp: bool = False) -> torch.nn.Module:

@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 from .batching import Batch, Collator
 from .checkpoint import complete_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import EpochSampler, Indexed, create_dataset
-from .distributed import barrier, gather_all, init_distributed, local_loss, wrap
-from .gradcache import grad_cache_backward
+from .distributed import barrier, gather_all, init_distributed, local_loss, shutdown, wrap
 from .errors import DataError, RecipeError, ZooError
 from .finetune import apply_freeze, build_model, prepare_encoders
+from .gradcache import grad_cache_backward
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
@@ -396,4 +396,7 @@ def train(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
           resume: bool = False, run_dir: str | Path | None = None, progress: bool | None = None) -> TrainResult:
     """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint."""
     recipe = load_recipe(recipe, overrides)
-    return Trainer(recipe, run_dir=run_dir, resume=resume, progress=progress).fit()
+    trainer = Trainer(recipe, run_dir=run_dir, resume=resume, progress=progress)
+    result = trainer.fit()
+    shutdown(trainer.dist)  # under torchrun: leave the process group together (no-op for one process)
+    return result
