@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,41 @@ def test_ranks_see_the_single_process_batches():
     ranks = [EpochSampler(40, seed=3, rank=r, world=2, batch=4).order() for r in range(2)]
     for k in range(5):
         assert ranks[0][4 * k:4 * k + 4] + ranks[1][4 * k:4 * k + 4] == one[8 * k:8 * k + 8]
+
+
+def _final_weights_close(run_a: Path, run_b: Path) -> None:
+    a, b = load_file(run_a / "model.safetensors"), load_file(run_b / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
+
+
+def test_fsdp_training_matches_one_process_and_resumes_across_modes(tmp_path):
+    """run.fsdp = true shards the towers over 2 ranks: same losses and weights as one process;
+    its checkpoints resume in one process, and one process's resume under FSDP (optimizer state included)."""
+    sets = ["run.epochs=1", "run.log_every=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
+            "run.checkpoint_every=2", "run.keep_checkpoints=5"]
+    fsdp = [*sets, "run.fsdp=true"]
+    cli = ["-m", "zoo.cli", "train", str(QUICKSTART)]
+    single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
+    _torchrun([*cli, "--run-dir", str(tmp_path / "fsdp"), *[f"--set={s}" for s in fsdp]], tmp_path)
+    _final_weights_close(single.run_dir, tmp_path / "fsdp")
+    la = [json.loads(x)["loss"] for x in (tmp_path / "fsdp" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x)["loss"] for x in (single.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(la) == 4 and la == pytest.approx(lb, abs=1e-5)
+    assert json.loads((tmp_path / "fsdp" / "results.json").read_text())["steps"] == 4
+
+    # FSDP checkpoint at step 2 → one process finishes the run
+    shutil.copytree(tmp_path / "fsdp" / "checkpoints" / "step-00000002", tmp_path / "a" / "checkpoints" / "step-00000002")
+    zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "a", resume=True)
+    _final_weights_close(single.run_dir, tmp_path / "a")
+
+    # one process's checkpoint at step 2 → 2 FSDP ranks finish the run
+    shutil.copytree(single.run_dir / "checkpoints" / "step-00000002", tmp_path / "b" / "checkpoints" / "step-00000002")
+    _torchrun([*cli, "--resume", str(tmp_path / "b"), *[f"--set={s}" for s in fsdp]], tmp_path)
+    _final_weights_close(single.run_dir, tmp_path / "b")
+
+
+def test_fsdp_with_grad_cache_is_a_clear_error():
+    with pytest.raises(zoo.RecipeError, match="grad_cache_chunk with run.fsdp"):
+        zoo.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, ["run.fsdp=true", "run.grad_cache_chunk=8"]))

@@ -1,7 +1,8 @@
 """Training checkpoints: written atomically, resumed exactly.
 
 ``run_dir/checkpoints/step-00000100/`` holds ``model.safetensors`` (weights),
-``training.pt`` (optimizer, scheduler and RNG states — tensors and plain Python only, read
+``training.pt`` (optimizer state keyed by parameter name — the same under one process, DDP
+and FSDP, so a run resumes at another world size or mode —, scheduler and RNG states — tensors and plain Python only, read
 back with ``torch.load(weights_only=True)``), ``state.json`` (step, epoch, position) and,
 written last, ``MANIFEST`` — a checkpoint without its manifest does not count. Each is first
 written into a hidden temporary directory that is renamed into place, so a crash at any
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError
-from .hub import load_weights_strict, save_weights, state_for_saving
+from .hub import load_weights_strict, read_weights, save_weights, state_for_saving
 from .utils import atomic_write_text, fsync_dir
 
 MANIFEST = "MANIFEST"
@@ -52,14 +53,37 @@ def _py_state_to_plain(state):
     return [version, list(internal), gauss]
 
 
-def save_checkpoint(ckpt_root: Path, step: int, model, training: dict[str, Any], meta: dict[str, Any],
-                    keep: int = 2) -> Path:
-    """Write ``step-XXXXXXXX`` atomically and prune older checkpoints (keeps ``keep``)."""
+def model_and_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                              fsdp: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Full weights and the optimizer state keyed by parameter name (``towers.image.…``), not by
+    position. Under FSDP this gathers the shards (collective; rank 0 gets them, the others ``{}``)."""
+    if fsdp:
+        from .fsdp import full_model_state, full_optimizer_state
+        return full_model_state(model), full_optimizer_state(model, optimizer)
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+    return state_for_saving(model), get_optimizer_state_dict(model, optimizer)
+
+
+def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a name-keyed optimizer state (or a position-keyed ``optimizer.state_dict()``)."""
+    if all(isinstance(k, int) for k in state.get("state", {})) and all(
+            isinstance(i, int) for g in state.get("param_groups", []) for i in g.get("params", [])):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+    set_optimizer_state_dict(model, optimizer, state)
+
+
+def save_checkpoint(ckpt_root: Path, step: int, model: torch.nn.Module | dict[str, torch.Tensor],
+                    training: dict[str, Any], meta: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``step-XXXXXXXX`` atomically and prune older checkpoints (keeps ``keep``).
+    ``model``: the module, or its full state (as :func:`model_and_optimizer_state` returns)."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".step-{step:08d}."))
     try:
-        save_weights(state_for_saving(model), tmp / "model.safetensors")
+        save_weights(state_for_saving(model) if isinstance(model, torch.nn.Module) else model,
+                     tmp / "model.safetensors")
         with open(tmp / "training.pt", "wb") as f:
             torch.save(training, f)
             f.flush()
@@ -90,9 +114,11 @@ def complete_checkpoints(ckpt_root: Path) -> list[Path]:
     return out
 
 
-def load_checkpoint(path: Path, model) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load weights into ``model``; return ``(training_state, meta)``."""
-    load_weights_strict(model, path / "model.safetensors")
+def load_checkpoint(path: Path, model: torch.nn.Module | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load weights into ``model`` (unless ``None``: FSDP reads them itself with
+    :func:`checkpoint_weights`); return ``(training_state, meta)``."""
+    if model is not None:
+        load_weights_strict(model, path / "model.safetensors")
     try:
         training = torch.load(path / "training.pt", map_location="cpu", weights_only=True)
         meta = json.loads((path / "state.json").read_text())
@@ -100,3 +126,8 @@ def load_checkpoint(path: Path, model) -> tuple[dict[str, Any], dict[str, Any]]:
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); "
                               f"delete it to resume from the one before.") from exc
     return training, meta
+
+
+def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The full weights of checkpoint ``path`` (CPU tensors)."""
+    return read_weights(path / "model.safetensors")

@@ -162,13 +162,9 @@ def shutdown(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device, fsdp: bool = False) -> torch.nn.Module:
-    """DDP (or FSDP for towers that do not fit on one device) around the model, when distributed."""
+def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """DDP around the model, when distributed (FSDP: :func:`zoo.fsdp.shard`)."""
     if not info.enabled:
         return model
-    if fsdp:
-        from torch.distributed.fsdp import FullyShardedDataParallel
-        return FullyShardedDataParallel(model, device_id=device if device.type == "cuda" else None,
-                                        use_orig_params=True)
     ids = [device.index if device.index is not None else info.local_rank] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)

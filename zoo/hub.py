@@ -107,13 +107,18 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def load_weights_strict(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load safetensors into ``model``; missing, unexpected or mis-shaped keys are an error naming them."""
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A safetensors file → ``{name: tensor}`` (CPU); unreadable is a :class:`CheckpointError`."""
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"cannot read weights {path}: {exc}. The file is missing, truncated or not "
                               f"safetensors; re-save or re-download it.") from exc
+
+
+def load_weights_strict(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load safetensors into ``model``; missing, unexpected or mis-shaped keys are an error naming them."""
+    state = read_weights(path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -24,11 +24,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .batching import Batch, Collator
-from .checkpoint import complete_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (checkpoint_weights, complete_checkpoints, load_checkpoint, load_optimizer_state,
+                         model_and_optimizer_state, rng_state, save_checkpoint, set_rng_state)
 from .data import EpochSampler, Indexed, create_dataset
 from .distributed import barrier, gather_all, init_distributed, local_loss, shutdown, wrap
 from .errors import DataError, RecipeError, ZooError
 from .finetune import apply_freeze, build_model, prepare_encoders
+from .fsdp import PlainCopy, average_replicated_grads, load_full_states, shard
 from .gradcache import grad_cache_backward
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
@@ -97,9 +99,13 @@ class Trainer:
         self.model = build_model(recipe).to(self.device).train()
         apply_freeze(self.model, recipe)
         prepare_encoders(self.model, r)
-        self.wrapped = wrap(_Encode(self.model), self.dist, self.device, fsdp=r.fsdp)
         if r.grad_cache_chunk and r.fsdp:
             raise RecipeError("run.grad_cache_chunk with run.fsdp is not supported; use DDP (fsdp = false).")
+        self.fsdp = r.fsdp and self.dist.enabled  # one process: nothing to shard
+        self.plain = PlainCopy(self.model, self.dist.main) if self.fsdp else None  # rank 0's copy for eval/saving
+        if self.fsdp:
+            shard(self.model, self.device, self.dist.world)
+        self.wrapped = _Encode(self.model) if self.fsdp else wrap(_Encode(self.model), self.dist, self.device)
         self.objective = call_factory(f"objective {recipe.objective.name!r}", _objective_factory(recipe),
                                       **recipe.objective.options).to(self.device)
         self.loader, self.sampler, self.collator = self._make_loader()
@@ -170,6 +176,7 @@ class Trainer:
         one (its own rows against the gathered columns), else on embeddings all-gathered with gradients."""
         emb = dict(emb)
         scale, bias = emb.pop("__scale__"), emb.pop("__bias__", None)
+        self._scale = scale.detach()  # logged; read here because FSDP keeps the parameter sharded outside forward
         labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
         kw = {"logit_scale": scale.reshape(()), "logit_bias": None if bias is None else bias.reshape(())}
         if self.dist.enabled and hasattr(self.objective, "forward_local"):
@@ -203,6 +210,8 @@ class Trainer:
 
     def train_step(self, batch: Batch) -> float:
         loss = self.forward_backward(batch)
+        if self.fsdp:
+            average_replicated_grads(self.model)
         if self.recipe.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
         self.optimizer.step()
@@ -256,7 +265,7 @@ class Trainer:
         if self.step % r.log_every == 0 or self.step == self.total_steps:
             dt = time.perf_counter() - t0
             self._last = {"step": self.step, "epoch": self.epoch, "loss": loss,
-                          "lr": self.scheduler.get_last_lr()[0], "logit_scale": self.model.scale().item(),
+                          "lr": self.scheduler.get_last_lr()[0], "logit_scale": self._scale.item(),
                           "samples_per_s": (n + batch_size) / dt if dt > 0 else float("nan")}
             self._log(self._last)
             self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._last['lr']:.2e}")
@@ -281,10 +290,13 @@ class Trainer:
     def run_eval(self) -> dict[str, float]:
         """Evaluate on the eval split (``[eval]``), log it, and keep the best checkpoint."""
         e = self.recipe.eval
-        if not e.tasks or not self.dist.main:
+        if not e.tasks:
+            return {}
+        model = self.plain_model()  # collective under FSDP
+        if not self.dist.main:
             return {}
         from .evaluation import format_table, run_tasks
-        results = run_tasks(self.model, self.eval_dataset(), e.tasks, e.options,
+        results = run_tasks(model, self.eval_dataset(), e.tasks, e.options,
                             train_dataset=self.eval_dataset(split=self.recipe.data.split)
                             if "linear_probe" in e.tasks else None)
         self._log({"step": self.step, "eval": results})
@@ -294,7 +306,7 @@ class Trainer:
                 raise RecipeError(f"eval.best_metric = {e.best_metric!r} is not among the metrics: {sorted(results)}.")
             if results[e.best_metric] > self.best:
                 self.best = results[e.best_metric]
-                self.model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
+                model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
                                            metrics={"step": self.step, **results})
         return results
 
@@ -312,8 +324,14 @@ class Trainer:
         """Finish the current step, write a checkpoint and return (SIGINT/SIGTERM call this)."""
         self.stop_requested = reason
 
+    def plain_model(self) -> ContrastiveModel:
+        """The model with ordinary full tensors: itself, or under FSDP rank 0's gathered copy
+        (collective: every rank calls it; ``None`` on the others)."""
+        return self.plain.refresh(self.model) if self.fsdp else self.model
+
     def _finish(self, evaluation: dict[str, float]) -> TrainResult:
         self.save_checkpoint()
+        model = self.plain_model()
         if not self.dist.main:
             return TrainResult(self.run_dir, {"steps": self.step, "rank": self.dist.rank}, self.model)
         last = self._last
@@ -322,38 +340,38 @@ class Trainer:
         from .plots import plot_training, report_pictures
         plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
         if self.recipe.eval.tasks:
-            plots += report_pictures(self.model, self.eval_dataset(), self.run_dir / "plots")
-        self.model.eval()
-        self.model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=metrics)
+            plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots")
+        model.eval()
+        model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=metrics)
         (self.run_dir / "results.json").write_text(json.dumps(metrics, indent=2, default=str))
         log.info("done: %d steps, final loss %.4f; wrote %s\npictures: %s", self.step,
                  metrics["final_loss"] or float("nan"), self.run_dir, ", ".join(str(p) for p in plots))
-        return TrainResult(self.run_dir, metrics, self.model)
+        return TrainResult(self.run_dir, metrics, model)
 
     # -- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
         """Rank 0 writes; every rank waits for it (the others must not run ahead of a checkpoint)."""
         path = self.ckpt_root / f"step-{self.step:08d}"
+        weights, optimizer = model_and_optimizer_state(self.model, self.optimizer, self.fsdp)  # collective (FSDP)
         if self.dist.main:
-            path = self._write_checkpoint()
+            training = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "rng": rng_state()}
+            meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                    "total_steps": self.total_steps, "best": self.best}
+            path = save_checkpoint(self.ckpt_root, self.step, weights, training, meta,
+                                   keep=self.recipe.run.keep_checkpoints)
         barrier(self.dist)
         return path
-
-    def _write_checkpoint(self) -> Path:
-        training = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "rng": rng_state()}
-        meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "total_steps": self.total_steps, "best": self.best}
-        return save_checkpoint(self.ckpt_root, self.step, self.model, training, meta,
-                               keep=self.recipe.run.keep_checkpoints)
 
     def _resume(self) -> None:
         found = complete_checkpoints(self.ckpt_root)
         if not found:
             log.warning("no complete checkpoint in %s; starting from step 0", self.ckpt_root)
             return
-        training, meta = load_checkpoint(found[-1], self.model)
-        self.optimizer.load_state_dict(training["optimizer"])
+        training, meta = load_checkpoint(found[-1], None if self.fsdp else self.model)
+        if self.fsdp:  # every rank reads the full state and keeps its own shard
+            load_full_states(self.model, self.optimizer, checkpoint_weights(found[-1]), training["optimizer"])
+        else:
+            load_optimizer_state(self.model, self.optimizer, training["optimizer"])
         self.scheduler.load_state_dict(training["scheduler"])
         set_rng_state(training["rng"])
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
