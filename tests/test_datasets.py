@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import torch
 
 import zoo
 from zoo.errors import DataError
+from zoo_data import speech
 
 # Small option sizes so the whole file stays fast; datasets not listed are built with defaults.
 SMALL = {
@@ -270,8 +273,27 @@ def test_digits_trimodal_speech_needs_espeak(monkeypatch):
     assert zoo.create_dataset("digits-trimodal", size=4).audio == "tones"     # auto falls back
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the espeak-ng program is not installed (optional)")
-def test_digits_trimodal_speech_with_espeak():
+# Stands in for espeak-ng where the program is not installed: the same command line
+# (-v voice -p pitch -s speed -w out.wav word), a 22,050 Hz WAV of a tone padded with silence.
+FAKE_ESPEAK = """#!{python}
+import sys, zlib
+import numpy as np, soundfile as sf
+args = sys.argv[1:]
+out, word = args[args.index("-w") + 1], args[-1]
+sr = 22050
+t = np.arange(int(0.4 * sr)) / sr
+tone = 0.8 * np.sin(2 * np.pi * (200 + zlib.crc32(word.encode()) % 600) * t)
+sf.write(out, np.concatenate([np.zeros(2000), tone, np.zeros(3000)]).astype("float32"), sr)
+"""
+
+
+def test_digits_trimodal_speech_with_espeak(tmp_path, monkeypatch):
+    if shutil.which("espeak-ng") is None:  # the real program when installed, else the stand-in
+        fake = tmp_path / "espeak-ng"
+        fake.write_text(FAKE_ESPEAK.format(python=sys.executable))
+        fake.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+        speech.spoken.cache_clear()
     ds = zoo.create_dataset("digits-trimodal", size=6, audio="speech", seconds=1.0)
     assert "espeak-ng" in ds.description and ds.audio == "speech"
     clips = [ds[i]["audio"] for i in range(6)]
