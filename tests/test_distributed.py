@@ -107,3 +107,20 @@ def test_fsdp_training_matches_one_process_and_resumes_across_modes(tmp_path):
 def test_fsdp_with_grad_cache_is_a_clear_error():
     with pytest.raises(zoo.RecipeError, match="grad_cache_chunk with run.fsdp"):
         zoo.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, ["run.fsdp=true", "run.grad_cache_chunk=8"]))
+
+
+def test_ddp_resume_continues_every_ranks_rng(tmp_path):
+    """With dropout each rank draws its own masks: a 2-rank run resumed from its step-2 checkpoint
+    ends at the uninterrupted 2-rank run's weights only if every rank's RNG streams were saved."""
+    sets = ["run.epochs=1", "run.log_every=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
+            "run.checkpoint_every=2", "run.keep_checkpoints=5", "model.towers.x.dropout=0.3",
+            "model.towers.y.dropout=0.3"]
+    cli = ["-m", "zoo.cli", "train", str(QUICKSTART), *[f"--set={s}" for s in sets]]
+    _torchrun([*cli, "--run-dir", str(tmp_path / "full")], tmp_path)
+    step2 = tmp_path / "full" / "checkpoints" / "step-00000002"
+    assert len(torch.load(step2 / "training.pt", weights_only=True)["rng_per_rank"]) == 2
+    shutil.copytree(step2, tmp_path / "resumed" / "checkpoints" / step2.name)
+    _torchrun([*cli, "--resume", str(tmp_path / "resumed")], tmp_path)
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -84,7 +84,7 @@ def test_the_equality_test_can_fail(tmp_path, monkeypatch):
     assert all(torch.equal(ref[k], exact[k]) for k in ref)
     with monkeypatch.context() as m:
         m.setattr(ckpt_mod, "set_rng_state", lambda state: None)
-        m.setattr("zoo.trainer.set_rng_state", lambda state: None)
+        m.setattr("zoo.resume.set_rng_state", lambda state: None)
         no_rng = _stop_and_resume(tmp_path, "no-rng", 7)
     assert not all(torch.equal(ref[k], no_rng[k]) for k in ref)
     original = Trainer._resume
@@ -114,3 +114,31 @@ def test_sigterm_and_sigint_save_a_checkpoint_and_exit_cleanly(tmp_path, sig):
     assert "stopped_at" in out and f"{sig.name}" in err
     (last,) = complete_checkpoints(run / "checkpoints")
     assert int(last.name.split("-")[1]) == json.loads(out[out.index("{"):out.index("}") + 1])["stopped_at"]
+
+
+def test_a_prune_killed_half_way_never_leaves_a_counted_checkpoint_without_files(tmp_path, monkeypatch):
+    """Pruning renames the old checkpoint away before deleting it: a kill inside the delete leaves
+    only a hidden directory (cleared by the next save), never step-* with a manifest and missing files."""
+    model, root = torch.nn.Linear(2, 2), tmp_path / "checkpoints"
+    training = {"optimizer": {}, "rng": ckpt_mod.rng_state()}
+    for step in (1, 2):
+        ckpt_mod.save_checkpoint(root, step, model, training, {"step": step}, keep=2)
+    real_rmtree = ckpt_mod.shutil.rmtree
+
+    def killed_after_one_file(path, ignore_errors=False):
+        files = sorted(Path(path).iterdir()) if Path(path).is_dir() else []
+        if Path(path).name.startswith(".deleting-") and files:
+            files[-1].unlink()          # deletes one file, then the process "dies"
+            raise KeyboardInterrupt
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(ckpt_mod.shutil, "rmtree", killed_after_one_file)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt_mod.save_checkpoint(root, 3, model, training, {"step": 3}, keep=2)
+    monkeypatch.undo()
+    assert [d.name for d in complete_checkpoints(root)] == ["step-00000002", "step-00000003"]
+    assert sorted(d.name for d in root.glob("step-*")) == ["step-00000002", "step-00000003"]
+    assert [d.name for d in root.glob(".deleting-*")] == [".deleting-step-00000001"]
+    ckpt_mod.save_checkpoint(root, 4, model, training, {"step": 4}, keep=2)
+    assert not list(root.glob(".*")) and [d.name for d in complete_checkpoints(root)] == ["step-00000003",
+                                                                                          "step-00000004"]

@@ -28,6 +28,12 @@ from .utils import atomic_write_text, fsync_dir
 MANIFEST = "MANIFEST"
 
 
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     return {
@@ -79,6 +85,8 @@ def save_checkpoint(ckpt_root: Path, step: int, model: torch.nn.Module | dict[st
     """Write ``step-XXXXXXXX`` atomically and prune older checkpoints (keeps ``keep``).
     ``model``: the module, or its full state (as :func:`model_and_optimizer_state` returns)."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
+    for stale in [*ckpt_root.glob(".step-*"), *ckpt_root.glob(".deleting-*")]:  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     final = ckpt_root / f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".step-{step:08d}."))
     try:
@@ -91,15 +99,25 @@ def save_checkpoint(ckpt_root: Path, step: int, model: torch.nn.Module | dict[st
         atomic_write_text(tmp / "state.json", json.dumps(meta, indent=2))
         atomic_write_text(tmp / MANIFEST, "\n".join(sorted(p.name for p in tmp.iterdir())) + "\n")
         if final.exists():
-            shutil.rmtree(final)
+            _remove(final)
         os.replace(tmp, final)
         fsync_dir(ckpt_root)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     for old in complete_checkpoints(ckpt_root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return final
+
+
+def _remove(directory: Path) -> None:
+    """Delete a checkpoint so that it stops counting at once: rename it to a hidden name (atomic),
+    then delete that. Deleting in place could be killed half-way, leaving a manifest without files."""
+    trash = directory.with_name(f".deleting-{directory.name}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(directory, trash)
+    fsync_dir(directory.parent)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def complete_checkpoints(ckpt_root: Path) -> list[Path]:

@@ -100,6 +100,15 @@ def gather_plain(x: Tensor) -> Tensor:
     return torch.cat(out, dim=0)
 
 
+def gather_objects(obj, info: DistInfo) -> list:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank; ``[obj]`` for one process."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def gather_all(embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor] | None,
                mask: Mapping[str, Tensor] | None):
     """The global batch: embeddings with gradients, labels and masks without."""

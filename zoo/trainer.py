@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import os
-import random
 import signal
 import threading
 import time
@@ -18,24 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .batching import Batch, Collator
-from .checkpoint import (checkpoint_weights, complete_checkpoints, load_checkpoint, load_optimizer_state,
-                         model_and_optimizer_state, rng_state, save_checkpoint, set_rng_state)
+from .checkpoint import seed_everything
 from .data import EpochSampler, Indexed, create_dataset
-from .distributed import barrier, gather_all, init_distributed, local_loss, shutdown, wrap
+from .distributed import gather_all, init_distributed, local_loss, shutdown, wrap
 from .errors import DataError, RecipeError, ZooError
 from .finetune import apply_freeze, build_model, prepare_encoders
-from .fsdp import PlainCopy, average_replicated_grads, load_full_states, shard
+from .fsdp import PlainCopy, average_replicated_grads, shard
 from .gradcache import grad_cache_backward
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
 from .recipes import Recipe, load_recipe
+from .resume import Checkpointing
 from .utils import call_factory, move_to
 
 log = logging.getLogger("zoo.train")
@@ -50,12 +48,6 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     model: ContrastiveModel | None = field(default=None, repr=False)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def pick_device(name: str) -> torch.device:
@@ -81,7 +73,7 @@ class _Encode(torch.nn.Module):
         return out
 
 
-class Trainer:
+class Trainer(Checkpointing):
     def __init__(self, recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = False,
                  progress: bool | None = None):
         self.recipe, r = recipe, recipe.run
@@ -347,40 +339,6 @@ class Trainer:
         log.info("done: %d steps, final loss %.4f; wrote %s\npictures: %s", self.step,
                  metrics["final_loss"] or float("nan"), self.run_dir, ", ".join(str(p) for p in plots))
         return TrainResult(self.run_dir, metrics, model)
-
-    # -- checkpoints -----------------------------------------------------------------------
-    def save_checkpoint(self) -> Path:
-        """Rank 0 writes; every rank waits for it (the others must not run ahead of a checkpoint)."""
-        path = self.ckpt_root / f"step-{self.step:08d}"
-        weights, optimizer = model_and_optimizer_state(self.model, self.optimizer, self.fsdp)  # collective (FSDP)
-        if self.dist.main:
-            training = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "rng": rng_state()}
-            meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                    "total_steps": self.total_steps, "best": self.best}
-            path = save_checkpoint(self.ckpt_root, self.step, weights, training, meta,
-                                   keep=self.recipe.run.keep_checkpoints)
-        barrier(self.dist)
-        return path
-
-    def _resume(self) -> None:
-        found = complete_checkpoints(self.ckpt_root)
-        if not found:
-            log.warning("no complete checkpoint in %s; starting from step 0", self.ckpt_root)
-            return
-        training, meta = load_checkpoint(found[-1], None if self.fsdp else self.model)
-        if self.fsdp:  # every rank reads the full state and keeps its own shard
-            load_full_states(self.model, self.optimizer, checkpoint_weights(found[-1]), training["optimizer"])
-        else:
-            load_optimizer_state(self.model, self.optimizer, training["optimizer"])
-        self.scheduler.load_state_dict(training["scheduler"])
-        set_rng_state(training["rng"])
-        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-        self.best = meta.get("best", float("-inf"))
-        if self.batch_in_epoch >= self.steps_per_epoch:
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", found[-1], self.step, self.epoch,
-                 self.batch_in_epoch)
-
 
 @contextlib.contextmanager
 def _stop_on_signals(trainer: Trainer):
