@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,45 @@ def test_objective_that_needs_labels_the_dataset_lacks(tmp_path):
     with pytest.raises(zoo.ShapeError, match="labels\\['species'\\]"):
         train(QUICKSTART, overrides={**QUICK, "objective.name": "supcon",
                                      "objective.options.label": "species"}, run_dir=tmp_path)
+
+
+def test_nonfinite_loss_skip_option_skips_the_batch_and_counts(tmp_path):
+    """run.on_nonfinite = "skip": a NaN batch leaves weights and optimizer untouched, is counted,
+    logged and reported; past run.max_skips training stops with the same error."""
+    t = Trainer(load_recipe(QUICKSTART, {**QUICK, "run.on_nonfinite": "skip", "run.max_skips": 1}), run_dir=tmp_path)
+    batches = t.batches()
+    t.train_step(next(batches))
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    adam_steps = [s["step"].clone() for s in t.optimizer.state.values()]
+    lr = t.scheduler.get_last_lr()[0]
+    real = t.objective.forward
+    t.objective.forward = lambda *a, **k: torch.tensor(float("inf"), requires_grad=True)
+    assert math.isnan(t.train_step(next(batches))) and t.skipped == 1
+    assert all(torch.equal(before[k], v) for k, v in t.model.state_dict().items())
+    assert [s["step"] for s in t.optimizer.state.values()] == adam_steps and t.scheduler.get_last_lr()[0] != lr
+    with pytest.raises(NonFiniteLossError, match="2 batches skipped, more than run.max_skips = 1"):
+        t.train_step(next(batches))
+    t.objective.forward = real
+    t.train_step(next(batches))
+    assert all(torch.isfinite(v).all() for v in t.model.state_dict().values())
+
+
+def test_nonfinite_skip_is_reported_in_metrics_and_results(tmp_path):
+    t = Trainer(load_recipe(QUICKSTART, {**QUICK, "run.on_nonfinite": "skip", "run.log_every": 1}), run_dir=tmp_path)
+    real, calls = t.objective.forward, []
+
+    def nan_on_third_call(*a, **k):
+        calls.append(1)
+        return torch.tensor(float("nan"), requires_grad=True) if len(calls) == 3 else real(*a, **k)
+
+    t.objective.forward = nan_on_third_call
+    result = t.fit()
+    lines = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert math.isnan(lines[2]["loss"]) and lines[2]["skipped"] == 1 and lines[1]["skipped"] == 0
+    assert result.metrics["skipped_batches"] == 1
+    assert json.loads((tmp_path / "results.json").read_text())["skipped_batches"] == 1
+
+
+def test_on_nonfinite_must_be_stop_or_skip():
+    with pytest.raises(RecipeError, match="on_nonfinite"):
+        load_recipe(QUICKSTART, {"run.on_nonfinite": "ignore"})

@@ -88,6 +88,8 @@ class RunSection:
     compile: bool = False             # torch.compile each encoder
     grad_checkpointing: bool = False  # activation checkpointing in encoders that support it
     fsdp: bool = False                # FSDP instead of DDP under torchrun
+    on_nonfinite: str = "stop"        # NaN/inf loss: stop (NonFiniteLossError) | skip the batch and count it
+    max_skips: int = 10               # with on_nonfinite = "skip": stop after this many skipped batches
 
 
 @dataclass
@@ -240,7 +242,8 @@ def _tname_hint(hint) -> str:
             int: "an integer", float: "a number"}.get(base, str(hint))
 
 
-_CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16")}
+_CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16"),
+            "run.on_nonfinite": ("stop", "skip")}
 _POSITIVE = ("model.embed_dim", "data.batch_size", "optim.lr", "run.log_every", "run.keep_checkpoints")
 _NON_NEGATIVE = ("data.num_workers", "optim.weight_decay", "optim.warmup_steps", "optim.grad_clip", "run.epochs",
                  "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio", "run.grad_cache_chunk")

@@ -42,7 +42,7 @@ class Checkpointing:
             training = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "rng": rngs[0],
                         "rng_per_rank": rngs}
             meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                    "total_steps": self.total_steps, "best": self.best}
+                    "total_steps": self.total_steps, "best": self.best, "skipped": self.skipped}
             path = save_checkpoint(self.ckpt_root, self.step, weights, training, meta,
                                    keep=self.recipe.run.keep_checkpoints)
         barrier(self.dist)
@@ -61,7 +61,7 @@ class Checkpointing:
         self.scheduler.load_state_dict(training["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
         self._restore_rng(training.get("rng_per_rank") or [training["rng"]])
-        self.best = meta.get("best", float("-inf"))
+        self.best, self.skipped = meta.get("best", float("-inf")), meta.get("skipped", 0)
         if self.batch_in_epoch >= self.steps_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         log.info("resumed from %s at step %d (epoch %d, batch %d)", found[-1], self.step, self.epoch,

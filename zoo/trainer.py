@@ -109,6 +109,7 @@ class Trainer(Checkpointing):
         self.stop_requested: str | None = None   # set by SIGINT/SIGTERM or request_stop()
         self.stop_at_step: int | None = None      # stop (with a checkpoint) once this step is reached
         self.best = float("-inf")                 # best value of eval.best_metric so far
+        self.skipped = 0                          # batches skipped for a NaN/inf loss (run.on_nonfinite = "skip")
         self.ckpt_root = self.run_dir / "checkpoints"
         if resume:
             self._resume()
@@ -201,7 +202,10 @@ class Trainer(Checkpointing):
         return loss
 
     def train_step(self, batch: Batch) -> float:
-        loss = self.forward_backward(batch)
+        try:
+            loss = self.forward_backward(batch)
+        except NonFiniteLossError as exc:
+            return self._skip_or_raise(exc)
         if self.fsdp:
             average_replicated_grads(self.model)
         if self.recipe.optim.grad_clip > 0:
@@ -212,6 +216,22 @@ class Trainer(Checkpointing):
         with torch.no_grad():
             self.model.logit_scale.clamp_(max=math.log(self.model.config.max_logit_scale))
         return loss.item()
+
+    def _skip_or_raise(self, exc: NonFiniteLossError) -> float:
+        """``run.on_nonfinite = "skip"``: the batch is consumed, the weights and optimizer untouched,
+        the schedule advances; past ``run.max_skips`` skipped batches training stops all the same.
+        Every rank sees the same (global) loss, so every rank skips the same step."""
+        r = self.recipe.run
+        if r.on_nonfinite != "skip":
+            raise exc
+        self.skipped += 1
+        if self.skipped > r.max_skips:
+            raise NonFiniteLossError(f"{exc} {self.skipped} batches skipped, more than run.max_skips = "
+                                     f"{r.max_skips}; training stops.") from exc
+        log.warning("step %d: non-finite loss, batch skipped (%d of at most %d)", self.step, self.skipped,
+                    r.max_skips)
+        self.scheduler.step()
+        return float("nan")
 
     def _autocast(self):
         p = self.recipe.run.precision
@@ -258,7 +278,7 @@ class Trainer(Checkpointing):
             dt = time.perf_counter() - t0
             self._last = {"step": self.step, "epoch": self.epoch, "loss": loss,
                           "lr": self.scheduler.get_last_lr()[0], "logit_scale": self._scale.item(),
-                          "samples_per_s": (n + batch_size) / dt if dt > 0 else float("nan")}
+                          "samples_per_s": (n + batch_size) / dt if dt > 0 else float("nan"), "skipped": self.skipped}
             self._log(self._last)
             self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._last['lr']:.2e}")
             self._window = (time.perf_counter(), 0)
@@ -328,6 +348,7 @@ class Trainer(Checkpointing):
             return TrainResult(self.run_dir, {"steps": self.step, "rank": self.dist.rank}, self.model)
         last = self._last
         metrics = {"final_loss": last.get("loss"), "steps": self.step, "samples_per_s": last.get("samples_per_s"),
+                   "skipped_batches": self.skipped,
                    **evaluation}
         from .plots import plot_training, report_pictures
         plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
