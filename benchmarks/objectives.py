@@ -131,6 +131,13 @@ def ratio(num, den) -> str:
     return f"{num / den:.2f}x" if num is not None and den else "—"
 
 
+def mem_ratio(ref_mb, ours_mb) -> str:
+    """ref / ours; below 1 MB of ours the peak is within the resident-set granularity, so only a bound."""
+    if ref_mb is None:
+        return "—"
+    return f"≥{ref_mb:.0f}x (ours < 1 MB)" if ours_mb < 1 else ratio(ref_mb, ours_mb)
+
+
 def fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
@@ -156,7 +163,7 @@ def print_table(rows: list[dict]) -> None:
         delta = abs(r["ours_loss"] - r["ref_loss"]) if "ref_loss" in r else None
         lines.append([r["case"], fmt(r["ours_s"], ".3f"), fmt(r.get("ref_s"), ".3f"),
                       ratio(r.get("ref_s"), r["ours_s"]), fmt_mb(r["ours_mb"]), fmt_mb(r.get("ref_mb")),
-                      ratio(r.get("ref_mb"), max(r["ours_mb"], 1e-9)), fmt(delta, ".1e"), verdict(r)])
+                      mem_ratio(r.get("ref_mb"), r["ours_mb"]), fmt(delta, ".1e"), verdict(r)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for i, line in enumerate(lines):
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
