@@ -1,7 +1,9 @@
 """Shared fixtures: tiny models on the core's `vector` modality, isolated plugin managers."""
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,3 +34,9 @@ def tiny_model():
 
 QUICK = {"run.epochs": 1, "run.log_every": 1, "run.progress": False, "data.options.size": 256,
          "data.batch_size": 32}
+
+
+def logged_losses(run_dir) -> list[float]:
+    """The training losses a run logged to ``metrics.jsonl`` (evaluation lines skipped)."""
+    rows = [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    return [r["loss"] for r in rows if "loss" in r]

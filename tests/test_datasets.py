@@ -18,6 +18,8 @@ import zoo
 from zoo.errors import DataError
 from zoo_data import speech
 
+from conftest import logged_losses
+
 # Small option sizes so the whole file stays fast; datasets not listed are built with defaults.
 SMALL = {
     "digits": {"size": 64},
@@ -430,9 +432,6 @@ def test_hf_datasets_reads_local_files(tmp_path):
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
-def losses_of(run_dir):
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return [r["loss"] for r in rows if "loss" in r]
 
 
 @pytest.mark.parametrize("recipe, overrides", [
@@ -444,7 +443,7 @@ def test_recipes_train_and_loss_goes_down(tmp_path, recipe, overrides):
     steps = 10
     overrides = {**overrides, "run.steps": steps, "run.log_every": 1, "optim.warmup_steps": 0, "eval.tasks": []}
     result = zoo.train(RECIPES / f"{recipe}.toml", overrides=overrides, run_dir=tmp_path / recipe, progress=False)
-    losses = losses_of(result.run_dir)
+    losses = logged_losses(result.run_dir)
     assert len(losses) == steps and all(math.isfinite(x) for x in losses)
     assert sum(losses[-3:]) < sum(losses[:3])
 

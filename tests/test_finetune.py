@@ -19,13 +19,12 @@ from zoo.finetune import apply_freeze, build_model
 from zoo.recipes import load_recipe
 from zoo.trainer import Trainer
 
+from conftest import logged_losses
+
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = {"encoder": "cnn", "channels": 8, "layers": 2, "out_dim": 32, "n_mels": 32}
 
 
-def losses(run_dir: Path) -> list[float]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [r["loss"] for r in rows if "loss" in r]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def test_new_audio_tower_on_a_pretrained_pair_trains_end_to_end(pretrained, tmp_
     after = t.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("towers.image.", "towers.text.")))
     assert not torch.equal(before["towers.audio.projection.weight"], after["towers.audio.projection.weight"])
-    curve = losses(tmp_path / "run")
+    curve = logged_losses(tmp_path / "run")
     assert len(curve) == 8 and sum(curve[-3:]) < sum(curve[:3])
     back = zoo.load(f"local-dir:{tmp_path / 'run'}")  # saved in the zoo layout, rebuilt from config + assets
     config = json.loads((tmp_path / "run" / "config.json").read_text())["model"]["towers"]
@@ -109,7 +108,7 @@ def test_digits_lit_recipe_trains(tmp_path):
     over = {"run.steps": 5, "run.log_every": 1, "run.progress": False, "data.batch_size": 16, "eval.tasks": [],
             "optim.warmup_steps": 0, "optim.schedule": "constant"}
     result = zoo.train(ROOT / "recipes" / "digits-lit.toml", overrides=over, run_dir=tmp_path / "lit")
-    curve = losses(tmp_path / "lit")
+    curve = logged_losses(tmp_path / "lit")
     assert len(curve) == 5 and curve[-1] < curve[0]
     st = zoo.load("st:all-MiniLM-L6-v2")
     frozen = {k: v for k, v in result.model.state_dict().items() if k.startswith("towers.text.")}

@@ -18,6 +18,8 @@ pytest.importorskip("torchaudio")
 zoo_audio = pytest.importorskip("zoo_audio")
 from zoo_audio import SAMPLE_RATE, collate_audio, load_audio  # noqa: E402
 
+from conftest import logged_losses
+
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "clap-tones.toml"
 TINY_W2V = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
                 conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
@@ -231,15 +233,13 @@ def test_random_crop_pads_short_clips_and_freq_mask_removes_a_band():
 
 
 # -- the CLAP recipe --------------------------------------------------------------------------
-def _losses(run_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_clap_recipe_trains_and_loss_goes_down(tmp_path):
     overrides = {"data.options": {"size": 160}, "data.batch_size": 32,
                  "run.steps": 12, "run.log_every": 1, "run.progress": False, "optim.warmup_steps": 0}
     result = zoo.train(RECIPE, overrides=overrides, run_dir=tmp_path / "clap", progress=False)
-    losses = _losses(result.run_dir)
+    losses = logged_losses(result.run_dir)
     assert len(losses) == 12 and all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     model = zoo.load(f"local-dir:{result.run_dir}")

@@ -2,7 +2,6 @@
 pair strategy, checkpoint round trip and the GraphCL recipe."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from zoo.batching import Collator
 from zoo.data import ZooDataset
 from zoo.errors import DataError, ShapeError, UnknownNameError
 from zoo.pairs import TwoViews, make_augmentation
+
+from conftest import logged_losses
 
 pyg_data = pytest.importorskip("torch_geometric.data")
 Data, Batch = pyg_data.Data, pyg_data.Batch
@@ -330,9 +331,6 @@ def test_save_load_round_trip(name, tmp_path):
 
 
 # -- recipe ------------------------------------------------------------------------------------------
-def logged_losses(run_dir: Path) -> list[float]:
-    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    return [ln["loss"] for ln in lines if "loss" in ln]
 
 
 def test_graphcl_recipe_trains(tmp_path):

@@ -24,6 +24,8 @@ from zoo_image import collate_images, load_image  # noqa: E402
 from zoo_image.augment import crop_box  # noqa: E402
 from zoo_image.preprocess import ImagePreprocess  # noqa: E402
 
+from conftest import logged_losses
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "digits-clip.toml"
 TINY_VIT = dict(img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2)
@@ -427,16 +429,13 @@ def test_save_load_round_trip(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
-def losses(run_dir: Path) -> list[float]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [r["loss"] for r in rows if "loss" in r]
 
 
 def test_digits_clip_recipe_trains(tmp_path):
     overrides = {"run.steps": 20, "run.log_every": 1, "run.progress": False, "optim.warmup_steps": 2,
                  "eval.tasks": [], "data.options": {"size": 640}}
     zoo.train(RECIPE, overrides=overrides, run_dir=tmp_path / "run", progress=False)
-    loss = losses(tmp_path / "run")
+    loss = logged_losses(tmp_path / "run")
     assert len(loss) == 20 and all(np.isfinite(loss))
     assert np.mean(loss[-3:]) < np.mean(loss[:3]) - 0.3, loss
 

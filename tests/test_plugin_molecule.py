@@ -3,7 +3,6 @@ SMILES errors (with a hypothesis fuzz: only DataError), every encoder, MolCLR au
 checkpoint round trip and the molecule recipes."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -22,6 +21,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from zoo_molecule.featurize import ATOM_DIMS, ATOM_MASK_IDS, BOND_DIMS  # noqa: E402
+
+from conftest import logged_losses
 
 ROOT = Path(__file__).resolve().parents[1]
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
@@ -369,9 +370,6 @@ def test_save_load_round_trip(name, tmp_path):
 
 
 # -- recipes --------------------------------------------------------------------------------------
-def logged_losses(run_dir: Path) -> list[float]:
-    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    return [ln["loss"] for ln in lines if "loss" in ln]
 
 
 @pytest.mark.parametrize("recipe, overrides", [

@@ -12,6 +12,8 @@ import torch
 import zoo
 from zoo.errors import DataError, ShapeError, UnknownNameError
 
+from conftest import logged_losses
+
 pytest.importorskip("transformers")
 pytest.importorskip("open_clip")
 
@@ -427,8 +429,6 @@ def test_supervised_simcse_strategy_emits_three_views():
 
 
 # -- training --------------------------------------------------------------------------------------
-def _losses(run_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 class _Triplets(zoo.data.ZooDataset):
@@ -482,14 +482,14 @@ def test_supervised_simcse_trains(tmp_path, fresh_plugins):
     zoo.register_plugin(_TripletPlugin(), name="test-triplets")
     (tmp_path / "sup.toml").write_text(SUPERVISED)
     zoo.train(tmp_path / "sup.toml", run_dir=tmp_path / "run", progress=False)
-    losses = _losses(tmp_path / "run")
+    losses = logged_losses(tmp_path / "run")
     assert len(losses) == 10 and losses[-1] < 0.7 * losses[0]
 
 
 def test_simcse_pydoc_recipe_trains(tmp_path):
     overrides = {"run.steps": 8, "run.log_every": 1, "data.batch_size": 32}
     zoo.train(ROOT / "recipes" / "simcse-pydoc.toml", overrides=overrides, run_dir=tmp_path / "run", progress=False)
-    losses = _losses(tmp_path / "run")
+    losses = logged_losses(tmp_path / "run")
     assert len(losses) == 8 and losses[-1] < losses[0]
     loaded = zoo.load(f"local-dir:{tmp_path / 'run'}")
     assert loaded.scale().item() == pytest.approx(20.0, rel=1e-4)  # τ = 0.05 fixed

@@ -19,6 +19,8 @@ zoo_video = pytest.importorskip("zoo_video")
 from zoo_video import collate_video, load_video, write_video  # noqa: E402
 from zoo_video.io import frame_indices  # noqa: E402
 
+from conftest import logged_losses
+
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "video-text.toml"
 MLP = dict(image_encoder="mlp", image_kwargs=dict(in_shape=[1, 8, 8], hidden=16, out_dim=16))
 # one tiny build per registered encoder
@@ -242,8 +244,6 @@ def test_clip_intra_adds_the_shuffled_clip_as_a_negative_column():
 
 
 # -- the video–text recipe --------------------------------------------------------------------
-def _losses(run_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("variant", ["clip", "intra"])
@@ -253,7 +253,7 @@ def test_video_text_recipe_trains_and_loss_goes_down(tmp_path, variant):
     if variant == "intra":
         overrides.update({"pairs.strategy": "shuffled_frames", "objective.name": "clip_intra"})
     result = zoo.train(RECIPE, overrides=overrides, run_dir=tmp_path / variant, progress=False)
-    losses = _losses(result.run_dir)
+    losses = logged_losses(result.run_dir)
     assert len(losses) == 12 and all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     model = zoo.load(f"local-dir:{result.run_dir}")

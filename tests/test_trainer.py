@@ -15,18 +15,16 @@ from zoo.errors import DataError, RecipeError
 from zoo.trainer import NonFiniteLossError, Trainer, train
 from zoo.recipes import load_recipe
 
-from conftest import QUICK
+from conftest import QUICK, logged_losses
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 
 
-def _losses(run_dir: Path) -> list[float]:
-    return [json.loads(ln)["loss"] for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_smoke_training_loss_goes_down(tmp_path):
     result = train(QUICKSTART, overrides={**QUICK, "run.epochs": 3}, run_dir=tmp_path / "run")
-    losses = _losses(result.run_dir)
+    losses = logged_losses(result.run_dir)
     assert len(losses) == 24 and sum(losses[-4:]) / 4 < 0.6 * sum(losses[:4]) / 4
     for name in ("config.json", "model.safetensors", "recipe.toml", "README.md", "results.json", "plots/training.png"):
         assert (result.run_dir / name).is_file(), name
@@ -51,7 +49,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, stop_at):
     resumed = train(QUICKSTART, overrides=over, run_dir=tmp_path / "part", resume=True)
     a, b = _weights(full.run_dir), _weights(resumed.run_dir)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert _losses(full.run_dir) == _losses(resumed.run_dir)
+    assert logged_losses(full.run_dir) == logged_losses(resumed.run_dir)
 
 
 def test_checkpoints_are_complete_and_pruned(tmp_path):
