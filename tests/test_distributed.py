@@ -124,3 +124,14 @@ def test_ddp_resume_continues_every_ranks_rng(tmp_path):
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_fsdp_siglip_local_loss_with_replicated_bias_matches_one_process(tmp_path):
+    """SigLIP under FSDP: the local-loss path, and the temperature and bias kept whole on every rank
+    with their gradients averaged, end at the single-process weights."""
+    sets = ["run.epochs=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
+            "objective.name=siglip", "model.logit_bias=-10.0"]
+    _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "fsdp"),
+               *[f"--set={s}" for s in [*sets, "run.fsdp=true"]]], tmp_path)
+    single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
+    _final_weights_close(single.run_dir, tmp_path / "fsdp")

@@ -140,3 +140,11 @@ def test_nonfinite_skip_is_reported_in_metrics_and_results(tmp_path):
 def test_on_nonfinite_must_be_stop_or_skip():
     with pytest.raises(RecipeError, match="on_nonfinite"):
         load_recipe(QUICKSTART, {"run.on_nonfinite": "ignore"})
+
+
+def test_siglip_without_a_logit_bias_is_a_recipe_error_before_training(tmp_path):
+    with pytest.raises(RecipeError, match=r"needs a learnable logit bias.*model.logit_bias = -10"):
+        Trainer(load_recipe(QUICKSTART, {**QUICK, "objective.name": "siglip"}), run_dir=tmp_path)
+    t = Trainer(load_recipe(QUICKSTART, {**QUICK, "objective.name": "siglip", "model.logit_bias": -10.0}),
+                run_dir=tmp_path)
+    assert math.isfinite(t.train_step(next(t.batches())))

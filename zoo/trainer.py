@@ -100,6 +100,9 @@ class Trainer(Checkpointing):
         self.wrapped = _Encode(self.model) if self.fsdp else wrap(_Encode(self.model), self.dist, self.device)
         self.objective = call_factory(f"objective {recipe.objective.name!r}", _objective_factory(recipe),
                                       **recipe.objective.options).to(self.device)
+        if getattr(self.objective, "needs_logit_bias", False) and self.model.logit_bias is None:
+            raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
+                              f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
         self.loader, self.sampler, self.collator = self._make_loader()
         self.steps_per_epoch = len(self.loader)
         self.total_steps = r.steps or r.epochs * self.steps_per_epoch

@@ -91,6 +91,8 @@ class SigLipLoss(nn.Module):
         ...                     logit_bias=torch.tensor(-10.0))
     """
 
+    needs_logit_bias = True  # the trainer checks the model has one before training starts
+
     def __init__(self, chunk_size: int | None = None):
         super().__init__()
         self.chunk_size = check_chunk_size(chunk_size)
