@@ -5,6 +5,7 @@ L2-normalised embeddings (normalised inside fn, as the references normalise inte
 """
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import torch
@@ -43,6 +44,19 @@ def _ref(loss_fn, *args, prepare=None):
     return fn
 
 
+def _package_loss(path: str, **kw):
+    """``"module:Class"`` built with ``kw`` on the first call (the warm-up run): importing lightly or
+    pytorch-metric-learning takes 1–3 s that the memory subprocesses of our own functions need not pay."""
+    built = []
+
+    def loss(*args):
+        if not built:
+            module, name = path.split(":")
+            built.append(getattr(importlib.import_module(module), name)(**kw))
+        return built[0](*args)
+    return loss
+
+
 def _align_uniform_reference(a, b):
     """Wang & Isola's published two-line reference code, α = t = 2, λ = 1."""
     a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
@@ -52,9 +66,6 @@ def _align_uniform_reference(a, b):
 
 
 def cases(quick: bool) -> list[dict]:
-    from lightly.loss import DCLLoss, DCLWLoss, NTXentLoss
-    from pytorch_metric_learning.losses import SupConLoss
-
     batch, dim = (128, 64) if quick else (1024, 128)
     xs = _inputs(batch, dim)
     labels = torch.randint(0, max(2, batch // 8), (batch,), generator=torch.Generator().manual_seed(1))
@@ -63,16 +74,19 @@ def cases(quick: bool) -> list[dict]:
               {"name": "class", "views": ["v0", "v1"], "positives": "class", "weight": 0.5}]
     mochi = dict(n_hard=min(256, batch - 1), n_mix=128, n_mix_query=64)
     return [
-        {"name": f"dcl B={batch}", "ours": _ours("dcl", xs), "ref": _ref(DCLLoss(temperature=TAU), *xs),
-         "ref_name": "lightly.loss.DCLLoss"},
+        {"name": f"dcl B={batch}", "ours": _ours("dcl", xs),
+         "ref": _ref(_package_loss("lightly.loss:DCLLoss", temperature=TAU), *xs), "ref_name": "lightly.loss.DCLLoss"},
         {"name": f"dclw B={batch}", "ours": _ours("dcl", xs, weight_sigma=0.5),
-         "ref": _ref(DCLWLoss(temperature=TAU, sigma=0.5), *xs), "ref_name": "lightly.loss.DCLWLoss"},
+         "ref": _ref(_package_loss("lightly.loss:DCLWLoss", temperature=TAU, sigma=0.5), *xs),
+         "ref_name": "lightly.loss.DCLWLoss"},
         {"name": f"debiased τ⁺=0 B={batch}", "ours": _ours("debiased", xs, tau_plus=0.0),
-         "ref": _ref(NTXentLoss(temperature=TAU), *xs), "ref_name": "lightly.loss.NTXentLoss (same loss at τ⁺=0)"},
+         "ref": _ref(_package_loss("lightly.loss:NTXentLoss", temperature=TAU), *xs),
+         "ref_name": "lightly.loss.NTXentLoss (same loss at τ⁺=0)"},
         {"name": f"hard_negative B={batch}", "ours": _ours("hard_negative", xs), "ref": None, "ref_name": NO_REF},
         {"name": f"mochi B={batch}", "ours": _ours("mochi", xs, **mochi), "ref": None, "ref_name": NO_REF},
         {"name": f"supcon 2 views B={batch}", "ours": _ours("supcon", xs, supcon_labels),
-         "ref": _ref(SupConLoss(temperature=TAU), *xs, prepare=lambda a, b: (torch.cat([a, b]), labels.repeat(2))),
+         "ref": _ref(_package_loss("pytorch_metric_learning.losses:SupConLoss", temperature=TAU), *xs,
+                     prepare=lambda a, b: (torch.cat([a, b]), labels.repeat(2))),
          "ref_name": "pytorch_metric_learning SupConLoss"},
         {"name": f"align_uniform B={batch}", "ours": _ours("align_uniform", xs),
          "ref": _ref(_align_uniform_reference, *xs), "ref_name": "Wang & Isola reference code"},

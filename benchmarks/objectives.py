@@ -135,7 +135,9 @@ def mem_ratio(ref_mb, ours_mb) -> str:
     """ref / ours; below 1 MB of ours the peak is within the resident-set granularity, so only a bound."""
     if ref_mb is None:
         return "—"
-    return f"≥{ref_mb:.0f}x (ours < 1 MB)" if ours_mb < 1 else ratio(ref_mb, ours_mb)
+    if ours_mb >= 1:
+        return ratio(ref_mb, ours_mb)
+    return "— (both < 1 MB)" if ref_mb < 1 else f"≥{ref_mb:.0f}x (ours < 1 MB)"
 
 
 def fmt(value, spec: str) -> str:
