@@ -142,3 +142,24 @@ def test_a_prune_killed_half_way_never_leaves_a_counted_checkpoint_without_files
     ckpt_mod.save_checkpoint(root, 4, model, training, {"step": 4}, keep=2)
     assert not list(root.glob(".*")) and [d.name for d in complete_checkpoints(root)] == ["step-00000003",
                                                                                           "step-00000004"]
+
+
+def test_an_objectives_own_generator_resumes_exactly(tmp_path, monkeypatch):
+    """MoCHi draws its mixing from its own generator: the checkpoint carries that generator's state,
+    so a stopped and resumed run ends at the uninterrupted run's weights (and not without it)."""
+    over = {**SETS, "run.epochs": 2, "run.checkpoint_every": 0, "objective.name": "mochi",
+            "objective.options.n_hard": 16, "objective.options.n_mix": 8, "objective.options.n_mix_query": 4}
+    ref = load_file(train(QUICKSTART, overrides=over, run_dir=tmp_path / "ref").run_dir / "model.safetensors")
+
+    def stop_and_resume(name):
+        t = Trainer(load_recipe(QUICKSTART, over), run_dir=tmp_path / name)
+        t.stop_at_step = 7
+        t.fit()
+        return load_file(train(QUICKSTART, overrides=over, run_dir=tmp_path / name, resume=True).run_dir
+                         / "model.safetensors")
+
+    exact = stop_and_resume("exact")
+    assert all(torch.equal(ref[k], exact[k]) for k in ref)
+    monkeypatch.setattr(Trainer, "_objective_generators", lambda self: {})
+    fresh = stop_and_resume("generator-restarted")
+    assert not all(torch.equal(ref[k], fresh[k]) for k in ref)

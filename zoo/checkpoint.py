@@ -2,7 +2,8 @@
 
 ``run_dir/checkpoints/step-00000100/`` holds ``model.safetensors`` (weights),
 ``training.pt`` (optimizer state keyed by parameter name — the same under one process, DDP
-and FSDP, so a run resumes at another world size or mode —, scheduler and RNG states — tensors and plain Python only, read
+and FSDP, so a run resumes at another world size or mode —, scheduler, every rank's RNG states
+and the objective's own generators — tensors and plain Python only, read
 back with ``torch.load(weights_only=True)``), ``state.json`` (step, epoch, position) and,
 written last, ``MANIFEST`` — a checkpoint without its manifest does not count. Each is first
 written into a hidden temporary directory that is renamed into place, so a crash at any

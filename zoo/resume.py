@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .checkpoint import (checkpoint_weights, complete_checkpoints, load_checkpoint, load_optimizer_state,
                          model_and_optimizer_state, rng_state, save_checkpoint, seed_everything, set_rng_state)
 from .distributed import barrier, gather_objects
@@ -33,6 +35,12 @@ class Checkpointing:
             log.warning("resuming a %d-process checkpoint with %d processes: the data order is kept, but random "
                         "draws (dropout) differ from an uninterrupted run", len(per_rank), self.dist.world)
 
+    def _objective_generators(self) -> dict[str, torch.Generator]:
+        """The objective's own random generators (MoCHi's mixing, a Symile given one), by module name:
+        checkpointed so that their draws continue after a resume too."""
+        return {name: m.generator for name, m in self.objective.named_modules()
+                if isinstance(getattr(m, "generator", None), torch.Generator)}
+
     def save_checkpoint(self) -> Path:
         """Rank 0 writes; every rank waits for it (the others must not run ahead of a checkpoint)."""
         path = self.ckpt_root / f"step-{self.step:08d}"
@@ -40,7 +48,8 @@ class Checkpointing:
         rngs = gather_objects(rng_state(), self.dist)  # each rank draws its own dropout masks: keep every stream
         if self.dist.main:
             training = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "rng": rngs[0],
-                        "rng_per_rank": rngs}
+                        "rng_per_rank": rngs,
+                        "objective_rng": {k: g.get_state() for k, g in self._objective_generators().items()}}
             meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                     "total_steps": self.total_steps, "best": self.best, "skipped": self.skipped}
             path = save_checkpoint(self.ckpt_root, self.step, weights, training, meta,
@@ -61,6 +70,10 @@ class Checkpointing:
         self.scheduler.load_state_dict(training["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
         self._restore_rng(training.get("rng_per_rank") or [training["rng"]])
+        generators = self._objective_generators()
+        for name, state in training.get("objective_rng", {}).items():
+            if name in generators:
+                generators[name].set_state(state)
         self.best, self.skipped = meta.get("best", float("-inf")), meta.get("skipped", 0)
         if self.batch_in_epoch >= self.steps_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
