@@ -6,6 +6,7 @@ position (``step``, ``epoch``, ``batch_in_epoch``, ``steps_per_epoch``, ``total_
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,11 @@ class Checkpointing:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         log.info("resumed from %s at step %d (epoch %d, batch %d)", found[-1], self.step, self.epoch,
                  self.batch_in_epoch)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop logged lines past the checkpoint's step (they will be logged again)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    path.write_text("".join(k + "\n" for k in keep))

@@ -33,7 +33,7 @@ from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
 from .recipes import Recipe, load_recipe
-from .resume import Checkpointing
+from .resume import Checkpointing, truncate_metrics
 from .utils import call_factory, move_to
 
 log = logging.getLogger("zoo.train")
@@ -252,7 +252,7 @@ class Trainer(Checkpointing):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = self.run_dir / "metrics.jsonl" if main else Path(os.devnull)
         if main:
-            _truncate_metrics(metrics_path, self.step)
+            truncate_metrics(metrics_path, self.step)
         log.info("training %s for %d steps (%d per epoch) on %s → %s", self.recipe.data.dataset,
                  self.total_steps, self.steps_per_epoch, self.device, self.run_dir)
         self._bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and main),
@@ -382,14 +382,6 @@ def _stop_on_signals(trainer: Trainer):
 
 def _objective_factory(recipe: Recipe):
     return registry().get("objectives", recipe.objective.name).factory
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop logged lines past the checkpoint's step (they will be logged again)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    path.write_text("".join(k + "\n" for k in keep))
 
 
 def train(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None, *,
