@@ -45,20 +45,9 @@ import torch
 RECIPE = """
 [model]
 embed_dim = {embed}
-[model.towers.x]
-modality = "vector"
-encoder = "mlp"
-in_dim = {dim}
-hidden = {hidden}
-out_dim = {hidden}
-layers = {layers}
-[model.towers.y]
-modality = "vector"
-encoder = "mlp"
-in_dim = {dim}
-hidden = {hidden}
-out_dim = {hidden}
-layers = {layers}
+[model.towers]
+x = {{ modality = "vector", encoder = "mlp", in_dim = {dim}, hidden = {hidden}, out_dim = {hidden}, layers = {layers} }}
+y = {{ modality = "vector", encoder = "mlp", in_dim = {dim}, hidden = {hidden}, out_dim = {hidden}, layers = {layers} }}
 
 [data]
 dataset = "synthetic-pairs"

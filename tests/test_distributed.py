@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 import zoo
 from zoo.data import EpochSampler
 
+from conftest import assert_same_training, logged_losses
+
 HERE = Path(__file__).resolve().parent
 QUICKSTART = HERE.parent / "recipes" / "quickstart.toml"
 
@@ -53,12 +55,7 @@ def test_torchrun_training_matches_one_process_on_the_global_batch(tmp_path):
     _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "ddp"),
                *[f"--set={s}" for s in sets]], tmp_path)
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
-    a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(single.run_dir / "model.safetensors")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
-    la = [json.loads(x)["loss"] for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
-    lb = [json.loads(x)["loss"] for x in (single.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert la == pytest.approx(lb, abs=1e-5)
+    assert_same_training(tmp_path / "ddp", single.run_dir)
     # a checkpoint written by 2 ranks resumes in one process at the same step
     t = zoo.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, sets), run_dir=tmp_path / "ddp", resume=True)
     assert t.step == 4
@@ -71,13 +68,6 @@ def test_ranks_see_the_single_process_batches():
         assert ranks[0][4 * k:4 * k + 4] + ranks[1][4 * k:4 * k + 4] == one[8 * k:8 * k + 8]
 
 
-def _final_weights_close(run_a: Path, run_b: Path) -> None:
-    a, b = load_file(run_a / "model.safetensors"), load_file(run_b / "model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
-
-
 def test_fsdp_training_matches_one_process_and_resumes_across_modes(tmp_path):
     """run.fsdp = true shards the towers over 2 ranks: same losses and weights as one process;
     its checkpoints resume in one process, and one process's resume under FSDP (optimizer state included)."""
@@ -87,21 +77,19 @@ def test_fsdp_training_matches_one_process_and_resumes_across_modes(tmp_path):
     cli = ["-m", "zoo.cli", "train", str(QUICKSTART)]
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
     _torchrun([*cli, "--run-dir", str(tmp_path / "fsdp"), *[f"--set={s}" for s in fsdp]], tmp_path)
-    _final_weights_close(single.run_dir, tmp_path / "fsdp")
-    la = [json.loads(x)["loss"] for x in (tmp_path / "fsdp" / "metrics.jsonl").read_text().splitlines()]
-    lb = [json.loads(x)["loss"] for x in (single.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert len(la) == 4 and la == pytest.approx(lb, abs=1e-5)
+    assert_same_training(single.run_dir, tmp_path / "fsdp")
+    assert len(logged_losses(tmp_path / "fsdp")) == 4
     assert json.loads((tmp_path / "fsdp" / "results.json").read_text())["steps"] == 4
 
     # FSDP checkpoint at step 2 → one process finishes the run
     shutil.copytree(tmp_path / "fsdp" / "checkpoints" / "step-00000002", tmp_path / "a" / "checkpoints" / "step-00000002")
     zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "a", resume=True)
-    _final_weights_close(single.run_dir, tmp_path / "a")
+    assert_same_training(single.run_dir, tmp_path / "a", losses=False)
 
     # one process's checkpoint at step 2 → 2 FSDP ranks finish the run
     shutil.copytree(single.run_dir / "checkpoints" / "step-00000002", tmp_path / "b" / "checkpoints" / "step-00000002")
     _torchrun([*cli, "--resume", str(tmp_path / "b"), *[f"--set={s}" for s in fsdp]], tmp_path)
-    _final_weights_close(single.run_dir, tmp_path / "b")
+    assert_same_training(single.run_dir, tmp_path / "b", losses=False)
 
 
 def test_fsdp_with_grad_cache_is_a_clear_error():
@@ -134,4 +122,4 @@ def test_fsdp_siglip_local_loss_with_replicated_bias_matches_one_process(tmp_pat
     _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "fsdp"),
                *[f"--set={s}" for s in [*sets, "run.fsdp=true"]]], tmp_path)
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
-    _final_weights_close(single.run_dir, tmp_path / "fsdp")
+    assert_same_training(single.run_dir, tmp_path / "fsdp", losses=False)

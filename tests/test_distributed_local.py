@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import zoo
 import zoo.trainer
@@ -25,6 +24,7 @@ from zoo.recipes import load_recipe
 from zoo.objectives._local import clip_local, siglip_local
 
 import dist_local_worker as worker
+from conftest import assert_same_training
 
 HERE = Path(__file__).resolve().parent
 QUICKSTART = HERE.parent / "recipes" / "quickstart.toml"
@@ -137,9 +137,4 @@ def test_torchrun_siglip_training_with_gradcache_matches_one_process(tmp_path):
     _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "ddp"),
                *[f"--set={s}" for s in sets]], tmp_path, env={"ZOO_DISABLE_PLUGIN_AUTOLOAD": "1"})
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
-    a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(single.run_dir / "model.safetensors")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
-    la = [json.loads(x)["loss"] for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
-    lb = [json.loads(x)["loss"] for x in (single.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert la == pytest.approx(lb, abs=1e-5)
+    assert_same_training(tmp_path / "ddp", single.run_dir)

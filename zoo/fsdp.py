@@ -58,9 +58,8 @@ def average_replicated_grads(model: torch.nn.Module) -> None:
 
     for p in model.parameters():
         if p.grad is not None and not isinstance(p, DTensor):
-            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG if dist.get_backend() == "nccl" else dist.ReduceOp.SUM)
-            if dist.get_backend() != "nccl":  # gloo has no AVG
-                p.grad.div_(dist.get_world_size())
+            dist.all_reduce(p.grad)  # a sum (gloo has no average), then / world
+            p.grad.div_(dist.get_world_size())
 
 
 def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -107,11 +107,8 @@ class _SigLipLocal(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        if not ctx.saved_tensors:
-            raise RuntimeError("siglip (local): the loss was computed without gradients (torch.no_grad); "
-                               "recompute it with gradients enabled to backpropagate.")
-        ua, ub, scale, d_scale, d_bias = ctx.saved_tensors
-        return ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias, None, None, None
+        from .siglip import scale_saved_gradients
+        return scale_saved_gradients(ctx, grad, "siglip (local)", n_inputs=7)
 
 
 def _siglip_blocks(sa: Tensor, a: Tensor, cols: Tensor, bias: Tensor, c: int, with_grads: bool):

@@ -39,11 +39,17 @@ class _SigLipFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        if not ctx.saved_tensors:
-            raise RuntimeError("siglip: the loss was computed without gradients (torch.no_grad); recompute it "
-                               "with gradients enabled to backpropagate.")
-        ua, ub, scale, d_scale, d_bias = ctx.saved_tensors
-        return ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias, None, None
+        return scale_saved_gradients(ctx, grad, "siglip", n_inputs=6)
+
+
+def scale_saved_gradients(ctx, grad: Tensor, who: str, n_inputs: int) -> tuple:
+    """The backward of the SigLIP functions: the gradients saved by the forward ``(ua, ub, scale,
+    ∂loss/∂scale, ∂loss/∂bias)``, scaled by the incoming ``grad``; ``None`` for the other inputs."""
+    if not ctx.saved_tensors:
+        raise RuntimeError(f"{who}: the loss was computed without gradients (torch.no_grad); recompute it "
+                           f"with gradients enabled to backpropagate.")
+    ua, ub, scale, d_scale, d_bias = ctx.saved_tensors
+    return (ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias) + (None,) * (n_inputs - 4)
 
 
 def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: Tensor | float, *,
