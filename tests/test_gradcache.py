@@ -69,10 +69,16 @@ print((kb("VmHWM:") - before) / 1024)
 """
 
 
+# glibc moves its mmap threshold up as large blocks are freed, so whether a tensor's pages come
+# from a fresh mapping (counted in the peak) or from reused heap varies run to run; a fixed
+# threshold makes every large tensor a mapping of its own and the peak repeatable.
+PEAK_ENV = {"OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
 def _peak_mb(tmp_path, chunk: int, batch: int) -> float:
     code = PEAK % (str(QUICKSTART), str(tmp_path / f"p{chunk}-{batch}"))
     out = subprocess.run([sys.executable, "-c", code, str(chunk), str(batch)], capture_output=True, text=True,
-                         timeout=300, env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
+                         timeout=300, env={**__import__("os").environ, **PEAK_ENV})
     assert out.returncode == 0, out.stderr[-2000:]
     return float(out.stdout.strip().splitlines()[-1])
 
