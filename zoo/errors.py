@@ -47,6 +47,10 @@ class PluginError(ZooError):
     """A plugin that failed to load or registered something twice."""
 
 
+class DuplicateNameError(PluginError):
+    """A name (plugin, modality, encoder…) that a second plugin registers again."""
+
+
 class DataError(ZooError, ValueError):
     """A dataset or a raw input that cannot be read or used."""
 

@@ -8,8 +8,16 @@ modules (objectives, pair strategies, the test modality, local checkpoints) are 
 - ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry point.
 - ``ZOO_PLUGINS=a,b``: load only the entry points named ``a`` and ``b``.
 
-A plugin that fails to import, has a misspelt hook, or raises while registering is reported
-by name with its error (a warning, and in ``zoo plugins``); the rest of the zoo works on.
+A plugin that fails to import (``sys.exit`` and other ``BaseException``\ s included; only
+Ctrl-C goes through), has a misspelt hook, or raises while registering is reported by name with
+its error (a warning, and in ``zoo plugins``); the rest of the zoo works on.
+
+Built-ins come first: the ``zoo`` distribution's own entry points load before any third-party
+one, so a third-party entry point named like a built-in (``image = "x"``) is not loaded but
+reported, and a third-party plugin that registers a name already taken (by a built-in, or by a
+plugin loaded before it in entry-point-name order) is disabled as a whole and reported
+(:class:`DuplicateNameError`); every other plugin and command keeps working. A plugin registered
+at run time with :func:`register_plugin` raises the :class:`DuplicateNameError` instead.
 """
 from __future__ import annotations
 
@@ -25,11 +33,12 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import DuplicateNameError, PluginError
 from .registry import KINDS, Entry, Registry
 
 CORE_MODULES = ("zoo.objectives", "zoo.pairs", "zoo.testing", "zoo.hub")
 ENTRY_POINT_GROUP = "zoo"
+BUILTIN_DISTRIBUTION = "zoo"  # whose entry points are the built-in plugins (loaded first, names reserved)
 
 # The keyword arguments each ``register`` accepts beyond the positional ones.
 _SIGNATURES = {
@@ -78,41 +87,58 @@ class ZooPluginManager:
     # -- loading ---------------------------------------------------------------------------
     def load_entrypoints(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load every plugin of the entry-point group (the equivalent of pluggy's
-        ``load_setuptools_entrypoints``, but one broken plugin does not stop the others)."""
-        for ep in sorted(md.entry_points(group=group), key=lambda e: e.name):
-            if ep.name in self.plugins or (self.allow is not None and ep.name not in self.allow):
+        ``load_setuptools_entrypoints``, but one broken plugin does not stop the others).
+        Built-in entry points load first; a third-party one cannot take a built-in's name."""
+        for ep in sorted(md.entry_points(group=group), key=lambda e: (not _is_builtin(e), e.name)):
+            if self.allow is not None and ep.name not in self.allow:
                 continue
             dist = getattr(ep, "dist", None)
             version = dist.version if dist else ""
             source = f"{dist.metadata['Name']} {version} (entry point {ep.value})" if dist else ep.value
+            if ep.name in self.plugins:
+                if _is_builtin(ep) and self.plugins[ep.name].source == source:
+                    continue  # the same distribution seen twice on sys.path
+                label = f"{ep.name} ({dist.metadata['Name'] if dist else ep.value})"
+                taken = self.plugins[ep.name].source or "another plugin"
+                self._fail(PluginInfo(label, version, source), DuplicateNameError(
+                    f"entry point {ep.name!r} = {ep.value!r} is named like the plugin already loaded from {taken}; "
+                    f"it is not loaded. Rename the entry point in the distribution's [project.entry-points.zoo] "
+                    f"(names of built-ins are reserved), or uninstall it."))
+                continue
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - sys.exit() in an import is reported too, never fatal
                 self._fail(PluginInfo(ep.name, version, source), exc)
                 continue
-            self.register(module, name=ep.name, version=version, source=source)
+            self.register(module, name=ep.name, version=version, source=source, duplicates="report")
 
     def register(self, plugin: Any, name: str | None = None, *, version: str = "", source: str = "",
-                 strict: bool = False) -> PluginInfo:
+                 strict: bool = False, duplicates: str = "raise") -> PluginInfo:
         """Register a plugin object (module or instance) and add what it registers.
 
-        With ``strict=True`` (the core's own modules) a failure raises instead of warning.
+        With ``strict=True`` (the core's own modules) a failure raises instead of warning. A name
+        registered twice raises :class:`DuplicateNameError`, or with ``duplicates="report"`` (entry
+        points) disables this plugin and reports it like any broken one.
         """
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         info = PluginInfo(name, version or _version_of(plugin), source or getattr(plugin, "__file__", "") or "runtime")
         if self.pm.has_plugin(name) or name in self.plugins:
-            raise PluginError(f"a plugin named {name!r} is already registered; choose another name.")
+            raise DuplicateNameError(f"a plugin named {name!r} is already registered; choose another name.")
         try:
             self.pm.register(plugin, name=name)
             self._check_hooks(plugin, name)
             entries = self._collect(plugin, name)
             for entry in entries:
                 self.registry.add(entry)
-        except Exception as exc:  # noqa: BLE001
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a hook calling sys.exit() is a broken plugin too
             if self.pm.has_plugin(name):
                 self.pm.unregister(name=name)
             self._forget(name)
-            if strict or isinstance(exc, PluginError) and "two plugins" in str(exc):
+            if strict or (isinstance(exc, DuplicateNameError) and duplicates == "raise"):
                 raise
             return self._fail(info, exc)
         for entry in entries:
@@ -170,6 +196,11 @@ class _Recorder:
         modality = keys[0] if len(keys) == 2 else None
         name = keys[-1]
         self.out.append(Entry(self.kind, name, factory, self.plugin, modality, description, meta))
+
+
+def _is_builtin(ep: Any) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
 
 
 def _version_of(plugin: Any) -> str:

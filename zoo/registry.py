@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import PluginError, UnknownNameError
+from .errors import DuplicateNameError, UnknownNameError
 
 KINDS = ("modalities", "encoders", "augmentations", "pair_strategies", "objectives", "datasets", "pretrained")
 
@@ -44,7 +44,7 @@ class Registry:
         table = self.tables[entry.kind]
         old = table.get(entry.key)
         if old is not None:
-            raise PluginError(
+            raise DuplicateNameError(
                 f"{entry.kind[:-1] if entry.kind.endswith('s') else entry.kind} {entry.qualname!r} is registered by "
                 f"two plugins: {old.plugin!r} and {entry.plugin!r}. Uninstall one of them or block it with "
                 f"ZOO_PLUGINS=<the plugins to allow>."
