@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError, ZooError
 from .hookspecs import hookimpl
+from .remote_code import CODE_PATTERNS, refuse_code
 from .utils import atomic_write_text, fsync_dir
 
 FORMAT_VERSION = 1
@@ -142,6 +143,7 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
     from .model import ContrastiveModel, ModelConfig
     directory = Path(directory)
     config = read_config(directory)
+    refuse_code(directory / "assets", f"the checkpoint {directory}")  # before any library reads an asset
     try:
         model_config = ModelConfig.from_dict(config["model"])
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -187,7 +189,8 @@ def resolve_hf_hub(name: str, *, pretrained: bool = True):
     repo, _, revision = name.partition("@")
     try:
         path = snapshot_download(repo_id=repo, revision=revision or None,
-                                 allow_patterns=[CONFIG, WEIGHTS, "assets/*", "assets/**", "recipe.toml", "README.md"])
+                                 allow_patterns=[CONFIG, WEIGHTS, "assets/*", "assets/**", "recipe.toml", "README.md"],
+                                 ignore_patterns=CODE_PATTERNS)  # never download code
     except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds
         raise CheckpointError(f"cannot fetch hf-hub:{name}: {type(exc).__name__}: {exc}. Check the repo id and "
                               f"revision, your network, or HF_HUB_OFFLINE and the cache ({_cache_dir()}).") from exc

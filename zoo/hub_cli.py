@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import CheckpointError
 from .hub import CONFIG, WEIGHTS, load_local
+from .remote_code import CODE_SUFFIXES
 from .utils import atomic_write_text
 
 UPLOADED = (CONFIG, WEIGHTS, "recipe.toml")
@@ -32,7 +33,8 @@ def stage_run(run_dir: str | Path, repo_id: str, folder: str | Path) -> Path:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, folder / name)
     if (run_dir / "assets").is_dir():
-        shutil.copytree(run_dir / "assets", folder / "assets", dirs_exist_ok=True)
+        shutil.copytree(run_dir / "assets", folder / "assets", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(*(f"*{s}" for s in CODE_SUFFIXES)))  # never upload code
     recipe = (run_dir / "recipe.toml").read_text("utf-8") if (run_dir / "recipe.toml").is_file() else None
     metrics = json.loads((run_dir / "results.json").read_text("utf-8")) if (run_dir / "results.json").is_file() \
         else None

@@ -41,13 +41,15 @@ def _build_model(name: str, config: dict | None, pretrained: bool, assets_dir: s
         except ValueError as exc:
             raise ValueError(f"audio hf:{name} with config=…: {name!r} must be a transformers model type such as "
                              f"'wav2vec2', 'hubert', 'wavlm' or 'data2vec-audio' ({exc}).") from exc
-        return transformers.AutoModel.from_config(cfg)
+        return transformers.AutoModel.from_config(cfg, trust_remote_code=False)
     if assets_dir is not None and (Path(assets_dir) / "config.json").is_file():
-        return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(assets_dir))
+        return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False),
+                                                  trust_remote_code=False)
     try:
         if pretrained:
-            return transformers.AutoModel.from_pretrained(name)
-        return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(name))
+            return transformers.AutoModel.from_pretrained(name, trust_remote_code=False, use_safetensors=True)
+        return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(name, trust_remote_code=False),
+                                                  trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load audio encoder hf:{name}: {exc}. Give a local directory or a Hub id "
                               f"in the cache (HF_HUB_OFFLINE=1 allows no download), or a random model: "

@@ -53,6 +53,22 @@ def hub_snapshot(repo: str, revision: str | None, what: str, allow_patterns: lis
             f"already be in the cache {HF_HUB_CACHE}, or pass a local directory.") from exc
 
 
+PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def require_safetensors(folder: Path, what: str, convert: str) -> None:
+    """Refuse a weights folder without ``*.safetensors`` (only ``pytorch_model.bin``…), saying how to
+    convert it: the zoo loads weights from safetensors only (a pickle can run code when read)."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for pattern in PICKLED for p in folder.glob(pattern))
+    if not pickled:
+        return  # no weights at all: the loader says so
+    raise CheckpointError(f"{what}: {folder} holds {', '.join(pickled)} but no *.safetensors weights; the zoo "
+                          f"loads weights from safetensors only. Convert them once, in an environment you trust: "
+                          f"{convert}")
+
+
 def readme_license(directory: Path | None) -> str | None:
     """The ``license:`` of a model card's YAML header (README.md), if the directory has one."""
     if directory is None or not (directory / "README.md").is_file():

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import CheckpointError, UnknownNameError
+from zoo.remote_code import refuse_code
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
 from ._common import (
@@ -32,6 +33,7 @@ from ._common import (
     readme_license,
     rename,
     require,
+    require_safetensors,
     scalar,
     split_revision,
 )
@@ -56,6 +58,8 @@ SCALARS = {"clip": ("logit_scale",), "siglip": ("logit_scale", "logit_bias"), "c
 def _config(name: str):
     """``(source, revision, config)`` for a Hub id (``@rev`` pins it) or a local directory."""
     source, revision = split_revision(name)
+    if local_path(source) is not None:
+        refuse_code(Path(source).expanduser(), f"hf:{name}", code_files=False)
     try:
         config = native_config(source, revision, None)
     except Exception as exc:
@@ -116,9 +120,14 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
 
 def _load_native(name: str, source: str, revision: str | None):
     tf = require("transformers")
+    if local_path(source) is not None:
+        require_safetensors(Path(source).expanduser(), f"hf:{name}", (
+            f"python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{source}', "
+            f"use_safetensors=False).save_pretrained('{source}')\" (adds model.safetensors beside it)."))
     try:
         native, info = tf.AutoModel.from_pretrained(source, revision=revision, output_loading_info=True,
-                                                    ignore_mismatched_sizes=True)  # reported, then refused below
+                                                    ignore_mismatched_sizes=True, trust_remote_code=False,
+                                                    use_safetensors=True)  # reported, then refused below
     except Exception as exc:
         raise CheckpointError(f"hf:{name}: cannot load the pretrained weights ({type(exc).__name__}: {exc}). "
                               f"Nothing falls back to random weights; use pretrained=False for the architecture "

@@ -55,17 +55,17 @@ def native_config(source: str | None, revision: str | None, assets_dir: str | No
     """The full transformers config (``CLIPConfig``…) from the assets, a directory or the Hub cache."""
     tf = require("transformers")
     if assets_dir is not None and (Path(assets_dir) / "config.json").is_file():
-        return tf.AutoConfig.from_pretrained(assets_dir)
+        return tf.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False)
     if source is None:
         raise ValueError("hf tower: give source=<Hub id or directory of a transformers checkpoint>.")
-    return tf.AutoConfig.from_pretrained(source, revision=revision)
+    return tf.AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
 
 
 def load_processor(kind: str, source: str, revision: str | None = None):
     """The native tokenizer / image processor / feature extractor of a checkpoint."""
     tf = require("transformers")
     cls = {"text": tf.AutoTokenizer, "image": tf.AutoImageProcessor, "audio": tf.AutoFeatureExtractor}[kind]
-    return cls.from_pretrained(source, revision=revision)
+    return cls.from_pretrained(source, revision=revision, trust_remote_code=False)
 
 
 def _projection(family: str, config, sub) -> nn.Module | None:

@@ -180,7 +180,7 @@ class SentenceTransformerEncoder(nn.Module):
         (directory / SPEC_FILE).write_text(json.dumps(self.spec, indent=2), "utf-8")
 
     def load_assets(self, directory: str | Path) -> None:
-        self.tokenizer = require("transformers").AutoTokenizer.from_pretrained(str(directory))
+        self.tokenizer = require("transformers").AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
 
 
 def without_pooler(hf_config):
@@ -188,9 +188,9 @@ def without_pooler(hf_config):
     stall DDP); models that cannot drop it keep it."""
     tf = require("transformers")
     try:
-        return tf.AutoModel.from_config(hf_config, add_pooling_layer=False)
+        return tf.AutoModel.from_config(hf_config, add_pooling_layer=False, trust_remote_code=False)
     except TypeError:
-        return tf.AutoModel.from_config(hf_config)
+        return tf.AutoModel.from_config(hf_config, trust_remote_code=False)
 
 
 def build_st(source: str | None = None, revision: str | None = None,
@@ -200,13 +200,13 @@ def build_st(source: str | None = None, revision: str | None = None,
     tf = require("transformers")
     if assets_dir is not None and (Path(assets_dir) / SPEC_FILE).is_file():
         spec = json.loads((Path(assets_dir) / SPEC_FILE).read_text("utf-8"))
-        return SentenceTransformerEncoder(tf.AutoConfig.from_pretrained(assets_dir),
-                                          tf.AutoTokenizer.from_pretrained(assets_dir), spec)
+        return SentenceTransformerEncoder(tf.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False),
+                                          tf.AutoTokenizer.from_pretrained(assets_dir, trust_remote_code=False), spec)
     if source is None:
         raise ValueError("text/st needs source=<sentence-transformers name or directory>.")
     from .st_source import folder_of
     folder = folder_of(source, revision)
     spec = read_spec(folder)
     inner = folder / spec["transformer_path"]
-    return SentenceTransformerEncoder(tf.AutoConfig.from_pretrained(inner), tf.AutoTokenizer.from_pretrained(inner),
-                                      spec)
+    return SentenceTransformerEncoder(tf.AutoConfig.from_pretrained(inner, trust_remote_code=False),
+                                      tf.AutoTokenizer.from_pretrained(inner, trust_remote_code=False), spec)

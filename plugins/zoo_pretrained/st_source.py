@@ -17,15 +17,26 @@ from typing import Any
 import torch
 
 from zoo.errors import CheckpointError
+from zoo.remote_code import CODE_PATTERNS, refuse_code
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
-from ._common import cached_models, check_loading_info, copy_weights, hub_snapshot, local_path, readme_license, require, split_revision
+from ._common import (
+    cached_models,
+    check_loading_info,
+    copy_weights,
+    hub_snapshot,
+    local_path,
+    readme_license,
+    require,
+    require_safetensors,
+    split_revision,
+)
 from .st import read_spec
 
 KNOWN = ("all-MiniLM-L6-v2", "all-MiniLM-L12-v2", "all-mpnet-base-v2", "multi-qa-MiniLM-L6-cos-v1",
          "paraphrase-multilingual-MiniLM-L12-v2")
 POOLER = "towers.text.encoder.transformer.pooler."
-IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot"]
+IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", *CODE_PATTERNS]  # never download code
 CITATION = ("Reimers, Gurevych 2019, Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks "
             "(EMNLP 2019, arXiv:1908.10084)")
 
@@ -45,11 +56,20 @@ def folder_of(source: str, revision: str | None = None) -> Path:
     """A sentence-transformers folder: a local directory, the bundled copy, or a Hub snapshot."""
     path = local_path(source)
     if path is not None and path.is_dir():
-        return path
-    if revision is None and bundled(source) is not None:
-        return bundled(source)
-    repo = source if "/" in source else f"sentence-transformers/{source}"
-    return hub_snapshot(repo, revision, f"st:{source}", ignore_patterns=IGNORE)
+        folder = path
+    elif revision is None and bundled(source) is not None:
+        folder = bundled(source)
+    else:
+        repo = source if "/" in source else f"sentence-transformers/{source}"
+        folder = hub_snapshot(repo, revision, f"st:{source}", ignore_patterns=IGNORE)
+    refuse_code(folder, f"st:{source}", code_files=False)  # an auto_map transformers would need code for
+    return folder
+
+
+def convert_hint(folder: Path) -> str:
+    return (f"python -c \"from sentence_transformers import SentenceTransformer; "
+            f"SentenceTransformer('{folder}').save('{folder}-safetensors')\" (writes model.safetensors), then load "
+            f"st:{folder}-safetensors.")
 
 
 def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
@@ -83,8 +103,11 @@ def _weights(name: str, folder: Path) -> dict[str, torch.Tensor]:
     """The native weights renamed to the zoo model's keys (the transformer strictly, then each Dense)."""
     tf = require("transformers")
     spec = read_spec(folder)
+    for sub in [spec["transformer_path"], *(d["path"] for d in spec["dense"])]:
+        require_safetensors(folder / sub, f"st:{name}", convert_hint(folder))
     try:
-        native, info = tf.AutoModel.from_pretrained(folder / spec["transformer_path"], output_loading_info=True)
+        native, info = tf.AutoModel.from_pretrained(folder / spec["transformer_path"], output_loading_info=True,
+                                                    trust_remote_code=False, use_safetensors=True)
     except Exception as exc:
         raise CheckpointError(f"st:{name}: cannot load the transformer weights from {folder} "
                               f"({type(exc).__name__}: {exc}).") from exc
@@ -100,10 +123,8 @@ def _dense_state(path: Path, name: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
     if (path / "model.safetensors").is_file():
         return load_file(str(path / "model.safetensors"))
-    if (path / "pytorch_model.bin").is_file():
-        return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise CheckpointError(f"st:{name}: the Dense layer in {path} has no weights (model.safetensors or "
-                          f"pytorch_model.bin).")
+    raise CheckpointError(f"st:{name}: the Dense layer in {path} has no model.safetensors; the zoo loads weights "
+                          f"from safetensors only.")
 
 
 def list_names() -> list[str]:

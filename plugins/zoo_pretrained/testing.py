@@ -107,7 +107,7 @@ def make_st_dir(directory: str | os.PathLike, *, dense: int | None = 24, seed: i
 
     from .st_source import bundled
     directory = Path(directory)
-    tok = tf.AutoTokenizer.from_pretrained(bundled("all-MiniLM-L6-v2"))
+    tok = tf.AutoTokenizer.from_pretrained(bundled("all-MiniLM-L6-v2"), trust_remote_code=False)
     torch.manual_seed(seed)
     bert = tf.BertModel(tf.BertConfig(vocab_size=len(tok), max_position_embeddings=64, **TEXT))
     bert.save_pretrained(directory)

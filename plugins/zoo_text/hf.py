@@ -60,7 +60,7 @@ def load_tokenizer(source: str, padding_side: str | None = None):
     """``AutoTokenizer`` from a Hub id or directory, with a pad token (EOS when it has none)."""
     tf = _transformers()
     try:
-        tok = tf.AutoTokenizer.from_pretrained(resolve_source(source))
+        tok = tf.AutoTokenizer.from_pretrained(resolve_source(source), trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise PluginError(f"hf encoder: cannot load the tokenizer {source!r} ({exc}). Pass tokenizer=<a Hub id "
                           f"available offline or a directory with tokenizer files>.") from exc
@@ -102,16 +102,17 @@ def _build_model(name: str, config: dict | None, tokenizer: str | None, pretrain
     """``(model, tokenizer)`` from assets, a config dict, or a Hub id / directory."""
     tf = _transformers()
     if assets_dir is not None and (Path(assets_dir) / "config.json").is_file():
-        hf_config = tf.AutoConfig.from_pretrained(assets_dir)
-        return tf.AutoModel.from_config(hf_config), load_tokenizer(assets_dir, padding_side)
+        hf_config = tf.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False)
+        return tf.AutoModel.from_config(hf_config, trust_remote_code=False), load_tokenizer(assets_dir, padding_side)
     if config is not None:
         return _from_config_dict(tf, name, dict(config), tokenizer, padding_side)
     source = resolve_source(name)
     tok = load_tokenizer(tokenizer or source, padding_side)
     try:
         if pretrained:
-            return tf.AutoModel.from_pretrained(source), tok
-        return tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(source)), tok
+            return tf.AutoModel.from_pretrained(source, trust_remote_code=False, use_safetensors=True), tok
+        return tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(source, trust_remote_code=False),
+                                        trust_remote_code=False), tok
     except (OSError, ValueError) as exc:
         raise PluginError(f"hf:{name}: cannot load the model ({exc}). Pass a directory holding config.json, a Hub "
                           f"id available offline, or config={{...}} for a random model of a model type.") from exc
@@ -131,7 +132,7 @@ def _from_config_dict(tf, name: str, cfg: dict, tokenizer: str | None, padding_s
     if cfg["vocab_size"] < len(tok):
         raise ValueError(f"hf:{name}: config vocab_size={cfg['vocab_size']} is smaller than the tokenizer's "
                          f"{len(tok)} tokens; set vocab_size = {len(tok)} or leave it out.")
-    return tf.AutoModel.from_config(tf.AutoConfig.for_model(model_type, **cfg)), tok
+    return tf.AutoModel.from_config(tf.AutoConfig.for_model(model_type, **cfg), trust_remote_code=False), tok
 
 
 def _enable_checkpointing(model: nn.Module) -> None:
