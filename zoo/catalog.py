@@ -19,6 +19,8 @@ def load(name: str, *, pretrained: bool = True, device=None):
     ``pretrained=False`` builds the architecture only (random weights). The model's
     ``source`` attribute says where its weights came from.
     """
+    from .hub import check_device
+    device = check_device(device)  # a missing GPU fails before anything is downloaded or built
     reg = registry()
     prefix, sep, rest = name.partition(":")
     if not sep or (len(prefix) == 1 and os.name == "nt"):

@@ -51,6 +51,10 @@ class DuplicateNameError(PluginError):
     """A name (plugin, modality, encoder…) that a second plugin registers again."""
 
 
+class DeviceError(ZooError, ValueError):
+    """A device (``cuda``, ``mps``…) that this machine or this torch build does not have."""
+
+
 class DataError(ZooError, ValueError):
     """A dataset or a raw input that cannot be read or used."""
 

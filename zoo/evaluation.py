@@ -15,7 +15,7 @@ import torch
 
 from .data import create_dataset
 from .embed import Embedded, embed_dataset
-from .errors import DataError, UnknownNameError
+from .errors import DataError, PluginError, UnknownNameError
 
 TASKS = ("zero_shot", "retrieval", "linear_probe", "alignment")
 
@@ -154,6 +154,7 @@ def linear_probe(model, train_ds, test_ds, field: str | None = None, label: str 
                  target: str | None = None, batch_size: int = 256, baseline: bool = True) -> dict[str, float]:
     """Logistic (labels) or ridge (float ``targets``) regression on frozen embeddings, fixed split;
     with ``baseline`` also on the dataset's baseline features (raw pixels, fingerprints…)."""
+    require_sklearn()  # before any embedding is computed
     fields = [field] if field else None
     tr, te = (embed_dataset(model, d, fields=fields, batch_size=batch_size) for d in (train_ds, test_ds))
     field = field or next(iter(tr.emb))
@@ -175,7 +176,18 @@ def _probe_targets(train_ds, test_ds, tr: Embedded, te: Embedded, label, target)
     return _label(tr, label).numpy(), _label(te, label).numpy(), "accuracy"
 
 
+def require_sklearn() -> None:
+    """The linear probe's scikit-learn, or a :class:`PluginError` saying how to install it."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise PluginError(f"the linear_probe evaluation task needs scikit-learn, which cannot be imported ({exc}). "
+                          f"Install it: pip install scikit-learn (or pip install 'zoo[data]'), or drop linear_probe "
+                          f"from the tasks.") from exc
+
+
 def _fit_probe(x_tr, y_tr, x_te, y_te, kind: str) -> float:
+    require_sklearn()
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError, ZooError
+from .errors import CheckpointError, DeviceError, ZooError
 from .hookspecs import hookimpl
 from .remote_code import CODE_PATTERNS, refuse_code
 from .utils import atomic_write_text, fsync_dir
@@ -142,6 +142,7 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
     """Rebuild a model from a zoo checkpoint directory (registry + config) and load its weights."""
     from .model import ContrastiveModel, ModelConfig
     directory = Path(directory)
+    device = check_device(device)
     config = read_config(directory)
     refuse_code(directory / "assets", f"the checkpoint {directory}")  # before any library reads an asset
     try:
@@ -165,6 +166,29 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
         load_weights_strict(model, directory / WEIGHTS)
         model.source = f"local-dir:{directory}"
     return model.to(device) if device is not None else model
+
+
+def check_device(device) -> torch.device | None:
+    """``device`` as a ``torch.device`` this machine has, checked before anything is loaded; ``None`` stays."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise DeviceError(f"device {device!r} is not a torch device ({exc}); use 'cpu', 'cuda', 'cuda:1' or 'mps'.") from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "meta":
+        raise DeviceError("device 'meta' holds no data, so a loaded model cannot live there; use 'cpu' or 'cuda'.")
+    backend = getattr(torch, dev.type, None) if dev.type != "mps" else torch.backends.mps
+    available = bool(backend is not None and hasattr(backend, "is_available") and backend.is_available())
+    count = backend.device_count() if available and hasattr(backend, "device_count") else 1
+    if not available or (dev.index is not None and dev.index >= count):
+        have = f"torch.{dev.type}.is_available() is False" if not available else f"only {count} {dev.type} device(s)"
+        raise DeviceError(f"device {str(device)!r} is not available on this machine ({have}: no such accelerator, or "
+                          f"torch {torch.__version__} was built without it). Load on the CPU (device='cpu' or leave "
+                          f"device out), or use a machine and a torch build with that accelerator.")
+    return dev
 
 
 def _without_pretrained(config):
@@ -215,8 +239,15 @@ def push_to_hub(model, repo_id: str, *, private: bool | None = None, commit_mess
         save_pretrained(model, tmp, recipe_text=recipe_text, metrics=metrics, card=False)
         atomic_write_text(Path(tmp) / "README.md", model_card(model, recipe_text=recipe_text, metrics=metrics,
                                                                repo_id=repo_id))
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+        except Exception as exc:  # noqa: BLE001 - network, offline mode, auth and Hub errors all stop the push
+            raise CheckpointError(
+                f"cannot push to the Hub repo {repo_id}: {type(exc).__name__}: {exc}. The Hugging Face Hub is "
+                f"unreachable (no network, a proxy, or HF_HUB_OFFLINE=1) or refused the login/repo; nothing was "
+                f"uploaded and the model is untouched. Save it locally with model.save_pretrained('DIR') and push "
+                f"that later with `zoo push DIR {repo_id}` (log in with `hf auth login` or pass token=…).") from exc
 
 
 @hookimpl

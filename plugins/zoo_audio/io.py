@@ -19,6 +19,10 @@ from torch import Tensor
 from zoo.errors import DataError, PluginError, ShapeError
 
 SAMPLE_RATE = 16000
+# Inputs outside these bounds are refused before anything is allocated (a header declaring 1 Hz would
+# otherwise be resampled into gigabytes). Raise MAX_SECONDS for longer recordings you trust.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
+MAX_SECONDS = 3600.0
 
 
 def require(module: str):
@@ -39,20 +43,67 @@ def load_audio(value: Any) -> Tensor:
         return _read_file(io.BytesIO(bytes(value)), f"<{len(value)} bytes>")
     if isinstance(value, tuple) and len(value) == 2 and not np.isscalar(value[0]) and np.isscalar(value[1]):
         wave, sr = value
-        return resample(to_mono(wave), int(sr))
+        sr = check_sample_rate(sr, "(waveform, sample_rate)")
+        wave = to_mono(wave)
+        check_duration(wave.shape[0], sr, "the waveform")
+        return resample(wave, sr)
     return _check_nonempty(to_mono(value), "waveform")
 
 
 def _read_file(source: Any, label: str) -> Tensor:
     sf = require("soundfile")
     try:
-        data, sr = sf.read(source, dtype="float32", always_2d=True)  # (T, C)
+        info = sf.info(source)  # the header only: checked before any sample is read or resampled
+        if hasattr(source, "seek"):
+            source.seek(0)
     except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError, OSError…
         raise DataError(f"cannot read audio file {label}: {exc}. The file is missing or not in a format "
+                        f"libsndfile reads (WAV, FLAC, OGG, MP3); convert it, e.g. with ffmpeg or sox.") from exc
+    check_sample_rate(info.samplerate, f"audio file {label}")
+    check_duration(info.frames, info.samplerate, f"audio file {label}")
+    _check_not_truncated(info, label)
+    try:
+        data, sr = sf.read(source, dtype="float32", always_2d=True)  # (T, C)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read audio file {label}: {exc}. The file is corrupt or not in a format "
                         f"libsndfile reads (WAV, FLAC, OGG, MP3); convert it, e.g. with ffmpeg or sox.") from exc
     if data.shape[0] == 0:
         raise DataError(f"audio file {label} holds no samples; remove it from the dataset.")
     return resample(torch.from_numpy(data).mean(dim=1), sr)
+
+
+def check_sample_rate(sr: Any, what: str) -> int:
+    """A sample rate as an int in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE], or a :class:`DataError`."""
+    try:
+        rate = int(sr)
+        ok = rate == sr and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise DataError(f"{what}: sample rate {sr!r} Hz is not a plausible audio rate (an integer from "
+                        f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz). Pass (waveform, rate) with the rate the samples "
+                        f"were recorded at (16000, 44100, 48000…), or fix the file's header (ffmpeg -ar).")
+    return rate
+
+
+def check_duration(frames: int, sr: int, what: str) -> None:
+    seconds = frames / sr
+    if seconds > MAX_SECONDS:
+        raise DataError(f"{what}: {frames} samples at {sr} Hz last {seconds:.0f} s, more than zoo_audio.io.MAX_SECONDS "
+                        f"= {MAX_SECONDS:.0f} s, and would take {frames * SAMPLE_RATE / sr * 4 / 2**30:.1f} GiB at "
+                        f"{SAMPLE_RATE} Hz. Cut it into clips, or raise zoo_audio.io.MAX_SECONDS if it is meant to be "
+                        f"this long.")
+
+
+def _check_not_truncated(info: Any, label: str) -> None:
+    """libsndfile reads a WAV whose data chunk is cut short without an error; its log says "(should be N)"."""
+    import re
+    cut = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", getattr(info, "extra_info", ""), re.MULTILINE)
+    streamed = cut is not None and int(cut.group(1)) in (0x7FFFFFFF, 0xFFFFFFFF)  # "length unknown" (piped WAVs)
+    if cut and not streamed and int(cut.group(2)) < int(cut.group(1)):
+        raise DataError(f"audio file {label} is truncated: its header declares {cut.group(1)} bytes of samples but "
+                        f"the file holds {cut.group(2)} ({info.frames} frames). Re-export or re-download it, or drop it "
+                        f"from the dataset.")
 
 
 def to_mono(value: Any) -> Tensor:
@@ -78,8 +129,7 @@ def to_mono(value: Any) -> Tensor:
 
 def resample(wave: Tensor, sr: int) -> Tensor:
     """``(T,)`` at ``sr`` Hz → ``(T',)`` at ``SAMPLE_RATE`` (band-limited sinc interpolation)."""
-    if sr <= 0:
-        raise ValueError(f"sample rate must be positive, got {sr}.")
+    sr = check_sample_rate(sr, "resample")
     wave = _check_nonempty(wave, "waveform")
     if sr == SAMPLE_RATE:
         return wave

@@ -116,6 +116,10 @@ def _decode(source: Any, name: str) -> Tensor:
         with Image.open(source) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as exc:  # a header declaring far more pixels than any real image
+        raise DataError(f"image file {name!r} is refused as a decompression bomb: {exc} If the file is yours and "
+                        f"really that large, raise Pillow's limit first (PIL.Image.MAX_IMAGE_PIXELS = <pixels>) or "
+                        f"downscale it; otherwise drop it from the dataset.") from exc
     except Image.UnidentifiedImageError as exc:
         raise DataError(f"image file {name!r} cannot be read: not an image format Pillow recognises ({exc}).") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, unreadable
