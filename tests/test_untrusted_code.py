@@ -140,3 +140,18 @@ def test_hf_folder_with_only_pytorch_model_bin_is_refused_with_how_to_convert(tm
     _pickle_only(d)
     with pytest.raises(CheckpointError, match=r"pytorch_model\.bin but no \*\.safetensors.*save_pretrained"):
         zoo.load(f"hf:{d}")
+
+
+def test_open_clip_hf_text_tower_asking_for_code_is_refused_without_a_prompt(tmp_path, no_prompt):
+    """open_clip calls transformers without trust_remote_code; the zoo makes transformers refuse, not ask."""
+    pytest.importorskip("open_clip")
+    marker = tmp_path / "evil-ran"
+    evil = _evil_checkpoint(tmp_path / "ckpt", marker) / "assets" / "text"
+    cfg = {"embed_dim": 8, "text_cfg": {"hf_model_name": str(evil), "hf_tokenizer_name": str(evil),
+                                        "hf_model_pretrained": False, "hf_proj_type": "linear",
+                                        "hf_pooler_type": "mean_pooler", "context_length": 16}}
+    with pytest.raises(CheckpointError, match="openclip_text asks to run custom code.*trust_remote_code"):
+        zoo.create_encoder("text", "openclip_text", model_cfg=cfg, tokenizer="ViT-B-32")
+    assert no_prompt == [] and not marker.exists()
+    from transformers import dynamic_module_utils
+    assert dynamic_module_utils.TIME_OUT_REMOTE_CODE > 0  # transformers' setting is restored afterwards

@@ -8,6 +8,9 @@ files, and refuses a folder that asks for code before anything reads it, naming 
 
     refuse_code(directory / "assets", "local-dir:/path")   # CheckpointError naming config.json / evil.py
 
+Libraries that call transformers without the argument (open_clip's HF text towers and
+tokenizers) run inside :func:`no_remote_code`, where transformers refuses instead of asking.
+
 An ``auto_map`` next to a ``model_type`` that transformers implements itself is harmless
 (transformers uses its own class and never the code), so it is allowed: checkpoints of such
 models, saved with their config, keep loading.
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import CheckpointError
@@ -52,6 +57,35 @@ def refuse_code(directory: str | os.PathLike, what: str, *, code_files: bool = T
             f"{what} asks to run its own code, which the zoo never does (trust_remote_code is always False): "
             f"{'; '.join(found)}. If the model needs no custom code, delete the auto_map entry and the code "
             f"files; otherwise read the code and load the model with transformers itself.")
+
+
+@contextmanager
+def no_remote_code(what: str) -> Iterator[None]:
+    """Run a library that calls transformers without ``trust_remote_code`` (open_clip): inside, transformers
+    raises instead of prompting "Do you wish to run the custom code? [y/N]", and that refusal becomes a
+    :class:`CheckpointError`. Imports transformers (only use it where it is needed anyway)."""
+    try:
+        from transformers import dynamic_module_utils as dmu
+    except ImportError:
+        yield
+        return
+    saved = dmu.TIME_OUT_REMOTE_CODE
+    dmu.TIME_OUT_REMOTE_CODE = 0  # transformers' own switch: no prompt, an error
+    try:
+        yield
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise CheckpointError(f"{what} asks to run custom code from the Hub or a folder, which the zoo never does "
+                              f"(trust_remote_code is always False): {exc}".rstrip()) from exc
+    finally:
+        dmu.TIME_OUT_REMOTE_CODE = saved
+
+
+def uses_transformers(model_cfg: dict) -> bool:
+    """Whether an open_clip model config builds a transformers text tower or tokenizer."""
+    text = model_cfg.get("text_cfg", {}) if isinstance(model_cfg, dict) else {}
+    return isinstance(text, dict) and any(text.get(k) for k in ("hf_model_name", "hf_tokenizer_name"))
 
 
 def _asks_for_code(path: Path) -> str | None:

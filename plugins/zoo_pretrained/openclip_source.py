@@ -16,12 +16,14 @@ part of a contrastive model and ``model.source`` says it was left out.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import CheckpointError, UnknownNameError
+from zoo.remote_code import no_remote_code, uses_transformers
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
 from ._common import copy_weights, hub_snapshot, max_scale_for, readme_license, rename, require, scalar
@@ -144,8 +146,11 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
 def _load_native(name: str, p: dict[str, Any]):
     oc = _oc()
     try:
-        native = oc.create_model(p["oc_name"], pretrained=p["pretrained"], require_pretrained=True,
-                                 force_quick_gelu=bool(p["model_cfg"].get("quick_gelu")))
+        with no_remote_code(f"openclip:{name}") if uses_transformers(p["model_cfg"]) else contextlib.nullcontext():
+            native = oc.create_model(p["oc_name"], pretrained=p["pretrained"], require_pretrained=True,
+                                     force_quick_gelu=bool(p["model_cfg"].get("quick_gelu")))
+    except CheckpointError:
+        raise
     except Exception as exc:
         raise CheckpointError(
             f"openclip:{name}: the pretrained weights could not be loaded ({type(exc).__name__}: {exc}). The zoo "

@@ -14,6 +14,7 @@ pretrained weights: the weights come from the checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError
+from zoo.remote_code import no_remote_code, uses_transformers
 
 from ._common import require
 
@@ -107,8 +109,10 @@ def build_openclip_text(model_cfg: dict[str, Any], tokenizer: str = "", assets_d
     oc = require("open_clip")
     from open_clip.model import _build_text_tower
     cfg = _no_backbone_download(model_cfg)
-    text = _build_text_tower(cfg["embed_dim"], cfg["text_cfg"], quick_gelu=cfg.get("quick_gelu", False))
     from_assets = assets_dir is not None and (Path(assets_dir) / CONFIG_FILE).is_file()
     context = cfg["text_cfg"].get("context_length")
-    tok = oc.get_tokenizer(f"local-dir:{assets_dir}" if from_assets else tokenizer, context_length=context)
+    # open_clip calls transformers without trust_remote_code: refuse instead of prompting
+    with no_remote_code("openclip_text") if uses_transformers(cfg) else contextlib.nullcontext():
+        text = _build_text_tower(cfg["embed_dim"], cfg["text_cfg"], quick_gelu=cfg.get("quick_gelu", False))
+        tok = oc.get_tokenizer(f"local-dir:{assets_dir}" if from_assets else tokenizer, context_length=context)
     return _text_encoder_class()(text, tok, copy.deepcopy(model_cfg))
