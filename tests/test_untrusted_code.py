@@ -152,6 +152,8 @@ def test_open_clip_hf_text_tower_asking_for_code_is_refused_without_a_prompt(tmp
                                         "hf_pooler_type": "mean_pooler", "context_length": 16}}
     with pytest.raises(CheckpointError, match="openclip_text asks to run custom code.*trust_remote_code"):
         zoo.create_encoder("text", "openclip_text", model_cfg=cfg, tokenizer="ViT-B-32")
+    with pytest.raises(CheckpointError, match="open_clip:ViT-B-32 asks to run custom code"):  # zoo_text's tower
+        zoo.create_encoder("text", "open_clip:ViT-B-32", pretrained=False, text_cfg=cfg["text_cfg"])
     assert no_prompt == [] and not marker.exists()
     from transformers import dynamic_module_utils
     assert dynamic_module_utils.TIME_OUT_REMOTE_CODE > 0  # transformers' setting is restored afterwards

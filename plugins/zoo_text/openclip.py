@@ -16,6 +16,7 @@ built with ``assets_dir=<that folder>`` the tower is rebuilt from it with no dow
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from zoo.errors import PluginError, ShapeError, UnknownNameError
+from zoo.remote_code import no_remote_code, uses_transformers
 
 from .modality import texts_of
 
@@ -110,12 +112,14 @@ def build_open_clip(arch: str, *, pretrained: str | None = None, text_cfg: dict 
     if from_assets:
         cfg["text_cfg"]["hf_model_pretrained"] = False  # weights come from the zoo checkpoint
     from open_clip.model import _build_text_tower  # the one builder open_clip uses for CLIP and CustomTextCLIP
-    text = _build_text_tower(cfg["embed_dim"], cfg["text_cfg"], quick_gelu=cfg.get("quick_gelu", False))
-    if not from_assets and (pretrained or arch.startswith(("local-dir:", "hf-hub:"))):
-        full = oc.create_model(arch, pretrained=pretrained)
-        text.load_state_dict(text_state(full), strict=True)
+    # open_clip calls transformers without trust_remote_code: refuse custom code instead of prompting
+    with no_remote_code(f"open_clip:{arch}") if uses_transformers(cfg) else contextlib.nullcontext():
+        text = _build_text_tower(cfg["embed_dim"], cfg["text_cfg"], quick_gelu=cfg.get("quick_gelu", False))
+        if not from_assets and (pretrained or arch.startswith(("local-dir:", "hf-hub:"))):
+            full = oc.create_model(arch, pretrained=pretrained)
+            text.load_state_dict(text_state(full), strict=True)
+        ctx = cfg["text_cfg"].get("context_length")
+        tokenizer = oc.get_tokenizer(f"local-dir:{assets_dir}" if from_assets else arch, context_length=ctx)
     if gradient_checkpointing:
         text.set_grad_checkpointing(True)
-    ctx = cfg["text_cfg"].get("context_length")
-    tokenizer = oc.get_tokenizer(f"local-dir:{assets_dir}" if from_assets else arch, context_length=ctx)
     return OpenClipTextEncoder(text, tokenizer, cfg)
