@@ -137,3 +137,15 @@ def test_linear_probe_without_scikit_learn_names_the_install_before_embedding(ti
     monkeypatch.setattr(ev, "embed_dataset", no_embedding)
     with pytest.raises(PluginError, match="pip install scikit-learn"):
         zoo.evaluate(tiny_model, "synthetic-pairs", task="linear_probe", dataset_options={"size": 64})
+
+
+# -- video ----------------------------------------------------------------------------------------
+def test_video_decoding_to_more_than_the_limit_is_refused_while_decoding(tmp_path, monkeypatch):
+    pytest.importorskip("av")
+    from zoo_video import io as video_io
+    video_io.write_video(tmp_path / "long.mkv", torch.zeros(10, 3, 16, 16), codec="ffv1")
+    monkeypatch.setattr(video_io, "MAX_DECODED_BYTES", 5 * 16 * 16 * 3 * 4)  # room for 5 of the 10 frames
+    with pytest.raises(DataError, match=r"more than zoo_video.io.MAX_DECODED_BYTES.*16x16, 6\+ frames.*ffmpeg"):
+        video_io.load_video(tmp_path / "long.mkv")
+    monkeypatch.setattr(video_io, "MAX_DECODED_BYTES", 10 * 16 * 16 * 3 * 4)
+    assert video_io.load_video(tmp_path / "long.mkv").shape == (10, 3, 16, 16)

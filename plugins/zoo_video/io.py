@@ -28,6 +28,9 @@ from zoo.errors import DataError, PluginError, ShapeError
 
 CHANNELS = (1, 3)
 SAMPLINGS = ("uniform", "random_clip")
+# The decoded float32 video a file may become; larger ones are refused while decoding (a tiny file of
+# millions of black frames would otherwise fill the memory). Raise it for long videos you trust.
+MAX_DECODED_BYTES = 4 << 30
 
 
 def require_av():
@@ -57,7 +60,16 @@ def read_video_file(source: Any, label: str) -> Tensor:
     av = require_av()
     try:
         with av.open(source) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]  # (H, W, 3) each
+            frames = []
+            for f in container.decode(video=0):
+                if (len(frames) + 1) * f.width * f.height * 3 * 4 > MAX_DECODED_BYTES:
+                    raise DataError(f"video file {label} decodes to more than zoo_video.io.MAX_DECODED_BYTES = "
+                                    f"{MAX_DECODED_BYTES / 2**30:.1f} GiB of float32 frames ({f.width}x{f.height}, "
+                                    f"{len(frames) + 1}+ frames). Cut or downscale it (ffmpeg -t / -vf scale), or "
+                                    f"raise zoo_video.io.MAX_DECODED_BYTES if it is meant to be this large.")
+                frames.append(f.to_ndarray(format="rgb24"))  # (H, W, 3)
+    except DataError:
+        raise
     except Exception as exc:  # noqa: BLE001 - PyAV raises FFmpegError subclasses, OSError, IndexError…
         raise DataError(f"cannot read video file {label}: {type(exc).__name__}: {exc}. The file is missing, has no "
                         f"video stream, or is in a format FFmpeg cannot decode; re-encode it (e.g. to H.264 MP4).") from exc
