@@ -16,8 +16,8 @@
   ``path = { train = "train.csv", test = "test.csv" }`` gives a file per split.
 - ``sep``: ``","`` (``"\\t"`` for a ``.tsv`` file).
 
-A missing column, an empty file, an empty cell or a file that does not exist is a DataError at
-construction, naming the file, the line and the column; a file that cannot be read is one when
+A missing column, an empty file, an empty cell or a file that does not exist (in any split) is a
+DataError at construction, naming the file, the row, the line and the column; a file that cannot be read is one when
 the row is loaded, naming the same.
 """
 from __future__ import annotations
@@ -99,12 +99,13 @@ class CsvDataset(ZooDataset):
             self.prompts = prompt_templates(NAME, prompts or ["{label}"])
         else:
             self.label, self.label_fields = "", []
-        self._check_cells()
+        self._check_cells([r for t in tables.values() for r in t])
 
-    def _check_cells(self) -> None:
-        """Every field cell non-empty; every file cell an existing file (named with file and line)."""
+    def _check_cells(self, rows: list[Row]) -> None:
+        """Every field cell non-empty; every file cell an existing file (named with file and line). All
+        splits are checked, so a bad test row stops the run before training, not at its first evaluation."""
         problems = []
-        for r in self.rows:
+        for r in rows:
             for c in self.columns:
                 cell = r.cells[c.column]
                 if not cell.strip():
