@@ -58,12 +58,15 @@ from .model import ContrastiveModel, create_encoder, create_model  # noqa: E402,
 
 
 def train(recipe, overrides=None, **kw):
-    """Train from a recipe path or :class:`zoo.recipes.Recipe`; returns ``TrainResult(run_dir, metrics)``."""
+    """Train from a recipe (a path, a :class:`zoo.recipes.Recipe` or a dict); returns ``TrainResult(run_dir,
+    metrics, model)``. ``dataset=`` / ``eval_dataset=`` (a Dataset or a list of dicts) and ``model=`` (a
+    ContrastiveModel, e.g. from ``zoo.load``) replace the recipe's names (docs/own-data.md)."""
     from .trainer import train as _train
     return _train(recipe, overrides=overrides, **kw)
 
 
 def evaluate(model, dataset, task: str = "zero_shot", **kw):
-    """Evaluate a model on a dataset: ``zero_shot``, ``retrieval`` or ``linear_probe``."""
+    """Evaluate a model on a dataset: ``zero_shot``, ``retrieval``, ``linear_probe`` or ``alignment``, with the
+    defaults of a recipe's ``[eval]`` (retrieval matches by label when the dataset has one label field)."""
     from .evaluation import evaluate as _evaluate
     return _evaluate(model, dataset, task=task, **kw)
