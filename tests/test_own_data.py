@@ -231,7 +231,8 @@ def test_train_takes_a_dict_recipe_a_list_of_rows_and_a_built_model(tmp_path, mo
     result = zoo.train(recipe, dataset=ListDataset(_rows(), fields=fields), eval_dataset=ListDataset(_rows(16), fields=fields), model=model,
                        overrides={"eval.tasks": ["retrieval"], "run.name": "mem"})
     assert result.model is model and any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert result.metrics["retrieval/x->y R@1"] >= 0
+    assert result.metrics["retrieval/x->y R@1"] == zoo.evaluate(model, ListDataset(_rows(16), fields=fields),
+                                                                task="retrieval")["x->y R@1"]
     saved = (tmp_path / "runs" / "mem" / "recipe.toml").read_text()
     assert "(in memory: ListDataset)" in saved and "(in memory: random init)" in saved
     again = zoo.load(f"local-dir:{tmp_path / 'runs' / 'mem'}")
@@ -250,5 +251,8 @@ def test_train_on_rows_needs_eval_data_before_training_and_rows_are_checked(tmp_
     assert ds.fields == {"vector": "vector"} and ds.label_fields == ["class"]
     with pytest.raises(zoo.DataError, match="row 1, field 'vector'"):
         ds[1]
+    assert set(zoo.evaluate(zoo.create_model(towers={"vector": {"encoder": "mlp", "in_dim": 16}}, embed_dim=4),
+                            [{"vector": torch.randn(16), "class": i % 2} for i in range(6)], task="alignment")) \
+        == {"uniformity vector", "alignment vector (same label)"}       # zoo.evaluate takes rows too
     with pytest.raises(zoo.DataError, match="row 1 .*keys"):
         ListDataset([{"vector": torch.zeros(16)}, {"text": "a"}])

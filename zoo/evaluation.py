@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import create_dataset
+from .data import as_dataset, create_dataset
 from .embed import Embedded, embed_dataset
 from .errors import DataError, UnknownNameError
 
@@ -24,10 +24,11 @@ TASKS = ("zero_shot", "retrieval", "linear_probe", "alignment")
 
 def evaluate(model, dataset, task: str = "zero_shot", *, split: str = "test", train_split: str = "train",
              dataset_options: dict | None = None, batch_size: int = 256, **kw: Any) -> dict[str, float]:
-    """Evaluate ``model`` on a dataset (a registered name or a Dataset) for one task."""
+    """Evaluate ``model`` on a dataset (a registered name, a Dataset or a list of dicts) for one task."""
     if task not in TASKS:
         raise UnknownNameError("evaluation task", task, TASKS)
-    ds = create_dataset(dataset, split=split, **(dataset_options or {})) if isinstance(dataset, str) else dataset
+    ds = create_dataset(dataset, split=split, **(dataset_options or {})) if isinstance(dataset, str) \
+        else as_dataset(dataset)  # a Dataset, or a list of dicts
     if task == "linear_probe":
         train = kw.pop("train_dataset", None)
         if train is None:
