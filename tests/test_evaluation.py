@@ -10,6 +10,7 @@ import torch
 import zoo
 from zoo.embed import Embedded
 from zoo.evaluation import alignment_uniformity, mip_zero_shot, retrieval, topk_accuracy
+from zoo.objectives.align_uniform import alignment
 from zoo.trainer import train
 
 from conftest import QUICK
@@ -68,6 +69,11 @@ def test_alignment_of_one_field_uses_same_label_pairs_or_only_uniformity():
     assert r["alignment t (same label)"] == 0.0                     # rows 0 and 2: the only same-label pair
     assert r["uniformity t"] == pytest.approx(alignment_uniformity(Embedded(e.emb, {}))["uniformity t"])
     assert set(alignment_uniformity(Embedded(e.emb, {}))) == {"uniformity t"}   # no positives without a pair or label
+    z = torch.nn.functional.normalize(torch.randn(9, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1])
+    i, j = torch.nonzero((y[:, None] == y[None, :]).triu(diagonal=1), as_tuple=True)
+    expected = alignment(z[i], z[j]).item()                                     # every same-label pair i < j
+    assert alignment_uniformity(Embedded({"t": z}, {"class": y}))["alignment t (same label)"] == pytest.approx(expected)
 
 
 def test_mip_zero_shot_by_hand():
