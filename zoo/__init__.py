@@ -7,8 +7,8 @@ Public API (DESIGN.md's contract)::
     zoo.list_pair_strategies() / list_objectives() / list_datasets() / list_models(pattern=None)
     zoo.create_encoder(modality, name, **kw) / create_objective(name, **kw) / create_model(towers, embed_dim)
     zoo.load(name, *, pretrained=True, device=None)
-    zoo.train(recipe, overrides=None) -> TrainResult
-    zoo.evaluate(model, dataset, task="zero_shot")
+    zoo.train(recipe, overrides=None, *, dataset=None, eval_dataset=None, model=None) -> TrainResult
+    zoo.evaluate(model, dataset, task="zero_shot", *, split="test", match="auto", label=None)
 """
 from __future__ import annotations
 
