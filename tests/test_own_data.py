@@ -45,6 +45,9 @@ def test_the_docs_page_runs_as_written(tmp_path, monkeypatch, capsys):
     """Every block of docs/own-data.md in order: python executed, `# file:` TOML written, `zoo` lines run
     (training shortened to 4 steps); each `zoo eval RUN` agrees with the metrics its training logged."""
     monkeypatch.chdir(tmp_path)
+    import sklearn.datasets
+    full = sklearn.datasets.load_digits
+    monkeypatch.setattr(sklearn.datasets, "load_digits", lambda: _first(full(), 700))   # a third: quicker
     blocks = BLOCK.findall(DOC.read_text())
     assert [k for k, _ in blocks].count("bash") >= 3 and any(k == "python" for k, _ in blocks)
     namespace: dict = {}
@@ -67,6 +70,11 @@ def test_the_docs_page_runs_as_written(tmp_path, monkeypatch, capsys):
                     _agrees_with_training(tmp_path / argv[1], argv, out)
     assert namespace["result"].metrics["steps"] == 4
     assert (tmp_path / "runs" / "digits-tuned" / "model.safetensors").is_file()
+
+
+def _first(bunch, n: int):
+    bunch.images, bunch.target = bunch.images[:n], bunch.target[:n]
+    return bunch
 
 
 def _agrees_with_training(run: Path, argv: list[str], out: dict) -> None:
