@@ -33,7 +33,7 @@ SMALL = {
     "moving-digits": {"size": 32},
     "binary-xor": {"size": 200},
 }
-GENERIC = {"webdataset", "hf-datasets"}   # need files; tested below with shards this file writes
+GENERIC = {"webdataset", "hf-datasets", "csv", "folder"}   # need files: tested below / in test_own_data.py
 
 
 def registered():

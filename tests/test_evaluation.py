@@ -10,6 +10,7 @@ import torch
 import zoo
 from zoo.embed import Embedded
 from zoo.evaluation import alignment_uniformity, mip_zero_shot, retrieval, topk_accuracy
+from zoo.objectives.align_uniform import alignment
 from zoo.trainer import train
 
 from conftest import QUICK
@@ -32,13 +33,25 @@ def _emb(**fields) -> Embedded:
 
 def test_retrieval_by_hand():
     e = _emb(a=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], b=[[1, 0, 0], [0, 0, 1], [0, 1, 0]])
-    r = retrieval(e)
+    r = retrieval(e, match="index")
     # a→b: row 0 finds b0 first (rank 1); rows 1 and 2 find their pair second (rank 2)
     assert r["a->b R@1"] == pytest.approx(1 / 3) and r["a->b R@5"] == 1.0
     assert r["a->b mean_rank"] == pytest.approx(5 / 3) and r["a->b median_rank"] == 2.0
     assert r["b->a mean_rank"] == pytest.approx(5 / 3)
     # matching by label: rows 1 and 2 share class 1, so their top hit is right
     assert retrieval(e, match="label")["a->b R@1"] == 1.0
+
+
+def test_retrieval_matches_by_label_by_default_when_the_dataset_has_one_label():
+    """The default of zoo.evaluate / zoo eval is the one a recipe's [eval] uses: same label when there is one."""
+    e = _emb(a=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], b=[[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    assert retrieval(e) == retrieval(e, match="label") and retrieval(e)["match"] == "label (class)"
+    e.labels = {}
+    assert retrieval(e) == retrieval(e, match="index") and retrieval(e)["a->b R@1"] == pytest.approx(1 / 3)
+    e.labels = {"class": torch.tensor([0, 1, 1]), "group": torch.tensor([0, 0, 1])}
+    assert retrieval(e)["match"] == "index" and retrieval(e, label="group")["match"] == "label (group)"
+    with pytest.raises(zoo.UnknownNameError, match="retrieval match"):
+        retrieval(e, match="exact")
 
 
 def test_alignment_and_uniformity_by_hand():
@@ -48,6 +61,19 @@ def test_alignment_and_uniformity_by_hand():
     # pairwise squared distances: 2, 4, 2 → log(mean(exp(-2·d²))) = log((2e^-4 + e^-8)/3)
     expected = torch.log((2 * torch.exp(torch.tensor(-4.0)) + torch.exp(torch.tensor(-8.0))) / 3).item()
     assert r["uniformity a"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_alignment_of_one_field_uses_same_label_pairs_or_only_uniformity():
+    e = Embedded({"t": torch.tensor([[1.0, 0], [0, 1], [1, 0]])}, {"class": torch.tensor([0, 1, 0])})
+    r = alignment_uniformity(e)
+    assert r["alignment t (same label)"] == 0.0                     # rows 0 and 2: the only same-label pair
+    assert r["uniformity t"] == pytest.approx(alignment_uniformity(Embedded(e.emb, {}))["uniformity t"])
+    assert set(alignment_uniformity(Embedded(e.emb, {}))) == {"uniformity t"}   # no positives without a pair or label
+    z = torch.nn.functional.normalize(torch.randn(9, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1])
+    i, j = torch.nonzero((y[:, None] == y[None, :]).triu(diagonal=1), as_tuple=True)
+    expected = alignment(z[i], z[j]).item()                                     # every same-label pair i < j
+    assert alignment_uniformity(Embedded({"t": z}, {"class": y}))["alignment t (same label)"] == pytest.approx(expected)
 
 
 def test_mip_zero_shot_by_hand():
@@ -96,3 +122,44 @@ def test_molecule_linear_probe_reports_the_fingerprint_baseline():
     r = zoo.evaluate(m, "chembl-2321810", task="linear_probe", target="activity")
     base = r["r2 (baseline: Morgan fingerprint r=2, 2048 bits)"]
     assert 0.5 < base < 1.0 and r["r2 (embeddings)"] < 1.0
+
+
+DIGITS_CLIP = Path(__file__).resolve().parents[1] / "recipes" / "digits-clip.toml"
+
+
+def test_zoo_eval_of_a_run_agrees_with_what_training_logged(tmp_path, capsys):
+    """The README's `zoo eval RUN --dataset digits --task retrieval` gives the numbers training logged
+    (training matched by label, the CLI used to match by index: R@1 0.111 against 0.983)."""
+    from zoo.cli import main
+    run = tmp_path / "digits-clip"
+    main(["train", str(DIGITS_CLIP), "--run-dir", str(run), "--set", "run.steps=6", "--set", "run.eval_every=0",
+          "--set", "run.progress=false", "--set", "data.batch_size=32"])
+    logged = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in ln][-1]["eval"]
+    capsys.readouterr()
+    for argv in (["--dataset", "digits", "--task", "retrieval"], []):
+        assert main(["eval", str(run), *argv, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        numbers = {k: v for k, v in out.items() if isinstance(v, float)}
+        assert numbers and numbers == pytest.approx({k: logged[k] for k in numbers}, abs=1e-6)
+    assert set(numbers) == set(logged) and out["retrieval/match"] == "label (class)"
+    assert main(["eval", str(run), "--task", "retrieval", "--match", "index", "--json", "--batch-size", "64",
+                 "--device", "cpu", "--split", "test"]) == 0
+    by_index = json.loads(capsys.readouterr().out)
+    assert by_index["retrieval/match"] == "index"
+    assert by_index["retrieval/image->caption R@1"] < logged["retrieval/image->caption R@1"]
+
+
+def test_zoo_eval_names_the_dataset_it_needs(capsys):
+    from zoo.cli import main
+    assert main(["eval", "local-dir:nowhere"]) == 2
+    assert "--dataset NAME" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_zoo_eval_alignment_of_a_text_model_on_a_one_field_corpus(capsys):
+    """`zoo eval st:all-MiniLM-L6-v2 --dataset pydoc-topics --task alignment` (a raw ValueError before)."""
+    from zoo.cli import main
+    assert main(["eval", "st:all-MiniLM-L6-v2", "--dataset", "pydoc-topics", "--task", "alignment",
+                 "--data-option", "size=24", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"alignment/uniformity text"} and -4 < out["alignment/uniformity text"] < 0

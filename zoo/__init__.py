@@ -7,8 +7,8 @@ Public API (DESIGN.md's contract)::
     zoo.list_pair_strategies() / list_objectives() / list_datasets() / list_models(pattern=None)
     zoo.create_encoder(modality, name, **kw) / create_objective(name, **kw) / create_model(towers, embed_dim)
     zoo.load(name, *, pretrained=True, device=None)
-    zoo.train(recipe, overrides=None) -> TrainResult
-    zoo.evaluate(model, dataset, task="zero_shot")
+    zoo.train(recipe, overrides=None, *, dataset=None, eval_dataset=None, model=None) -> TrainResult
+    zoo.evaluate(model, dataset, task="zero_shot", *, split="test", match="auto", label=None)
 """
 from __future__ import annotations
 
@@ -58,12 +58,15 @@ from .model import ContrastiveModel, create_encoder, create_model  # noqa: E402,
 
 
 def train(recipe, overrides=None, **kw):
-    """Train from a recipe path or :class:`zoo.recipes.Recipe`; returns ``TrainResult(run_dir, metrics)``."""
+    """Train from a recipe (a path, a :class:`zoo.recipes.Recipe` or a dict); returns ``TrainResult(run_dir,
+    metrics, model)``. ``dataset=`` / ``eval_dataset=`` (a Dataset or a list of dicts) and ``model=`` (a
+    ContrastiveModel, e.g. from ``zoo.load``) replace the recipe's names (docs/own-data.md)."""
     from .trainer import train as _train
     return _train(recipe, overrides=overrides, **kw)
 
 
 def evaluate(model, dataset, task: str = "zero_shot", **kw):
-    """Evaluate a model on a dataset: ``zero_shot``, ``retrieval`` or ``linear_probe``."""
+    """Evaluate a model on a dataset: ``zero_shot``, ``retrieval``, ``linear_probe`` or ``alignment``, with the
+    defaults of a recipe's ``[eval]`` (retrieval matches by label when the dataset has one label field)."""
     from .evaluation import evaluate as _evaluate
     return _evaluate(model, dataset, task=task, **kw)

@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     s.add_argument("--run-dir", help="write the run here instead of run.output_dir/run.name")
     s.set_defaults(func=cmd_train)
-    from . import evaluation, hub_cli  # subcommands that live with their feature
-    evaluation.add_cli(sub)
+    from . import eval_cli, hub_cli  # subcommands that live with their feature
+    eval_cli.add_cli(sub)
     hub_cli.add_cli(sub)
     return p
 

@@ -9,15 +9,19 @@ A zoo dataset is a ``torch.utils.data.Dataset`` (map-style) whose items are dict
 - ``split: str``; ``description``, ``source`` and ``license`` strings.
 
 Datasets are registered with ``zoo_register_datasets`` as ``make(split="train", **kw)``.
+In memory, :func:`as_dataset` turns a list of dicts into one (:class:`ListDataset`); readers of
+files on disk (``csv``, ``folder``) use :func:`modality_of_file` and :func:`load_value`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from .errors import DataError
+from .errors import DataError, ZooError
 from .plugins import registry
 from .utils import call_factory
 
@@ -49,6 +53,101 @@ def create_dataset(name: str, split: str = "train", **kw: Any) -> Dataset:
 
 def list_datasets() -> list[str]:
     return registry().names("datasets")
+
+
+# -- files and raw values --------------------------------------------------------------------
+def file_extensions() -> dict[str, str]:
+    """``{".png": modality, …}``: the file extensions each modality registered (``extensions=``)."""
+    out: dict[str, str] = {}
+    for e in registry().entries("modalities"):
+        for ext in e.meta.get("extensions", ()):
+            out.setdefault(ext.lower(), e.name)
+    return out
+
+
+def modality_of_file(path: str | Path) -> str | None:
+    """The modality whose registered extensions include ``path``'s suffix (``None`` if none does)."""
+    return file_extensions().get(Path(path).suffix.lower())
+
+
+def load_value(modality: str, value: Any, where: str) -> Any:
+    """``value`` through ``modality``'s ``load``; any failure becomes a :class:`DataError` that
+    starts with ``where`` (the file, row and column), so a bad row is named, not guessed."""
+    load = registry().get("modalities", modality).factory
+    try:
+        return load(value)
+    except ZooError as exc:
+        raise DataError(f"{where}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a loader's own error (PIL, soundfile…) gets the row's name
+        raise DataError(f"{where}: cannot read {value!r} as {modality} ({type(exc).__name__}: {exc}). "
+                        f"Fix or remove that row.") from exc
+
+
+class ListDataset(ZooDataset):
+    """Rows in memory (a list of dicts) as a zoo dataset.
+
+    ``fields`` maps field → modality; without it, every key named like a registered modality
+    is a field of that modality and every key holding integers is a label field
+    (``[{"image": "a.png", "text": "a cat", "class": 3}, …]``). Values go through their
+    modality's ``load`` when read, so a bad value is a :class:`DataError` naming its row.
+    """
+
+    description = "rows in memory (a list of dicts)"
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], fields: dict[str, str] | None = None,
+                 label_fields: list[str] | None = None, class_names: list[str] | None = None,
+                 prompts: list[str] | None = None, split: str = "train"):
+        rows = list(rows)
+        if not rows:
+            raise DataError("the in-memory dataset is empty; give at least one row (a dict of field → value).")
+        keys = list(rows[0]) if isinstance(rows[0], Mapping) else None
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping) or set(row) != set(keys or ()):
+                raise DataError(f"row {i} of the in-memory dataset is {_describe(row)}; every row must be a dict "
+                                f"with the keys of row 0 ({keys}).")
+        modalities = set(registry().names("modalities"))
+        if fields is None:
+            fields = {k: k for k in keys if k in modalities}
+        if label_fields is None:
+            label_fields = [k for k in keys if k not in fields and all(_is_int(r[k]) for r in rows)]
+        unknown = [k for k in keys if k not in fields and k not in label_fields]
+        if unknown or not fields:
+            raise DataError(f"the in-memory dataset has keys {unknown or keys} that are neither a modality "
+                            f"({sorted(modalities)}) nor integer labels; name them: zoo.data.ListDataset(rows, "
+                            f"fields={{'caption': 'text', …}}, label_fields=[…]).")
+        for f, m in fields.items():
+            registry().get("modalities", m)
+        self.rows, self.fields, self.label_fields = rows, dict(fields), list(label_fields)
+        self.class_names, self.prompts, self.split = class_names, prompts, split
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.rows[i]
+        out = {f: load_value(m, row[f], f"row {i}, field {f!r}") for f, m in self.fields.items()}
+        return {**out, **{lv: int(row[lv]) for lv in self.label_fields}}
+
+
+def as_dataset(obj: Any, what: str = "dataset") -> Dataset:
+    """A zoo dataset from a Dataset object (checked against the contract) or a list of dicts."""
+    if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes, Dataset)):
+        return ListDataset(obj)
+    if not isinstance(getattr(obj, "fields", None), dict) or not obj.fields:
+        raise DataError(f"the {what} object ({type(obj).__name__}) has no 'fields' mapping field → modality; "
+                        f"pass a list of dicts, a zoo.data.ListDataset, or set .fields = {{'image': 'image', …}}.")
+    if hasattr(obj, "__len__") and len(obj) == 0:
+        raise DataError(f"the {what} object ({type(obj).__name__}) is empty.")
+    return obj
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) or isinstance(v, torch.Tensor) and v.dim() == 0 \
+        and not v.is_floating_point()
+
+
+def _describe(row: Any) -> str:
+    return f"a dict with keys {list(row)}" if isinstance(row, Mapping) else f"a {type(row).__name__}"
 
 
 class Indexed(Dataset):

@@ -3,17 +3,19 @@
     zoo.evaluate(model, "digits", task="zero_shot")          # {"top1": …, "top5": …}
     zoo eval runs/digits-clip --dataset digits --task retrieval
 
-Every task embeds the evaluation split once with :func:`zoo.embed.embed_dataset`.
+Every task embeds the evaluation split once with :func:`zoo.embed.embed_dataset`. The defaults
+are the same for ``zoo.evaluate``, ``zoo eval`` and a recipe's ``[eval]`` (the trainer calls
+:func:`run_tasks`): retrieval and alignment match by label when the dataset has one label field
+(``match="auto"``), by row otherwise; ``label=`` picks one of several.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import torch
 
-from .data import create_dataset
+from .data import as_dataset, create_dataset
 from .embed import Embedded, embed_dataset
 from .errors import DataError, PluginError, UnknownNameError
 
@@ -22,10 +24,11 @@ TASKS = ("zero_shot", "retrieval", "linear_probe", "alignment")
 
 def evaluate(model, dataset, task: str = "zero_shot", *, split: str = "test", train_split: str = "train",
              dataset_options: dict | None = None, batch_size: int = 256, **kw: Any) -> dict[str, float]:
-    """Evaluate ``model`` on a dataset (a registered name or a Dataset) for one task."""
+    """Evaluate ``model`` on a dataset (a registered name, a Dataset or a list of dicts) for one task."""
     if task not in TASKS:
         raise UnknownNameError("evaluation task", task, TASKS)
-    ds = create_dataset(dataset, split=split, **(dataset_options or {})) if isinstance(dataset, str) else dataset
+    ds = create_dataset(dataset, split=split, **(dataset_options or {})) if isinstance(dataset, str) \
+        else as_dataset(dataset)  # a Dataset, or a list of dicts
     if task == "linear_probe":
         train = kw.pop("train_dataset", None)
         if train is None:
@@ -115,22 +118,42 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def retrieval(embedded: Embedded, fields: tuple[str, str] | None = None, match: str = "index",
+MATCHES = ("auto", "index", "label")
+
+
+def resolve_match(embedded: Embedded, match: str = "auto", label: str | None = None) -> str:
+    """``"auto"`` → ``"label"`` when a label is named or the dataset has exactly one, else ``"index"``."""
+    if match not in MATCHES:
+        raise UnknownNameError("retrieval match", match, MATCHES)
+    if match == "auto":
+        return "label" if label is not None or len(embedded.labels) == 1 else "index"
+    return match
+
+
+def _pair(embedded: Embedded, fields, task: str) -> tuple[str, str]:
+    names = list(fields or embedded.emb)
+    if len(names) < 2:
+        raise DataError(f"{task} compares two fields; the model encodes only {names} of this dataset. Evaluate a "
+                        f"dataset with two modalities the model encodes (e.g. image and caption).")
+    return names[0], names[1]
+
+
+def retrieval(embedded: Embedded, fields: tuple[str, str] | None = None, match: str = "auto",
               label: str | None = None) -> dict[str, float]:
     """Recall@1/5/10 and mean/median rank in both directions for a field pair.
 
-    ``match="index"``: only the paired row is right; ``"label"``: any row of the same label.
+    ``match="index"``: only the paired row is right; ``"label"``: any row of the same label;
+    ``"auto"`` (the default): ``"label"`` when the dataset has one label field (or ``label`` is given).
     """
-    a, b = fields or list(embedded.emb)[:2]
+    a, b = _pair(embedded, fields, "retrieval")
     sim = embedded.emb[a] @ embedded.emb[b].T                           # (N, N)
+    match = resolve_match(embedded, match, label)
     if match == "label":
         y = _label(embedded, label)
         right = y[:, None] == y[None, :]
-    elif match == "index":
-        right = torch.eye(sim.shape[0], dtype=torch.bool)
     else:
-        raise UnknownNameError("retrieval match", match, ("index", "label"))
-    out = {}
+        right = torch.eye(sim.shape[0], dtype=torch.bool)
+    out: dict[str, Any] = {"match": match if match == "index" else f"label ({label or next(iter(embedded.labels))})"}
     for name, s, r in ((f"{a}->{b}", sim, right), (f"{b}->{a}", sim.T, right.T)):
         best = s.masked_fill(~r, float("-inf")).max(dim=1).values      # best right candidate per query
         rank = 1 + (s > best[:, None]).sum(dim=1).float()               # (N,) 1-based
@@ -141,10 +164,30 @@ def retrieval(embedded: Embedded, fields: tuple[str, str] | None = None, match: 
     return out
 
 
-def alignment_uniformity(embedded: Embedded, fields: tuple[str, str] | None = None) -> dict[str, float]:
-    """Wang & Isola's alignment (lower: positives closer) and uniformity (lower: more uniform)."""
+def alignment_uniformity(embedded: Embedded, fields: tuple[str, str] | None = None,
+                         label: str | None = None) -> dict[str, float]:
+    """Wang & Isola's alignment (lower: positives closer) and uniformity (lower: more uniform).
+
+    Two fields: the paired rows are the positives. One field (a text corpus): the rows of the same
+    label are, when the dataset has a label; without one there are no positives and only the
+    uniformity is reported."""
     from .objectives.align_uniform import alignment, uniformity
-    a, b = fields or list(embedded.emb)[:2]
+    if len(fields or embedded.emb) == 1:
+        f = (fields or list(embedded.emb))[0]
+        z = embedded.emb[f]                                            # (N, D)
+        out = {f"uniformity {f}": uniformity(z).item()}
+        if label is not None or len(embedded.labels) == 1:
+            y = _label(embedded, label)
+            # mean ‖z_i − z_j‖² over same-label pairs i < j, per class n·Σ‖z‖² − ‖Σz‖² (O(N·D), not O(N²))
+            total, pairs = 0.0, 0
+            for c in y.unique():
+                zc = z[y == c]                                          # (n_c, D)
+                total += (len(zc) * zc.pow(2).sum() - zc.sum(0).pow(2).sum()).item()
+                pairs += len(zc) * (len(zc) - 1) // 2
+            if pairs:
+                out[f"alignment {f} (same label)"] = max(total, 0.0) / pairs
+        return out
+    a, b = _pair(embedded, fields, "alignment")
     za, zb = embedded.emb[a], embedded.emb[b]
     return {f"alignment {a}-{b}": alignment(za, zb).item(), f"uniformity {a}": uniformity(za).item(),
             f"uniformity {b}": uniformity(zb).item()}
@@ -216,36 +259,14 @@ def format_table(results: dict[str, Any]) -> str:
                      for k, v in results.items())
 
 
-def add_cli(sub) -> None:
-    s = sub.add_parser("eval", help="evaluate a run directory or a model name on a dataset")
-    s.add_argument("model", help="a run directory or a catalog name (local-dir:…, hf-hub:…, …)")
-    s.add_argument("--dataset", required=True)
-    s.add_argument("--task", default="zero_shot", choices=TASKS)
-    s.add_argument("--split", default="test")
-    s.add_argument("--out", help="also write the results as JSON here")
-    s.set_defaults(func=_cmd_eval)
-
-
-def _cmd_eval(args) -> int:
-    import os
-
-    from .catalog import load
-    name = f"local-dir:{args.model}" if os.path.isdir(args.model) else args.model
-    results = evaluate(load(name), args.dataset, task=args.task, split=args.split)
-    print(format_table(results))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
-
-
 def run_tasks(model, dataset, tasks: list[str], options: dict[str, dict] | None = None, train_dataset=None,
-              **kw) -> dict[str, float]:
-    """Several tasks at once → ``{"task/metric": value}`` (numbers only), as the trainer logs them.
-    ``train_dataset`` is the split a linear probe is fitted on."""
+              numbers_only: bool = True, **kw) -> dict[str, float]:
+    """Several tasks at once → ``{"task/metric": value}`` (numbers only, as the trainer logs them,
+    unless ``numbers_only=False``). ``train_dataset`` is the split a linear probe is fitted on."""
     out: dict[str, float] = {}
     for task in tasks:
         extra = {"train_dataset": train_dataset} if task == "linear_probe" and train_dataset is not None else {}
         res = evaluate(model, dataset, task=task, **kw, **extra, **(options or {}).get(task, {}))
-        out.update({f"{task}/{k}": float(v) for k, v in res.items() if isinstance(v, (int, float))})
+        out.update({f"{task}/{k}": float(v) if isinstance(v, (int, float)) else v for k, v in res.items()
+                    if isinstance(v, (int, float)) or not numbers_only})
     return out

@@ -25,13 +25,15 @@ hookimpl = pluggy.HookimplMarker("zoo")
 def zoo_register_modalities(register):
     """Add modalities.
 
-    ``register(name, *, load, collate, extra=None, description="")``
+    ``register(name, *, load, collate, extra=None, extensions=(), description="")``
 
     - ``load(path_or_value) -> raw``: read one input (a file path, bytes, an array…) into the
       modality's raw form.
     - ``collate(list[raw]) -> batch``: stack raws into the batch an encoder consumes. Batch
       shape details live here, never in the trainer.
     - ``extra``: the pip extra that installs its dependencies (``pip install zoo[audio]``).
+    - ``extensions``: file suffixes ``load`` reads (``(".png", ".jpg")``); the ``folder`` and
+      ``csv`` datasets pick a file's modality by them and hand ``load`` a ``pathlib.Path``.
     """
 
 

@@ -6,6 +6,7 @@ line and the valid keys; ``--set a.b=value`` overrides are type-checked the same
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -122,10 +123,12 @@ class Recipe:
 
 
 # -- parsing ---------------------------------------------------------------------------------
-def load_recipe(source: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
+def load_recipe(source: str | Path | Recipe | dict, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
     """Read and validate a recipe file (or re-validate a :class:`Recipe`) and apply overrides."""
     if isinstance(source, Recipe):
         raw, text, path = source.to_dict(), None, source.path
+    elif isinstance(source, dict):  # the recipe's tables in memory (a notebook)
+        raw, text, path = copy.deepcopy(source), None, ""
     else:
         path = str(source)
         try:

@@ -29,10 +29,11 @@ from .errors import DataError, RecipeError, ZooError
 from .finetune import apply_freeze, build_model, prepare_encoders
 from .fsdp import PlainCopy, average_replicated_grads, shard
 from .gradcache import grad_cache_backward
+from .inmemory import datasets, recipe_with_objects
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
-from .recipes import Recipe, load_recipe
+from .recipes import Recipe
 from .resume import Checkpointing, truncate_metrics
 from .utils import call_factory, move_to
 
@@ -75,8 +76,9 @@ class _Encode(torch.nn.Module):
 
 class Trainer(Checkpointing):
     def __init__(self, recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = False,
-                 progress: bool | None = None):
+                 progress: bool | None = None, dataset=None, eval_dataset=None, model: ContrastiveModel | None = None):
         self.recipe, r = recipe, recipe.run
+        self.given = datasets(dataset, eval_dataset)  # in-memory data replacing [data] / [eval] names
         name = r.name or (Path(recipe.path).stem if recipe.path else "run")
         self.run_dir = Path(run_dir) if run_dir else Path(r.output_dir) / name
         self.progress = r.progress if progress is None else progress
@@ -88,7 +90,7 @@ class Trainer(Checkpointing):
         seed_everything(r.seed + self.dist.rank)
         if r.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.model = build_model(recipe).to(self.device).train()
+        self.model = (model if model is not None else build_model(recipe)).to(self.device).train()
         apply_freeze(self.model, recipe)
         prepare_encoders(self.model, r)
         if r.grad_cache_chunk and r.fsdp:
@@ -120,7 +122,8 @@ class Trainer(Checkpointing):
     # -- data ------------------------------------------------------------------------------
     def _make_loader(self):
         d, r = self.recipe.data, self.recipe.run
-        dataset = create_dataset(d.dataset, split=d.split, **d.options)
+        dataset = self.given.get("train")
+        dataset = dataset if dataset is not None else create_dataset(d.dataset, split=d.split, **d.options)
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise DataError(f"dataset {d.dataset!r} is a stream (no length, no indexing); training needs a map-style "
                             f"dataset — turn streaming off (e.g. data.options.streaming = false) or use webdataset "
@@ -328,6 +331,9 @@ class Trainer(Checkpointing):
     def eval_dataset(self, split: str | None = None):
         """The evaluation dataset's ``split`` (default ``data.eval_split``), built once."""
         split = split or self.recipe.data.eval_split
+        given = self.given.get("eval" if split == self.recipe.data.eval_split else "train")
+        if given is not None and "eval" in self.given:  # a linear probe fits on the given training data
+            return given
         cache = self.__dict__.setdefault("_eval_ds", {})
         if split not in cache:
             name = self.recipe.eval.dataset or self.recipe.data.dataset
@@ -384,11 +390,15 @@ def _objective_factory(recipe: Recipe):
     return registry().get("objectives", recipe.objective.name).factory
 
 
-def train(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None, *,
-          resume: bool = False, run_dir: str | Path | None = None, progress: bool | None = None) -> TrainResult:
-    """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint."""
-    recipe = load_recipe(recipe, overrides)
-    trainer = Trainer(recipe, run_dir=run_dir, resume=resume, progress=progress)
+def train(recipe: str | Path | Recipe | dict, overrides: dict[str, Any] | list[str] | None = None, *,
+          resume: bool = False, run_dir: str | Path | None = None, progress: bool | None = None,
+          dataset=None, eval_dataset=None, model: ContrastiveModel | None = None) -> TrainResult:
+    """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint.
+    ``dataset`` / ``eval_dataset`` (a Dataset or a list of dicts) and ``model`` (a ContrastiveModel,
+    trained in place) replace the recipe's registered names: see :mod:`zoo.inmemory`."""
+    recipe = recipe_with_objects(recipe, overrides, dataset=dataset, eval_dataset=eval_dataset, model=model)
+    trainer = Trainer(recipe, run_dir=run_dir, resume=resume, progress=progress, dataset=dataset,
+                      eval_dataset=eval_dataset, model=model)
     result = trainer.fit()
     shutdown(trainer.dist)  # under torchrun: leave the process group together (no-op for one process)
     return result

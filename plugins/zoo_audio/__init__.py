@@ -23,6 +23,7 @@ from .io import SAMPLE_RATE, collate_audio, load_audio  # noqa: F401 - public AP
 @hookimpl
 def zoo_register_modalities(register):
     register("audio", load=load_audio, collate=collate_audio, extra="audio",
+             extensions=(".wav", ".flac", ".ogg", ".mp3"),
              description=f"mono waveforms at {SAMPLE_RATE} Hz; batch {{waveform (B, T), lengths (B,)}}")
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from zoo import hookimpl
 
+from .csv import CsvDataset
 from .digits import Digits
+from .folder import FolderDataset
 from .graphs import SyntheticGraphs
 from .hf import make_hf_dataset
 from .molecules import Chembl2321810, MoleculeCaptions, NCI5k
@@ -28,5 +30,6 @@ def zoo_register_datasets(register):
                        ("molecule-captions", MoleculeCaptions),
                        ("tones-captions", TonesCaptions), ("digits-trimodal", DigitsTrimodal),
                        ("moving-digits", MovingDigits), ("binary-xor", BinaryXOR),
-                       ("webdataset", WebDataset), ("hf-datasets", make_hf_dataset)]:
+                       ("webdataset", WebDataset), ("hf-datasets", make_hf_dataset),
+                       ("csv", CsvDataset), ("folder", FolderDataset)]:
         register(name, make, description=make.description)

@@ -24,9 +24,9 @@ def check_split(name: str, split: str, splits: tuple[str, ...] = SPLITS) -> str:
     return split
 
 
-def split_indices(n: int, split: str, test_fraction: float = TEST_FRACTION) -> torch.Tensor:
+def split_indices(n: int, split: str, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED) -> torch.Tensor:
     """The indices (sorted) of ``split`` among ``n`` items: a fixed seeded 80/20 partition."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test = max(1, round(n * test_fraction))
     part = perm[n_test:] if split == "train" else perm[:n_test]
     return part.sort().values  # (n_split,)
@@ -48,6 +48,21 @@ def require(module: str, extra: str, what: str) -> ModuleType:
     except ImportError as exc:
         raise PluginError(f"{what} needs the package {module.split('.')[0]!r} ({exc}); "
                           f"install it with `pip install zoo[{extra}]`.") from exc
+
+
+def check_fraction(name: str, test_fraction: float) -> float:
+    if not 0 < test_fraction < 1:
+        raise DataError(f"dataset {name!r}: test_fraction must be between 0 and 1 (e.g. 0.2), got {test_fraction}.")
+    return test_fraction
+
+
+def prompt_templates(name: str, templates: list[str]) -> list[str]:
+    """``"a photo of a {label}"`` → ``"a photo of a {}"`` for ``str.format`` (other braces escaped)."""
+    for t in templates:
+        if "{label}" not in t:
+            raise DataError(f"dataset {name!r}: the template {t!r} has no {{label}}; write e.g. "
+                            f"\"a photo of a {{label}}\".")
+    return [t.replace("{", "{{").replace("}", "}}").replace("{{label}}", "{}") for t in templates]
 
 
 def split_seed(seed: int, split: str) -> int:

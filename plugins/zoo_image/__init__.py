@@ -37,6 +37,7 @@ def build_open_clip(arch: str, **kw: Any):
 @hookimpl
 def zoo_register_modalities(register):
     register("image", load=load_image, collate=collate_images, extra="image",
+             extensions=(".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
              description="images: float32 (C, H, W) in [0, 1] from paths, PIL, numpy (H, W[, C]) or tensors")
 
 

@@ -17,7 +17,7 @@ from .modality import collate_molecules, load_molecule
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("molecule", load=load_molecule, collate=collate_molecules, extra="molecule",
+    register("molecule", load=load_molecule, collate=collate_molecules, extra="molecule", extensions=(".sdf", ".mol"),
              description="molecules as OGB-featurised graphs (from SMILES, SDF/MOL or rdkit Mol)")
 
 

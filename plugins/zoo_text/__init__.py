@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("text", load=load_text, collate=collate_text, extra="text",
+    register("text", load=load_text, collate=collate_text, extra="text", extensions=(".txt",),
              description="text: str raws, list[str] batches (encoders tokenise)")
 
 

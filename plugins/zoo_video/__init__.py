@@ -23,6 +23,7 @@ from .pairs import ShuffledFrames
 @hookimpl
 def zoo_register_modalities(register):
     register("video", load=load_video, collate=collate_video, extra="video",
+             extensions=(".mp4", ".avi", ".mov", ".mkv", ".webm"),
              description="frames (T, C, H, W) in [0, 1]; batch (B, T, C, H, W)")
 
 
