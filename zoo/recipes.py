@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import tomlw
 from .errors import RecipeError
 
 
@@ -118,7 +117,17 @@ class Recipe:
         return d
 
     def to_toml(self) -> str:
-        return tomlw.dumps(self.to_dict())
+        import tomli_w
+        return tomli_w.dumps(_without_none(self.to_dict()))
+
+
+def _without_none(value: Any) -> Any:
+    """``value`` with ``None`` entries left out (TOML has no null; a missing key means the default)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_none(v) for v in value]
+    return value
 
 
 # -- parsing ---------------------------------------------------------------------------------
