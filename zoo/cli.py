@@ -73,6 +73,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .catalog import load
+    from .hub import load_local
+    model = load_local(args.run) if Path(args.run).is_dir() else load(args.run)
+    options = {k: v for k, v in (("tower", args.tower), ("image", args.image), ("text", args.text)) if v}
+    out = model.export(args.format, args.out, **options)
+    print(f"wrote {args.format} to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoo", description="A plugin-based multimodal contrastive model zoo.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -93,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     s.add_argument("--run-dir", help="write the run here instead of run.output_dir/run.name")
     s.set_defaults(func=cmd_train)
+    s = sub.add_parser("export", help="write a run or model in another library's format")
+    s.add_argument("run", help="a run / checkpoint directory or a model name (st:all-MiniLM-L6-v2, local-dir:…)")
+    s.add_argument("format", help="sentence-transformers | open_clip")
+    s.add_argument("out", help="the directory to write")
+    s.add_argument("--tower", help="sentence-transformers: the text tower to export (default: the only one)")
+    s.add_argument("--image", help="open_clip: the image tower (default: the only one)")
+    s.add_argument("--text", help="open_clip: the text tower (default: the only one)")
+    s.set_defaults(func=cmd_export)
     from . import evaluation, hub_cli  # subcommands that live with their feature
     evaluation.add_cli(sub)
     hub_cli.add_cli(sub)

@@ -55,6 +55,7 @@ class OpenClipVisual(nn.Module):
         cfg = _no_backbone_download(model_cfg)
         self.visual = _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"], quick_gelu=cfg.get("quick_gelu", False))
         self.output_dim = int(cfg["embed_dim"])
+        self.model_cfg = cfg
         pp = image_preprocess_cfg(model_cfg, preprocess_cfg)
         size = pp["size"]
         self.preprocessor = ImagePreprocess(
@@ -75,6 +76,13 @@ class OpenClipVisual(nn.Module):
 
     def preprocess_config(self) -> dict[str, Any]:
         return self.preprocessor.to_dict()
+
+    def open_clip_parts(self) -> dict[str, Any]:
+        """This tower for ``model.export("open_clip", dir)``: open_clip's visual module, config, preprocessing."""
+        from zoo_image.open_clip_encoder import open_clip_preprocess
+        return {"module": self.visual, "vision_cfg": self.model_cfg["vision_cfg"],
+                "quick_gelu": bool(self.model_cfg.get("quick_gelu", False)),
+                "preprocess_cfg": open_clip_preprocess(self.preprocessor)}
 
 
 def build_openclip_visual(model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any] | None = None) -> OpenClipVisual:
