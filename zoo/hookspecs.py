@@ -25,13 +25,16 @@ hookimpl = pluggy.HookimplMarker("zoo")
 def zoo_register_modalities(register):
     """Add modalities.
 
-    ``register(name, *, load, collate, extra=None, description="")``
+    ``register(name, *, load, collate, extra=None, thumbnail=None, description="")``
 
     - ``load(path_or_value) -> raw``: read one input (a file path, bytes, an array…) into the
       modality's raw form.
     - ``collate(list[raw]) -> batch``: stack raws into the batch an encoder consumes. Batch
       shape details live here, never in the trainer.
     - ``extra``: the pip extra that installs its dependencies (``pip install zoo[audio]``).
+    - ``thumbnail(raw) -> array | None`` (optional): a raw item as an ``(H, W)`` or ``(H, W, 3)``
+      array in [0, 1], so pictures (``zoo.plots``) can show it; without it items are shown by
+      their text or index.
     """
 
 

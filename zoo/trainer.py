@@ -354,9 +354,10 @@ class Trainer(Checkpointing):
                    "skipped_batches": self.skipped,
                    **evaluation}
         from .plots import plot_training, report_pictures
-        plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
+        plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots",
+                              train_split=self.recipe.data.split, eval_split=self.recipe.data.eval_split)
         if self.recipe.eval.tasks:
-            plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots")
+            plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots", objective=self.objective)
         model.eval()
         model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=metrics)
         (self.run_dir / "results.json").write_text(json.dumps(metrics, indent=2, default=str))

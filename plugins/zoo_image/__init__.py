@@ -36,8 +36,14 @@ def build_open_clip(arch: str, **kw: Any):
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("image", load=load_image, collate=collate_images, extra="image",
+    register("image", load=load_image, collate=collate_images, extra="image", thumbnail=thumbnail,
              description="images: float32 (C, H, W) in [0, 1] from paths, PIL, numpy (H, W[, C]) or tensors")
+
+
+def thumbnail(raw: Any):
+    """A raw image as an ``(H, W)`` or ``(H, W, 3)`` array in [0, 1] for pictures (zoo.plots)."""
+    x = load_image(raw)  # (C, H, W)
+    return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).clamp(0, 1).numpy()
 
 
 @hookimpl
