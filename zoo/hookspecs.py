@@ -49,7 +49,10 @@ def zoo_register_encoders(register):
     built as ``build("<variant>", **kw)``. Optional encoder methods the zoo uses when present:
     ``forward_levels(batch) -> {level: (B, D)}`` with ``level_dims``, ``preprocess(raws)``
     (tokenisers, image transforms), ``preprocess_config()`` and ``save_assets(dir)`` /
-    ``load_assets(dir)`` for files that travel with a checkpoint.
+    ``load_assets(dir)`` for files that travel with a checkpoint, and for ``model.export``
+    ``sentence_transformers_parts()`` / ``open_clip_parts()`` (see :mod:`zoo.export`).
+    Every ``register`` also takes ``aliases=[...]``: other spellings that still resolve
+    (saved checkpoints, old recipes) but are not listed.
     """
 
 
@@ -100,9 +103,12 @@ def zoo_register_datasets(register):
 def zoo_register_pretrained(register):
     """Add a source of pretrained models.
 
-    ``register(prefix, resolve, *, description="", list_names=None, info=None)``
+    ``register(prefix, resolve, *, description="", list_names=None, info=None, origin=None, offline=None,
+    aliases=())``
 
     ``resolve(name, *, pretrained=True) -> ContrastiveModel`` for ``zoo.load("prefix:name")``;
     ``list_names() -> Iterable[str]`` feeds :func:`zoo.list_models`; ``info(name) -> dict``
-    feeds ``zoo info``.
+    feeds ``zoo info``; ``origin(name) -> {"base_model", "license", "citation"}`` (no network)
+    is kept with the model and its re-saves for model cards; ``offline(name) -> bool`` says
+    whether the name loads without a network (``zoo list models`` marks it).
     """

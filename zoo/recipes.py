@@ -23,7 +23,7 @@ from .errors import RecipeError
 class ModelSection:
     towers: dict[str, dict] = field(default_factory=dict)  # {tower: {encoder = "…", modality = "…", **encoder kwargs}}
     embed_dim: int = 64
-    init: str = ""                   # start from a catalog name ("openclip:ViT-B-32/openai", "local-dir:runs/x");
+    init: str = ""                   # start from a catalog name ("open_clip:ViT-B-32/openai", "local-dir:runs/x");
                                      # its towers, embed_dim and temperature are kept, towers above are added
     logit_scale: float = math.log(1 / 0.07)
     logit_bias: float | None = None  # set (e.g. -10) for SigLIP (with init: added when the model has none)

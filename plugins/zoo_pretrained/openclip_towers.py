@@ -1,7 +1,7 @@
 """The two towers of any open_clip model, built from its full model config (no architecture name).
 
-    enc = zoo.create_encoder("image", "openclip_visual", model_cfg=cfg, preprocess_cfg={"mean": …})
-    enc = zoo.create_encoder("text", "openclip_text", model_cfg=cfg, tokenizer="ViT-B-32")
+    enc = zoo.create_encoder("image", "open_clip_visual", model_cfg=cfg, preprocess_cfg={"mean": …})
+    enc = zoo.create_encoder("text", "open_clip_text", model_cfg=cfg, tokenizer="ViT-B-32")
 
 ``model_cfg`` is open_clip's model config as ``open_clip.get_model_config`` or an
 ``open_clip_config.json`` gives it (``embed_dim``, ``vision_cfg``, ``text_cfg``, ``quick_gelu``…),
@@ -64,7 +64,7 @@ class OpenClipVisual(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ShapeError(f"openclip_visual: expected a batch (B, 3, H, W), got {tuple(x.shape)}; use preprocess.")
+            raise ShapeError(f"open_clip_visual: expected a batch (B, 3, H, W), got {tuple(x.shape)}; use preprocess.")
         out = self.visual(x)
         return out[0] if isinstance(out, tuple) else out  # CoCa towers also return tokens; (B, embed_dim)
 
@@ -98,7 +98,7 @@ def _text_encoder_class():
 
         def forward(self, tokens: Tensor) -> Tensor:
             if tokens.dim() != 2 or tokens.shape[1] != self.context_length:
-                raise ShapeError(f"openclip_text: expected token ids (B, {self.context_length}), got "
+                raise ShapeError(f"open_clip_text: expected token ids (B, {self.context_length}), got "
                                  f"{tuple(tokens.shape)}; use preprocess(list_of_strings).")
             out = self.text(tokens)
             return out[0] if isinstance(out, tuple) else out  # (B, output_dim)
