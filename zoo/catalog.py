@@ -100,7 +100,8 @@ def info(name: str) -> dict[str, Any]:
     prefix = entry.name
     getter = entry.meta.get("info")
     if getter is not None:
-        return {"name": name, "source": prefix, **getter(rest)}
+        with offline_while_unreachable():
+            return {"name": name, "source": prefix, **getter(rest)}
     model = load(name, pretrained=False)
     return {"name": name, "source": prefix, "modalities": model.modalities, "embed_dim": model.embed_dim,
             "towers": {k: t.config.encoder for k, t in model.towers.items()}}

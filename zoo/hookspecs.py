@@ -46,7 +46,8 @@ def zoo_register_encoders(register):
 
     ``build(**kw) -> nn.Module`` mapping a batch to ``(B, D_enc)`` with an ``output_dim``
     attribute. A *family* name such as ``"timm"`` is looked up for ``"timm:<variant>"`` and
-    built as ``build("<variant>", **kw)``. Optional encoder methods the zoo uses when present:
+    built as ``build("<variant>", **kw)``; register it with ``variant="<what the variant is>"`` so
+    listings show it as written in a recipe (``timm:<timm model>``). Optional encoder methods the zoo uses when present:
     ``forward_levels(batch) -> {level: (B, D)}`` with ``level_dims``, ``preprocess(raws)``
     (tokenisers, image transforms), ``preprocess_config()`` and ``save_assets(dir)`` /
     ``load_assets(dir)`` for files that travel with a checkpoint, and for ``model.export``

@@ -29,6 +29,7 @@ from .errors import DataError, RecipeError, ZooError
 from .finetune import apply_freeze, build_model, prepare_encoders
 from .fsdp import PlainCopy, average_replicated_grads, shard
 from .gradcache import grad_cache_backward
+from .logs import progress_logging
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
@@ -244,7 +245,7 @@ class Trainer(Checkpointing):
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        with _stop_on_signals(self):
+        with _stop_on_signals(self), progress_logging():
             return self._fit()
 
     def _fit(self) -> TrainResult:
