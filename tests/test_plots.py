@@ -119,3 +119,13 @@ def test_retrieval_marks_same_label_hits_wraps_queries_and_scores():
             assert f"{s:.2f}" in title
             assert (("✓" in title) or ("★" in title)) == (int(y[idx]) == int(y[q]))
             assert grid[row][j + 1].get_images(), "image results are drawn as thumbnails"
+
+
+def test_retrieval_ranks_by_the_objectives_score_for_symile():
+    n = 9
+    e = _embedded(n=n, fields=("caption", "audio", "image"),
+                  raws={"caption": [f"caption {i}" for i in range(n)], "audio": [None] * n, "image": [None] * n})
+    fig = retrieval_figure(e, "caption", "image", queries=2, k=3, score=mip_similarity)
+    assert "caption + audio → image" in fig.texts[0].get_text() and "objective's score" in fig.texts[0].get_text()
+    best = mip_similarity({"caption": e.emb["caption"][:1], "audio": e.emb["audio"][:1]}, e.emb["image"]).max()
+    assert f"{best.item():.2f}" in np.array(fig.axes).reshape(2, 4)[0][1].get_title()

@@ -146,7 +146,7 @@ def similarity_figure(embedded, n: int = 24, class_names=None, score=None) -> Fi
         rows = rows[torch.argsort(y[rows], stable=True)]
 
     def ticks(field):
-        raws = embedded.raws.get(field)
+        raws = embedded.raws.get(field) if field else None
         return [_tick(raws[r] if raws else None, int(y[r]) if y is not None else None, class_names) for r in rows]
 
     emb = {f: embedded.emb[f][rows] for f in fields}
@@ -160,7 +160,7 @@ def similarity_figure(embedded, n: int = 24, class_names=None, score=None) -> Fi
         f = fields[0]
         sim = emb[f] @ emb[f].T
         sim.fill_diagonal_(float("nan"))
-        panels.append((sim, f"cosine between different {f} items", f, f))
+        panels.append((sim, f"cosine between different {f} items (the diagonal, itself, left blank)", f, f))
     else:
         for i, a in enumerate(fields):
             for b in fields[i + 1:]:
@@ -174,9 +174,8 @@ def similarity_figure(embedded, n: int = 24, class_names=None, score=None) -> Fi
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(b)
         ax.set_ylabel(a)
-        row_field = a if a in embedded.emb else b
         ax.set_xticks(range(len(rows)), ticks(b), rotation=90, fontsize=5)
-        ax.set_yticks(range(len(rows)), ticks(row_field), fontsize=5)
+        ax.set_yticks(range(len(rows)), ticks(a if a in embedded.emb else None), fontsize=5)  # a combination: class
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
@@ -210,25 +209,28 @@ def embeddings_figure(embedded, label: str | None = None, class_names=None, pair
     proj = {f: ((embedded.emb[f].float() - mean) @ basis).numpy() for f in fields}  # (N, 2) each
     classes = sorted(set(y.tolist())) if y is not None else [None]
     colours = dict(zip(classes, _colours(len(classes))))
-    fig = _figure(4.6 * (len(fields) + 1), 4.4)
-    axes = fig.subplots(1, len(fields) + 1, squeeze=False, sharex=True, sharey=True)[0]
-    if len(fields) > 1:
+    overlay = len(fields) > 1
+    fig = _figure(4.6 * (len(fields) + overlay), 4.4)
+    axes = fig.subplots(1, len(fields) + overlay, squeeze=False, sharex=True, sharey=True)[0]
+    panels = axes[1:] if overlay else axes
+    if overlay:
         for i in range(min(pairs, len(proj[fields[0]]))):
             pts = np.stack([proj[f][i] for f in fields])
             axes[0].plot(pts[:, 0], pts[:, 1], color="0.6", lw=0.5, zorder=0)
     for j, f in enumerate(fields):
-        for ax, marker in ((axes[0], MARKERS[j % len(MARKERS)]), (axes[j + 1], "o")):
+        for ax, marker in ((axes[0], MARKERS[j % len(MARKERS)]), (panels[j], "o"))[int(not overlay):]:
             for c in classes:
                 sel = slice(None) if c is None else (y == c).numpy()
-                name = None if c is None or ax is axes[0] else (
+                name = None if c is None or (overlay and ax is axes[0]) else (
                     str(class_names[c]) if class_names is not None and c < len(class_names) else str(c))
                 ax.scatter(proj[f][sel, 0], proj[f][sel, 1], s=9, marker=marker, color=colours[c], label=name,
                            alpha=0.8, linewidths=0)
-        axes[j + 1].set_title(f"{f}", fontsize=10)
-    from matplotlib.lines import Line2D
-    axes[0].legend([Line2D([], [], marker=MARKERS[j % len(MARKERS)], ls="", color="0.3") for j in range(len(fields))],
-                   fields, fontsize=7, loc="best", title="field", title_fontsize=7)
-    axes[0].set_title("all fields, one PCA" + (" (lines join pairs)" if len(fields) > 1 else ""), fontsize=10)
+        panels[j].set_title(f"{f}" + ("" if overlay else ": PCA of its embeddings"), fontsize=10)
+    if overlay:
+        from matplotlib.lines import Line2D
+        axes[0].legend([Line2D([], [], marker=MARKERS[j % len(MARKERS)], ls="", color="0.3")
+                        for j in range(len(fields))], fields, fontsize=7, loc="best", title="field", title_fontsize=7)
+        axes[0].set_title("all fields in one PCA (grey lines join the items of a pair)", fontsize=10)
     if y is not None and len(classes) <= 20:
         axes[-1].legend(fontsize=6, loc="best", markerscale=1.5)
     for ax in axes:
@@ -240,27 +242,36 @@ def embeddings_figure(embedded, label: str | None = None, class_names=None, pair
 
 
 # -- retrieval examples ---------------------------------------------------------------------------------
-def plot_retrieval(embedded, query_field: str, target_field: str, out: Path, queries: int = 5, k: int = 5) -> Path:
-    return _save(retrieval_figure(embedded, query_field, target_field, queries=queries, k=k), out)
+def plot_retrieval(embedded, query_field: str, target_field: str, out: Path, queries: int = 5, k: int = 5,
+                   score=None) -> Path:
+    return _save(retrieval_figure(embedded, query_field, target_field, queries=queries, k=k, score=score), out)
 
 
-def retrieval_figure(embedded, query_field: str, target_field: str, queries: int = 5, k: int = 5) -> Figure:
+def retrieval_figure(embedded, query_field: str, target_field: str, queries: int = 5, k: int = 5,
+                     score=None) -> Figure:
     """For ``queries`` rows of ``query_field`` (spread over the split), the top-``k`` items of
-    ``target_field`` with their cosine; green frames mark hits of the query's label (what the
-    label-matched metric counts), ★ the query's own pair."""
+    ``target_field`` with their score; green frames mark hits of the query's label (what the
+    label-matched metric counts), ★ the query's own pair. With ``score`` (the objective's own,
+    e.g. Symile's) and ≥ 3 fields, the query is every other field of the row, scored by it."""
     import torch
     thumb = _thumbnail_of(embedded, target_field)
     query_thumb = _thumbnail_of(embedded, query_field)
     y = _labels(embedded)
     n = len(embedded.emb[query_field])
     picks = torch.linspace(0, n - 1, min(queries, n)).round().long().tolist()
-    sim = embedded.emb[query_field][picks] @ embedded.emb[target_field].T  # (Q, N)
+    others = [f for f in embedded.emb if f != target_field]
+    if score is not None and len(embedded.emb) >= 3:
+        sim = score({f: embedded.emb[f][picks] for f in others}, embedded.emb[target_field])  # (Q, N)
+        how, query_name = "the objective's score", " + ".join(others)
+    else:
+        sim = embedded.emb[query_field][picks] @ embedded.emb[target_field].T  # (Q, N)
+        how, query_name = "cosine", query_field
     top = sim.topk(min(k, sim.shape[1]), dim=1)
     fig = _figure(1.75 * (k + 1), 1.9 * len(picks))
     axes = fig.subplots(len(picks), k + 1, squeeze=False)
     for row, q in enumerate(picks):
         _draw_item(axes[row][0], embedded.raws[query_field][q], query_thumb, q, width=22)
-        axes[row][0].set_title("query", fontsize=7)
+        axes[row][0].set_title(f"query ({query_name})", fontsize=7)
         for j, (idx, s) in enumerate(zip(top.indices[row].tolist(), top.values[row].tolist())):
             ax = axes[row][j + 1]
             _draw_item(ax, embedded.raws[target_field][idx], thumb, idx, width=16)
@@ -273,7 +284,7 @@ def retrieval_figure(embedded, query_field: str, target_field: str, queries: int
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{query_field} → {target_field}: top-{k} by cosine (green ✓ = same label, ★ = its own pair)",
+    fig.suptitle(f"{query_name} → {target_field}: top-{k} by {how} (green ✓ = same label, ★ = its own pair)",
                  fontsize=9)
     fig.tight_layout()
     return fig
@@ -305,5 +316,6 @@ def report_pictures(model, dataset, out_dir: Path, limit: int = 512, objective=N
     targets = [f for f in emb.emb if _thumbnail_of(emb, f) is not None]
     queries = [f for f in emb.emb if f not in targets[:1]]
     if targets and queries:
-        paths.append(plot_retrieval(emb, queries[0], targets[0], out_dir / "retrieval.png"))
+        paths.append(plot_retrieval(emb, queries[0], targets[0], out_dir / "retrieval.png",
+                                    score=getattr(objective, "similarity", None)))
     return paths
