@@ -129,3 +129,12 @@ def test_retrieval_ranks_by_the_objectives_score_for_symile():
     assert "caption + audio → image" in fig.texts[0].get_text() and "objective's score" in fig.texts[0].get_text()
     best = mip_similarity({"caption": e.emb["caption"][:1], "audio": e.emb["audio"][:1]}, e.emb["image"]).max()
     assert f"{best.item():.2f}" in np.array(fig.axes).reshape(2, 4)[0][1].get_title()
+
+
+def test_modalities_that_can_be_pictured_say_so():
+    from zoo.plugins import registry
+    pytest.importorskip("zoo_video")
+    video = registry().get("modalities", "video").meta["thumbnail"](torch.rand(4, 3, 8, 6))  # (T, C, H, W)
+    image = registry().get("modalities", "image").meta["thumbnail"](torch.rand(1, 8, 6))
+    assert video.shape == (8, 6, 3) and image.shape == (8, 6)
+    assert registry().get("modalities", "text").meta.get("thumbnail") is None  # shown as text instead
