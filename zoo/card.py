@@ -34,6 +34,13 @@ def _recipe_facts(recipe_text: str | None) -> tuple[str, str, str, str]:
     return name, citation, data.get("dataset", ""), data.get("eval_split", "test")
 
 
+def _run_name(recipe_text: str | None) -> str:
+    try:
+        return str(tomllib.loads(recipe_text or "").get("run", {}).get("name", "") or "")
+    except tomllib.TOMLDecodeError:
+        return ""
+
+
 def _license(origins: list[dict[str, Any]]) -> tuple[str | None, str | None]:
     """(SPDX-style id, note): the one licence of the origins, ``other`` when they differ, None when unknown."""
     found = sorted({str(o["license"]) for o in origins if o.get("license")})
@@ -68,7 +75,8 @@ def model_card(model, *, recipe_text: str | None = None, metrics: dict[str, Any]
     data = ModelCardData(
         library_name="zoo", tags=["zoo", "contrastive", "multimodal", *model.modalities],
         license=licence, base_model=bases or None, datasets=[dataset] if dataset else None,
-        model_name=(repo_id or "zoo-model") if results else None, eval_results=results or None)
+        model_name=(repo_id or _run_name(recipe_text) or f"zoo {objective or 'model'} on {dataset}") if results else None,
+        eval_results=results or None)
     towers = "\n".join(f"| `{k}` | {t.config.modality} | `{t.config.encoder}` | {t.config.projection} |"
                        for k, t in model.towers.items())
     name = f"hf-hub:{repo_id}" if repo_id else "local-dir:<this directory>"
