@@ -34,9 +34,9 @@ def test_minilm_opens_in_sentence_transformers(tmp_path):
 def test_tiny_hf_text_tower_with_projection(tmp_path, projection, pooling):
     torch.manual_seed(0)
     dim = 32 if projection == "none" else 16
-    model = zoo.create_model({"text": {"encoder": "hf:bert", "config": TINY_BERT, "pooling": pooling,
-                                       "tokenizer": "sentence-transformers/all-MiniLM-L6-v2", "projection": projection}},
-                             embed_dim=dim).eval()
+    tower = {"encoder": "hf:bert", "config": TINY_BERT, "pooling": pooling, "projection": projection,
+             "tokenizer": "sentence-transformers/all-MiniLM-L6-v2"}
+    model = zoo.create_model({"text": tower}, embed_dim=dim).eval()
     out = model.export("sentence-transformers", tmp_path / "st")
     st = _st_encode(out, TEXTS)
     assert st.shape == (3, dim)

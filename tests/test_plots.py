@@ -27,7 +27,8 @@ def test_importing_and_drawing_keeps_the_users_backend(tmp_path):
         import matplotlib
         matplotlib.use("svg")                         # what a notebook or a GUI session would have chosen
         import json, zoo.plots
-        rows = [{{"step": 1, "loss": 2.0, "lr": 0.1, "logit_scale": 14.0}}, {{"step": 1, "eval": {{"zero_shot/top1": 0.5}}}}]
+        rows = [{{"step": 1, "loss": 2.0, "lr": 0.1, "logit_scale": 14.0}},
+                {{"step": 1, "eval": {{"zero_shot/top1": 0.5}}}}]
         p = __import__("pathlib").Path({str(tmp_path)!r}) / "metrics.jsonl"
         p.write_text("\\n".join(json.dumps(r) for r in rows))
         assert zoo.plots.plot_training(p, p.parent)

@@ -49,7 +49,8 @@ def thumbnail(raw: Any):
 @hookimpl
 def zoo_register_encoders(register):
     register("image", "mlp", MLPImageEncoder, description="flatten (C, H, W) → MLP, levels layer1…; 8×8 digits")
-    register("image", "timm", build_timm, variant="timm model", description="any timm backbone, pooled features: timm:<model name>")
+    register("image", "timm", build_timm, variant="timm model",
+             description="any timm backbone, pooled features: timm:<model name>")
     register("image", "open_clip", build_open_clip, variant="arch | custom",
              description="vision tower of an open_clip model: open_clip:<arch> (or custom + vision_cfg)")
 
