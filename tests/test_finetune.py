@@ -60,7 +60,7 @@ def test_new_audio_tower_on_a_pretrained_pair_trains_end_to_end(pretrained, tmp_
     assert len(curve) == 8 and sum(curve[-3:]) < sum(curve[:3])
     back = zoo.load(f"local-dir:{tmp_path / 'run'}")  # saved in the zoo layout, rebuilt from config + assets
     config = json.loads((tmp_path / "run" / "config.json").read_text())["model"]["towers"]
-    assert {k: v["encoder"] for k, v in config.items()} == {"image": "openclip_visual", "text": "openclip_text",
+    assert {k: v["encoder"] for k, v in config.items()} == {"image": "open_clip_visual", "text": "open_clip_text",
                                                             "audio": "cnn"}
     t.model.eval()
     ds = zoo.create_dataset("digits-trimodal", split="test", audio="tones", seconds=0.3)

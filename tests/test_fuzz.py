@@ -5,11 +5,11 @@ from __future__ import annotations
 import string
 
 import pytest
+import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zoo
-from zoo import tomlw
 from zoo.errors import CheckpointError, RecipeError, ZooError
 from zoo.recipes import load_recipe
 
@@ -46,7 +46,7 @@ def _parse(tmp_path, text: str) -> None:
 @given(data=st.dictionaries(keys, values, max_size=6))
 def test_recipe_parser_on_random_structures(tmp_path, data):
     try:
-        text = tomlw.dumps(data)
+        text = tomli_w.dumps(data)
     except (TypeError, ValueError):
         return  # not representable as TOML (e.g. NaN written as a bare word is fine; mixed arrays are not)
     _parse(tmp_path, text)

@@ -52,11 +52,11 @@ def minilm():
 def test_list_models_covers_every_open_clip_tag_and_the_other_sources():
     import open_clip
     names = zoo.list_models()
-    assert {f"openclip:{a}/{t}" for a, t in open_clip.list_pretrained()} <= set(names)
+    assert {f"open_clip:{a}/{t}" for a, t in open_clip.list_pretrained()} <= set(names)
     assert {"hf:openai/clip-vit-base-patch32", "hf:google/siglip-base-patch16-224", "hf:laion/clap-htsat-unfused",
             "st:all-MiniLM-L6-v2"} <= set(names)
-    assert zoo.list_models("openclip:ViT-B-32/*") == sorted(
-        f"openclip:ViT-B-32/{t}" for t in open_clip.list_pretrained_tags_by_model("ViT-B-32"))
+    assert zoo.list_models("open_clip:ViT-B-32/*") == sorted(
+        f"open_clip:ViT-B-32/{t}" for t in open_clip.list_pretrained_tags_by_model("ViT-B-32"))
 
 
 def test_info_reports_modalities_size_license_and_citation(dirs):
@@ -75,7 +75,7 @@ def test_info_cli_prints_the_source_info(capsys):
     from zoo.cli import main
     assert main(["info", "openclip:ViT-B-16-SigLIP/webli"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["embed_dim"] == 768 and "Sigmoid Loss" in out["citation"] and out["source"] == "openclip"
+    assert out["embed_dim"] == 768 and "Sigmoid Loss" in out["citation"] and out["source"] == "open_clip"
 
 
 @pytest.mark.parametrize("name", ["./runs/x", "org/repo", "~/model"])
@@ -92,7 +92,7 @@ def test_an_existing_directory_without_prefix_is_ambiguous_too(tmp_path):
 
 
 def test_an_unknown_bare_name_lists_the_source_prefixes():
-    with pytest.raises(UnknownNameError, match="openclip:.*st:|st:.*openclip:"):
+    with pytest.raises(UnknownNameError, match="open_clip:.*st:|st:.*open_clip:"):
         zoo.load("no-such-model-anywhere")
 
 

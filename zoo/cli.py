@@ -1,12 +1,12 @@
-"""The ``zoo`` command: plugins, list, info, train, eval, push."""
+"""The ``zoo`` command: plugins, list, info, train, eval, push, export."""
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from .errors import ZooError
+from .logs import setup_logging
 
 LIST_KINDS = {"models": None, "modalities": "modalities", "encoders": "encoders", "objectives": "objectives",
               "augmentations": "augmentations", "pairs": "pair_strategies", "datasets": "datasets",
@@ -26,42 +26,73 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from . import list_models
     from .plugins import registry
     kinds = [args.kind] if args.kind else [k for k in LIST_KINDS if k != "models"]
     for kind in kinds:
         if kind == "models":
-            names = list_models(args.pattern)
-            print("\n".join(names) if names else "(no listable models; `zoo list sources` shows the prefixes)")
+            _list_models(args.pattern)
             continue
         entries = registry().entries(LIST_KINDS[kind], args.modality)
+        if kind == "encoders":
+            print(f"encoders ({len(entries)}), as a recipe writes them: [model.towers.<key>] modality = …, "
+                  f"encoder = \"<name>\":")
+            for e in entries:
+                print(f"  {e.modality or '-':<9} {recipe_name(e):<34} {e.description}  [{e.plugin}]")
+            continue
         print(f"{kind} ({len(entries)}):")
         for e in entries:
             print(f"  {e.qualname:<32} {e.description}  [{e.plugin}]")
     return 0
 
 
+def recipe_name(entry) -> str:
+    """An entry's name as a recipe writes it: ``timm:<timm model>`` for a family, else its name."""
+    variant = entry.meta.get("variant")
+    return f"{entry.name}:<{variant}>" if variant else entry.name
+
+
+def _list_models(pattern: str | None) -> None:
+    from .catalog import list_models_offline
+    names = list_models_offline(pattern)
+    if not names:
+        print("(no listable models; `zoo list sources` shows the prefixes)")
+        return
+    local = sum(1 for v in names.values() if v)
+    print(f"models ({len(names)}; {local} load offline, marked *):")
+    for name, offline in names.items():
+        print(f"  {'*' if offline else '?' if offline is None else ' '} {name}")
+
+
 def cmd_info(args) -> int:
+    import inspect
+
     from .plugins import registry
     reg = registry()
     name = args.name
-    if ":" in name and name.split(":", 1)[0] in reg.names("pretrained"):
+    head = name.split(":", 1)[0]
+    if ":" in name and reg.canonical("pretrained", head) in reg.names("pretrained"):
         from .catalog import info
         print(json.dumps(info(name), indent=2, default=str))
         return 0
-    hits = [e for kind in LIST_KINDS.values() if kind for e in reg.entries(kind) if name in (e.name, e.qualname)]
+    hits = [e for kind in LIST_KINDS.values() if kind for e in reg.entries(kind)
+            if name in (e.name, e.qualname) or (":" in name and e.meta.get("variant") and head == e.name)
+            or name in e.meta.get("aliases", ())]
     if not hits:
         from .errors import UnknownNameError
         every = [e.qualname for kind in LIST_KINDS.values() if kind for e in reg.entries(kind)]
         raise UnknownNameError("name", name, every)
     for e in hits:
-        print(f"{e.kind[:-1] if e.kind.endswith('s') else e.kind}: {e.qualname}\n  plugin: {e.plugin}\n"
-              f"  {e.description}")
+        print(f"{e.kind[:-1] if e.kind.endswith('s') else e.kind}: {e.qualname}\n  plugin: {e.plugin}")
+        if e.kind == "encoders":
+            print(f"  in a recipe: encoder = \"{recipe_name(e)}\" (modality {e.modality})")
+        print(f"  {e.description}")
         if e.meta.get("citation"):
             print(f"  citation: {e.meta['citation']}")
-        doc = (getattr(e.factory, "__doc__", "") or "").strip()
+        doc = inspect.cleandoc(getattr(e.factory, "__doc__", "") or "")
+        if doc.startswith(e.description.strip()):  # the description is the docstring's first line: once is enough
+            doc = doc[len(e.description.strip()):].strip()
         if doc:
-            print("\n".join("  " + ln for ln in doc.splitlines()))
+            print("\n".join("  " + ln if ln else "" for ln in doc.splitlines()))
     return 0
 
 
@@ -73,8 +104,22 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .catalog import load
+    from .hub import load_local
+    model = load_local(args.run) if Path(args.run).is_dir() else load(args.run)
+    options = {k: v for k, v in (("tower", args.tower), ("image", args.image), ("text", args.text)) if v}
+    out = model.export(args.format, args.out, **options)
+    print(f"wrote {args.format} to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     p = argparse.ArgumentParser(prog="zoo", description="A plugin-based multimodal contrastive model zoo.")
+    p.add_argument("--version", action="version", version=f"zoo {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("plugins", help="each plugin, its version, origin, what it registers and load errors")
@@ -93,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     s.add_argument("--run-dir", help="write the run here instead of run.output_dir/run.name")
     s.set_defaults(func=cmd_train)
+    s = sub.add_parser("export", help="write a run or model in another library's format")
+    s.add_argument("run", help="a run / checkpoint directory or a model name (st:all-MiniLM-L6-v2, local-dir:…)")
+    s.add_argument("format", help="sentence-transformers | open_clip")
+    s.add_argument("out", help="the directory to write")
+    s.add_argument("--tower", help="sentence-transformers: the text tower to export (default: the only one)")
+    s.add_argument("--image", help="open_clip: the image tower (default: the only one)")
+    s.add_argument("--text", help="open_clip: the text tower (default: the only one)")
+    s.set_defaults(func=cmd_export)
     from . import eval_cli, hub_cli  # subcommands that live with their feature
     eval_cli.add_cli(sub)
     hub_cli.add_cli(sub)
@@ -101,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)  # one line per record; under torchrun only rank 0 prints
     try:
         return args.func(args)
     except ZooError as exc:

@@ -8,6 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import DataError
+from .logs import progress_logging
 
 
 @dataclass
@@ -38,6 +39,7 @@ def embeddable_fields(model, dataset, fields: list[str] | None = None) -> dict[s
 
 
 @torch.no_grad()
+@progress_logging()
 def embed_dataset(model, dataset, fields: list[str] | None = None, batch_size: int = 256,
                   keep_raws: bool = False, progress: bool = False, limit: int | None = None) -> Embedded:
     towers = embeddable_fields(model, dataset, fields)

@@ -25,7 +25,7 @@ hookimpl = pluggy.HookimplMarker("zoo")
 def zoo_register_modalities(register):
     """Add modalities.
 
-    ``register(name, *, load, collate, extra=None, extensions=(), description="")``
+    ``register(name, *, load, collate, extra=None, extensions=(), thumbnail=None, description="")``
 
     - ``load(path_or_value) -> raw``: read one input (a file path, bytes, an array…) into the
       modality's raw form.
@@ -34,6 +34,9 @@ def zoo_register_modalities(register):
     - ``extra``: the pip extra that installs its dependencies (``pip install zoo[audio]``).
     - ``extensions``: file suffixes ``load`` reads (``(".png", ".jpg")``); the ``folder`` and
       ``csv`` datasets pick a file's modality by them and hand ``load`` a ``pathlib.Path``.
+    - ``thumbnail(raw) -> array | None`` (optional): a raw item as an ``(H, W)`` or ``(H, W, 3)``
+      array in [0, 1], so pictures (``zoo.plots``) can show it; without it items are shown by
+      their text or index.
     """
 
 
@@ -45,10 +48,14 @@ def zoo_register_encoders(register):
 
     ``build(**kw) -> nn.Module`` mapping a batch to ``(B, D_enc)`` with an ``output_dim``
     attribute. A *family* name such as ``"timm"`` is looked up for ``"timm:<variant>"`` and
-    built as ``build("<variant>", **kw)``. Optional encoder methods the zoo uses when present:
+    built as ``build("<variant>", **kw)``; register it with ``variant="<what the variant is>"`` so
+    listings show it as written in a recipe (``timm:<timm model>``). Optional encoder methods the zoo uses when present:
     ``forward_levels(batch) -> {level: (B, D)}`` with ``level_dims``, ``preprocess(raws)``
     (tokenisers, image transforms), ``preprocess_config()`` and ``save_assets(dir)`` /
-    ``load_assets(dir)`` for files that travel with a checkpoint.
+    ``load_assets(dir)`` for files that travel with a checkpoint, and for ``model.export``
+    ``sentence_transformers_parts()`` / ``open_clip_parts()`` (see :mod:`zoo.export`).
+    Every ``register`` also takes ``aliases=[...]``: other spellings that still resolve
+    (saved checkpoints, old recipes) but are not listed.
     """
 
 
@@ -99,9 +106,12 @@ def zoo_register_datasets(register):
 def zoo_register_pretrained(register):
     """Add a source of pretrained models.
 
-    ``register(prefix, resolve, *, description="", list_names=None, info=None)``
+    ``register(prefix, resolve, *, description="", list_names=None, info=None, origin=None, offline=None,
+    aliases=())``
 
     ``resolve(name, *, pretrained=True) -> ContrastiveModel`` for ``zoo.load("prefix:name")``;
     ``list_names() -> Iterable[str]`` feeds :func:`zoo.list_models`; ``info(name) -> dict``
-    feeds ``zoo info``.
+    feeds ``zoo info``; ``origin(name) -> {"base_model", "license", "citation"}`` (no network)
+    is kept with the model and its re-saves for model cards; ``offline(name) -> bool`` says
+    whether the name loads without a network (``zoo list models`` marks it).
     """

@@ -84,7 +84,8 @@ def save_pretrained(model, directory: str | os.PathLike, *, recipe_text: str | N
         from .card import model_card
         atomic_write_text(directory / "README.md", model_card(model, recipe_text=recipe_text, metrics=metrics))
     config = {"format_version": FORMAT_VERSION, "zoo_version": zoo_version(), "model": model.config.to_dict(),
-              "preprocess": preprocess, "plugins": plugin_versions()}
+              "preprocess": preprocess, "plugins": plugin_versions(),
+              "origins": list(getattr(model, "origins", []))}  # pretrained sources it was built from (model card)
     atomic_write_text(directory / CONFIG, json.dumps(config, indent=2, sort_keys=True, default=str))
     return directory
 
@@ -165,6 +166,7 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
     if pretrained:
         load_weights_strict(model, directory / WEIGHTS)
         model.source = f"local-dir:{directory}"
+    model.origins = list(config.get("origins") or [])
     return model.to(device) if device is not None else model
 
 

@@ -234,6 +234,11 @@ class ContrastiveModel(nn.Module):
         from .hub import save_pretrained
         return save_pretrained(self, directory, **kw)
 
+    def export(self, format: str, directory, **kw: Any):
+        """Write this model in another library's format (``"sentence-transformers"``, ``"open_clip"``); see zoo.export."""
+        from .export import export
+        return export(self, format, directory, **kw)
+
     def push_to_hub(self, repo_id: str, **kw: Any):
         from .hub import push_to_hub
         return push_to_hub(self, repo_id, **kw)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import tomlw
 from .errors import RecipeError
 
 
@@ -25,7 +24,7 @@ from .errors import RecipeError
 class ModelSection:
     towers: dict[str, dict] = field(default_factory=dict)  # {tower: {encoder = "…", modality = "…", **encoder kwargs}}
     embed_dim: int = 64
-    init: str = ""                   # start from a catalog name ("openclip:ViT-B-32/openai", "local-dir:runs/x");
+    init: str = ""                   # start from a catalog name ("open_clip:ViT-B-32/openai", "local-dir:runs/x");
                                      # its towers, embed_dim and temperature are kept, towers above are added
     logit_scale: float = math.log(1 / 0.07)
     logit_bias: float | None = None  # set (e.g. -10) for SigLIP (with init: added when the model has none)
@@ -119,7 +118,17 @@ class Recipe:
         return d
 
     def to_toml(self) -> str:
-        return tomlw.dumps(self.to_dict())
+        import tomli_w
+        return tomli_w.dumps(_without_none(self.to_dict()))
+
+
+def _without_none(value: Any) -> Any:
+    """``value`` with ``None`` entries left out (TOML has no null; a missing key means the default)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_none(v) for v in value]
+    return value
 
 
 # -- parsing ---------------------------------------------------------------------------------

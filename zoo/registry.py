@@ -39,17 +39,27 @@ class Registry:
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[tuple[str | None, str], Entry]] = {k: {} for k in KINDS}
+        # other spellings that still resolve (``register(..., aliases=["openclip"])``); listings show only names
+        self.aliases: dict[str, dict[tuple[str | None, str], str]] = {k: {} for k in KINDS}
 
     def add(self, entry: Entry) -> None:
         table = self.tables[entry.kind]
-        old = table.get(entry.key)
-        if old is not None:
-            raise DuplicateNameError(
-                f"{entry.kind[:-1] if entry.kind.endswith('s') else entry.kind} {entry.qualname!r} is registered by "
-                f"two plugins: {old.plugin!r} and {entry.plugin!r}. Uninstall one of them or block it with "
-                f"ZOO_PLUGINS=<the plugins to allow>."
-            )
+        aliases = list(entry.meta.get("aliases", ()))
+        for key in [entry.key, *((entry.modality, a) for a in aliases)]:
+            old = table.get(key) or table.get((key[0], self.aliases[entry.kind].get(key, "")))
+            if old is not None:
+                raise DuplicateNameError(
+                    f"{entry.kind[:-1] if entry.kind.endswith('s') else entry.kind} {entry.qualname!r} (or its alias "
+                    f"{key[1]!r}) is registered by two plugins: {old.plugin!r} and {entry.plugin!r}. Uninstall one of "
+                    f"them or block it with ZOO_PLUGINS=<the plugins to allow>."
+                )
         table[entry.key] = entry
+        for alias in aliases:
+            self.aliases[entry.kind][(entry.modality, alias)] = entry.name
+
+    def canonical(self, kind: str, name: str, modality: str | None = None) -> str:
+        """``name`` with an alias replaced by the registered name (``openclip`` → ``open_clip``)."""
+        return self.aliases[kind].get((modality, name), name)
 
     def names(self, kind: str, modality: str | None = None) -> list[str]:
         table = self.tables[kind]
@@ -64,9 +74,9 @@ class Registry:
     def get(self, kind: str, name: str, modality: str | None = None) -> Entry:
         """Exact lookup; for ``family:variant`` names the family entry is returned."""
         table = self.tables[kind]
-        entry = table.get((modality, name))
+        entry = table.get((modality, self.canonical(kind, name, modality)))
         if entry is None and ":" in name:
-            entry = table.get((modality, name.split(":", 1)[0]))
+            entry = table.get((modality, self.canonical(kind, name.split(":", 1)[0], modality)))
         if entry is None:
             label = {"pair_strategies": "pair strategy", "pretrained": "pretrained source",
                      "modalities": "modality"}.get(kind, kind.rstrip("s"))

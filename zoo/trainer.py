@@ -30,6 +30,7 @@ from .finetune import apply_freeze, build_model, prepare_encoders
 from .fsdp import PlainCopy, average_replicated_grads, shard
 from .gradcache import grad_cache_backward
 from .inmemory import datasets, recipe_with_objects
+from .logs import progress_logging
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
@@ -247,7 +248,7 @@ class Trainer(Checkpointing):
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        with _stop_on_signals(self):
+        with _stop_on_signals(self), progress_logging():
             return self._fit()
 
     def _fit(self) -> TrainResult:
@@ -360,9 +361,10 @@ class Trainer(Checkpointing):
                    "skipped_batches": self.skipped,
                    **evaluation}
         from .plots import plot_training, report_pictures
-        plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
+        plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots",
+                              train_split=self.recipe.data.split, eval_split=self.recipe.data.eval_split)
         if self.recipe.eval.tasks:
-            plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots")
+            plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots", objective=self.objective)
         model.eval()
         model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=metrics)
         (self.run_dir / "results.json").write_text(json.dumps(metrics, indent=2, default=str))

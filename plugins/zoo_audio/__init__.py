@@ -31,7 +31,8 @@ def zoo_register_modalities(register):
 def zoo_register_encoders(register):
     register("audio", "cnn", CNNEncoder, description="PANN/CLAP-style CNN over log-mel; levels block1…")
     register("audio", "ast", ASTEncoder, description="Audio Spectrogram Transformer (transformers ASTConfig) over log-mel")
-    register("audio", "hf", HFAudioEncoder, description="wav2vec2/HuBERT: hf:<hub id or dir>, or hf:<type> with config={...}")
+    register("audio", "hf", HFAudioEncoder, variant="hub id | dir | type",
+             description="wav2vec2/HuBERT: hf:<hub id or dir>, or hf:<type> with config={...}")
 
 
 @hookimpl

@@ -36,16 +36,23 @@ def build_open_clip(arch: str, **kw: Any):
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("image", load=load_image, collate=collate_images, extra="image",
+    register("image", load=load_image, collate=collate_images, extra="image", thumbnail=thumbnail,
              extensions=(".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
              description="images: float32 (C, H, W) in [0, 1] from paths, PIL, numpy (H, W[, C]) or tensors")
+
+
+def thumbnail(raw: Any):
+    """A raw image as an ``(H, W)`` or ``(H, W, 3)`` array in [0, 1] for pictures (zoo.plots)."""
+    x = load_image(raw)  # (C, H, W)
+    return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).clamp(0, 1).numpy()
 
 
 @hookimpl
 def zoo_register_encoders(register):
     register("image", "mlp", MLPImageEncoder, description="flatten (C, H, W) → MLP, levels layer1…; 8×8 digits")
-    register("image", "timm", build_timm, description="any timm backbone, pooled features: timm:<model name>")
-    register("image", "open_clip", build_open_clip,
+    register("image", "timm", build_timm, variant="timm model",
+             description="any timm backbone, pooled features: timm:<model name>")
+    register("image", "open_clip", build_open_clip, variant="arch | custom",
              description="vision tower of an open_clip model: open_clip:<arch> (or custom + vision_cfg)")
 
 

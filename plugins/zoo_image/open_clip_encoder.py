@@ -53,6 +53,7 @@ class OpenCLIPVisionEncoder(PreprocessMixin, nn.Module):
         if grad_checkpointing:
             self.visual.set_grad_checkpointing(True)
         self.output_dim = dim
+        self.open_clip_cfg = {"vision_cfg": vcfg, "quick_gelu": gelu}
         self.preprocessor = ImagePreprocess(
             image_size=pair(image_size, "image_size") or pair(self.visual.image_size, "image_size"), channels=3,
             mean=pp["mean"] if mean is None else mean, std=pp["std"] if std is None else std,
@@ -65,6 +66,20 @@ class OpenCLIPVisionEncoder(PreprocessMixin, nn.Module):
                              f"Use encoder.preprocess(raws).")
         out = self.visual(x)
         return out[0] if isinstance(out, tuple) else out  # (B, embed_dim)
+
+    def open_clip_parts(self) -> dict[str, Any]:
+        """This tower for ``model.export("open_clip", dir)``: open_clip's visual module, config, preprocessing."""
+        return {"module": self.visual, **self.open_clip_cfg, "preprocess_cfg": open_clip_preprocess(self.preprocessor)}
+
+
+def open_clip_preprocess(pre: ImagePreprocess) -> dict[str, Any]:
+    """An :class:`ImagePreprocess` as open_clip's ``preprocess_cfg`` (open_clip has no crop_pct)."""
+    if pre.crop_pct != 1 or pre.channels != 3:
+        from zoo.export import ExportError
+        raise ExportError(f"image preprocessing with crop_pct={pre.crop_pct}, channels={pre.channels} has no open_clip "
+                          f"equivalent (open_clip crops at 1.0, RGB).")
+    return {"size": list(pre.image_size), "mode": "RGB", "mean": list(pre.mean), "std": list(pre.std),
+            "interpolation": pre.interpolation, "resize_mode": pre.resize_mode}
 
 
 def base_config(open_clip: Any, arch: str) -> dict[str, Any]:

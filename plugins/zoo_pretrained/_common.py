@@ -82,6 +82,17 @@ def readme_license(directory: Path | None) -> str | None:
     return str(lic) if lic else None
 
 
+def origin(repo: str | None, folder: Path | None, citation: str = "") -> dict[str, Any]:
+    """Where a pretrained model comes from, for model cards: its Hub repo (``base_model``), the
+    ``license`` of its card (read from ``folder`` or the Hub cache, never the network) and ``citation``."""
+    if folder is None and repo:
+        from huggingface_hub import try_to_load_from_cache
+        cached = try_to_load_from_cache(repo, "README.md")
+        folder = Path(cached).parent if isinstance(cached, str) else None
+    out = {"base_model": repo, "license": readme_license(folder), "citation": citation}
+    return {k: v for k, v in out.items() if v}
+
+
 def cached_models(accept: Callable[[Path], bool]) -> list[str]:
     """Model repos of the huggingface_hub cache with a snapshot folder that ``accept`` takes."""
     from huggingface_hub import scan_cache_dir

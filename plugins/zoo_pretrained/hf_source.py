@@ -181,3 +181,19 @@ def info(name: str) -> dict[str, Any]:
             "family": family, "transformers_class": config.architectures or family,
             "license": readme_license(where) or f"unknown (not in the config; see the model card of {source})",
             "citation": CITATIONS[family]}
+
+
+def origin(name: str) -> dict[str, Any]:
+    """Base model, licence and citation of ``hf:<name>`` (for model cards; no network)."""
+    from ._common import origin as _origin
+    source, revision, config = _config(name)
+    local = local_path(source)
+    return _origin(None if local is not None else source, local, CITATIONS.get(config.model_type, ""))
+
+
+def offline(name: str) -> bool:
+    """Whether ``hf:<name>`` loads without a network (a directory, or its config in the Hub cache)."""
+    from huggingface_hub import try_to_load_from_cache
+    source, revision = split_revision(name)
+    return local_path(source) is not None or isinstance(
+        try_to_load_from_cache(source, "config.json", revision=revision), str)

@@ -1,14 +1,14 @@
-"""``openclip:<arch>/<tag>``: every entry of ``open_clip.list_pretrained()`` as a ContrastiveModel.
+"""``open_clip:<arch>/<tag>``: every entry of ``open_clip.list_pretrained()`` as a ContrastiveModel.
 
-    zoo.load("openclip:ViT-B-32/laion2b_s34b_b79k")   # a pretrained tag (downloaded or from the cache)
-    zoo.load("openclip:ViT-B-32//path/to/weights.pt") # an architecture with a checkpoint file
-    zoo.load("openclip:/path/to/dir")                  # open_clip's local layout: open_clip_config.json + weights
-    zoo.load("openclip:hf-hub:timm/ViT-B-16-SigLIP")   # an open_clip repo on the Hub
-    zoo.load("openclip:ViT-B-32", pretrained=False)    # the architecture only
+    zoo.load("open_clip:ViT-B-32/laion2b_s34b_b79k")   # a pretrained tag (downloaded or from the cache)
+    zoo.load("open_clip:ViT-B-32//path/to/weights.pt") # an architecture with a checkpoint file
+    zoo.load("open_clip:/path/to/dir")                  # open_clip's local layout: open_clip_config.json + weights
+    zoo.load("open_clip:hf-hub:timm/ViT-B-16-SigLIP")   # an open_clip repo on the Hub
+    zoo.load("open_clip:ViT-B-32", pretrained=False)    # the architecture only
 
 open_clip builds and loads the native model (``require_pretrained=True``: a failed download or a
 checkpoint that does not fit is a :class:`CheckpointError`, never random weights); its weights
-are copied into towers ``openclip_visual`` / ``openclip_text`` (projection ``"none"``), with
+are copied into towers ``open_clip_visual`` / ``open_clip_text`` (projection ``"none"``), with
 ``logit_scale`` (log space) and, for SigLIP models, ``logit_bias``. Tags trained with QuickGELU
 (``openai``…) get it even on an architecture name without ``-quickgelu`` (open_clip only warns).
 CoCa models keep their contrastive towers; the captioning decoder (``text_decoder.*``) is not
@@ -57,20 +57,20 @@ def _oc():
 
 # -- names ------------------------------------------------------------------------------------------
 def parse(name: str) -> dict[str, Any]:
-    """``{"oc_name", "pretrained", "model_cfg", "preprocess_cfg", "tag_cfg"}`` for an ``openclip:`` name."""
+    """``{"oc_name", "pretrained", "model_cfg", "preprocess_cfg", "tag_cfg"}`` for an ``open_clip:`` name."""
     oc = _oc()
     local = Path(name.removeprefix("local-dir:")).expanduser()
     if name.startswith("local-dir:") or local.is_dir():
         return _from_json(f"local-dir:{local.resolve()}", local / "open_clip_config.json", name)
     if name.startswith("hf-hub:"):
         repo = name.removeprefix("hf-hub:")
-        folder = hub_snapshot(repo, None, f"openclip:{name}", allow_patterns=["open_clip_config.json"])
+        folder = hub_snapshot(repo, None, f"open_clip:{name}", allow_patterns=["open_clip_config.json"])
         return _from_json(name, folder / "open_clip_config.json", name)
     arch, _, tag = name.partition("/")
     if arch not in oc.list_models():
-        hint = "Give openclip:<arch>/<checkpoint file> for a weights file." if local.is_file() else \
-            "Names are openclip:<arch>/<tag> (`zoo list models --pattern 'openclip:*'`), openclip:<dir> or " \
-            "openclip:hf-hub:<repo>."
+        hint = "Give open_clip:<arch>/<checkpoint file> for a weights file." if local.is_file() else \
+            "Names are open_clip:<arch>/<tag> (`zoo list models --pattern 'open_clip:*'`), open_clip:<dir> or " \
+            "open_clip:hf-hub:<repo>."
         raise UnknownNameError("open_clip architecture", arch, oc.list_models(), hint=hint)
     cfg = oc.get_model_config(arch)
     out = {"oc_name": arch, "pretrained": tag or None, "model_cfg": cfg, "preprocess_cfg": {}, "tag_cfg": {}}
@@ -91,13 +91,13 @@ def parse(name: str) -> dict[str, Any]:
 
 def _from_json(oc_name: str, path: Path, name: str) -> dict[str, Any]:
     if not path.is_file():
-        raise CheckpointError(f"openclip:{name}: {path} does not exist; an open_clip directory holds "
+        raise CheckpointError(f"open_clip:{name}: {path} does not exist; an open_clip directory holds "
                               f"open_clip_config.json and its weights (open_clip_model.safetensors).")
     try:
         data = json.loads(path.read_text("utf-8"))
         cfg = data["model_cfg"]
     except (ValueError, KeyError) as exc:
-        raise CheckpointError(f"openclip:{name}: {path} is not an open_clip config ({exc}).") from exc
+        raise CheckpointError(f"open_clip:{name}: {path} is not an open_clip config ({exc}).") from exc
     return {"oc_name": oc_name, "pretrained": None, "model_cfg": cfg, "preprocess_cfg": data.get("preprocess_cfg", {}),
             "tag_cfg": {}}
 
@@ -107,16 +107,16 @@ def _model_config(p: dict[str, Any]) -> ModelConfig:
     cfg = p["model_cfg"]
     scale = float(cfg.get("init_logit_scale", math.log(1 / 0.07)))
     towers = {
-        "image": TowerConfig("image", "openclip_visual", {"model_cfg": cfg, "preprocess_cfg": p["preprocess_cfg"]},
+        "image": TowerConfig("image", "open_clip_visual", {"model_cfg": cfg, "preprocess_cfg": p["preprocess_cfg"]},
                              projection="none"),
-        "text": TowerConfig("text", "openclip_text", {"model_cfg": cfg, "tokenizer": p["oc_name"]}, projection="none"),
+        "text": TowerConfig("text", "open_clip_text", {"model_cfg": cfg, "tokenizer": p["oc_name"]}, projection="none"),
     }
     return ModelConfig(towers=towers, embed_dim=int(cfg["embed_dim"]), logit_scale=scale,
                        logit_bias=cfg.get("init_logit_bias"), max_logit_scale=max_scale_for(scale))
 
 
 def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
-    """``openclip:<arch>/<tag> | <arch>/<file> | <dir> | hf-hub:<repo>`` (see the module docstring)."""
+    """``open_clip:<arch>/<tag> | <arch>/<file> | <dir> | hf-hub:<repo>`` (see the module docstring)."""
     p = parse(name)
     cfg = _model_config(p)
     if not pretrained:
@@ -132,13 +132,13 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
     dropped = [k for k in unclaimed if k.startswith("text_decoder.")]
     rest = [k for k in unclaimed if k not in dropped and k not in ("logit_scale", "logit_bias")]
     if rest:
-        raise CheckpointError(f"openclip:{name}: weights {rest[:8]} belong to no tower; the zoo does not drop "
+        raise CheckpointError(f"open_clip:{name}: weights {rest[:8]} belong to no tower; the zoo does not drop "
                               f"weights silently.")
     state["logit_scale"] = model.logit_scale.detach().clone()
     if model.logit_bias is not None:
         state["logit_bias"] = model.logit_bias.detach().clone()
-    copy_weights(model, state, f"openclip:{name}")
-    model.source = f"openclip:{name} (open_clip {type(native).__name__})" + \
+    copy_weights(model, state, f"open_clip:{name}")
+    model.source = f"open_clip:{name} (open_clip {type(native).__name__})" + \
         (f"; CoCa captioning decoder ({len(dropped)} tensors, text_decoder.*) not loaded" if dropped else "")
     return model
 
@@ -153,7 +153,7 @@ def _load_native(name: str, p: dict[str, Any]):
         raise
     except Exception as exc:
         raise CheckpointError(
-            f"openclip:{name}: the pretrained weights could not be loaded ({type(exc).__name__}: {exc}). The zoo "
+            f"open_clip:{name}: the pretrained weights could not be loaded ({type(exc).__name__}: {exc}). The zoo "
             f"does not fall back to random weights: check the tag, the file, the network or the cache "
             f"(HF_HUB_OFFLINE=1 needs the files cached), or pass pretrained=False for the architecture.") from exc
     return native.float().eval()
@@ -193,3 +193,30 @@ def info(name: str) -> dict[str, Any]:
             "quick_gelu": bool(p["model_cfg"].get("quick_gelu", False)), "weights_on_hub": hub or None,
             "license": readme_license(local) or f"unknown (open_clip does not record licenses; see {where})",
             "citation": citation(name)}
+
+
+def origin(name: str) -> dict[str, Any]:
+    """Base model, licence and citation of ``open_clip:<name>`` (for model cards; no network)."""
+    from ._common import origin as _origin
+    p = parse(name)
+    local = Path(p["oc_name"].removeprefix("local-dir:")) if p["oc_name"].startswith("local-dir:") else None
+    repo = p["tag_cfg"].get("hf_hub", "").strip("/") or (name.removeprefix("hf-hub:") if name.startswith("hf-hub:")
+                                                         else None)
+    return _origin(repo, local, citation(name))
+
+
+def offline(name: str) -> bool:
+    """Whether ``open_clip:<arch>/<tag>`` loads without a network (its weights in the Hub or open_clip cache)."""
+    from huggingface_hub import try_to_load_from_cache
+    arch, _, tag = name.partition("/")
+    if Path(name).expanduser().exists() or (tag and Path(tag).expanduser().is_file()):
+        return True
+    cfg = _oc().get_pretrained_cfg(arch, tag) if tag else {}
+    hub = (cfg or {}).get("hf_hub", "")
+    if hub:
+        parts = hub.strip("/").split("/")
+        repo, file = "/".join(parts[:2]), "/".join(parts[2:])
+        names = [file] if file else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        return any(isinstance(try_to_load_from_cache(repo, f), str) for f in names)
+    url = (cfg or {}).get("url", "")
+    return bool(url) and (Path.home() / ".cache" / "clip" / Path(url).name).is_file()

@@ -1,7 +1,7 @@
 """The two towers of any open_clip model, built from its full model config (no architecture name).
 
-    enc = zoo.create_encoder("image", "openclip_visual", model_cfg=cfg, preprocess_cfg={"mean": …})
-    enc = zoo.create_encoder("text", "openclip_text", model_cfg=cfg, tokenizer="ViT-B-32")
+    enc = zoo.create_encoder("image", "open_clip_visual", model_cfg=cfg, preprocess_cfg={"mean": …})
+    enc = zoo.create_encoder("text", "open_clip_text", model_cfg=cfg, tokenizer="ViT-B-32")
 
 ``model_cfg`` is open_clip's model config as ``open_clip.get_model_config`` or an
 ``open_clip_config.json`` gives it (``embed_dim``, ``vision_cfg``, ``text_cfg``, ``quick_gelu``…),
@@ -57,6 +57,7 @@ class OpenClipVisual(nn.Module):
         cfg = _no_backbone_download(model_cfg)
         self.visual = _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"], quick_gelu=cfg.get("quick_gelu", False))
         self.output_dim = int(cfg["embed_dim"])
+        self.model_cfg = cfg
         pp = image_preprocess_cfg(model_cfg, preprocess_cfg)
         size = pp["size"]
         self.preprocessor = ImagePreprocess(
@@ -65,7 +66,7 @@ class OpenClipVisual(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ShapeError(f"openclip_visual: expected a batch (B, 3, H, W), got {tuple(x.shape)}; use preprocess.")
+            raise ShapeError(f"open_clip_visual: expected a batch (B, 3, H, W), got {tuple(x.shape)}; use preprocess.")
         out = self.visual(x)
         return out[0] if isinstance(out, tuple) else out  # CoCa towers also return tokens; (B, embed_dim)
 
@@ -77,6 +78,13 @@ class OpenClipVisual(nn.Module):
 
     def preprocess_config(self) -> dict[str, Any]:
         return self.preprocessor.to_dict()
+
+    def open_clip_parts(self) -> dict[str, Any]:
+        """This tower for ``model.export("open_clip", dir)``: open_clip's visual module, config, preprocessing."""
+        from zoo_image.open_clip_encoder import open_clip_preprocess
+        return {"module": self.visual, "vision_cfg": self.model_cfg["vision_cfg"],
+                "quick_gelu": bool(self.model_cfg.get("quick_gelu", False)),
+                "preprocess_cfg": open_clip_preprocess(self.preprocessor)}
 
 
 def build_openclip_visual(model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any] | None = None) -> OpenClipVisual:
@@ -92,7 +100,7 @@ def _text_encoder_class():
 
         def forward(self, tokens: Tensor) -> Tensor:
             if tokens.dim() != 2 or tokens.shape[1] != self.context_length:
-                raise ShapeError(f"openclip_text: expected token ids (B, {self.context_length}), got "
+                raise ShapeError(f"open_clip_text: expected token ids (B, {self.context_length}), got "
                                  f"{tuple(tokens.shape)}; use preprocess(list_of_strings).")
             out = self.text(tokens)
             return out[0] if isinstance(out, tuple) else out  # (B, output_dim)

@@ -182,6 +182,12 @@ class SentenceTransformerEncoder(nn.Module):
     def load_assets(self, directory: str | Path) -> None:
         self.tokenizer = require("transformers").AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
 
+    def sentence_transformers_parts(self) -> dict[str, Any]:
+        """This tower as sentence-transformers modules (for ``model.export("sentence-transformers", dir)``)."""
+        return {"transformer": self.transformer, "tokenizer": self.tokenizer, "pooling": list(self.spec["pooling"]),
+                "dense": [(d.linear, d.activation) for d in self.dense], "normalize": self.spec["normalize"],
+                "max_seq_length": self.max_length, "do_lower_case": self.spec["do_lower_case"]}
+
 
 def without_pooler(hf_config):
     """The transformer without the pooler head sentence-transformers never uses (an unused parameter would

@@ -26,6 +26,7 @@ from ._common import (
     copy_weights,
     hub_snapshot,
     local_path,
+    origin as _origin,
     readme_license,
     require,
     require_safetensors,
@@ -143,3 +144,22 @@ def info(name: str) -> dict[str, Any]:
     return {"modalities": ["text"], "embed_dim": _output_dim(folder), "pooling": spec["pooling"],
             "normalize": spec["normalize"], "max_seq_length": spec["max_seq_length"], "folder": str(folder),
             "license": readme_license(folder) or "unknown (no license in the model card)", "citation": CITATION}
+
+
+def origin(name: str) -> dict[str, Any]:
+    """Base model, licence and citation of ``st:<name>`` (for model cards; no network)."""
+    source, revision = split_revision(name)
+    local = local_path(source)
+    folder = local if local is not None else bundled(source) if revision is None else None
+    repo = None if local is not None else source if "/" in source else f"sentence-transformers/{source}"
+    return _origin(repo, folder, CITATION)
+
+
+def offline(name: str) -> bool:
+    """Whether ``st:<name>`` loads without a network (a folder, the bundled copy, or in the Hub cache)."""
+    from huggingface_hub import try_to_load_from_cache
+    source, revision = split_revision(name)
+    if local_path(source) is not None or (revision is None and bundled(source) is not None):
+        return True
+    repo = source if "/" in source else f"sentence-transformers/{source}"
+    return isinstance(try_to_load_from_cache(repo, "modules.json", revision=revision), str)

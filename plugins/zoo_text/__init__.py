@@ -34,9 +34,10 @@ def zoo_register_modalities(register):
 @hookimpl
 def zoo_register_encoders(register):
     register("text", "bow", BagOfWordsEncoder, description="hashed bag of words (+ char n-grams) → EmbeddingBag → MLP")
-    register("text", "hf", build_hf,
+    register("text", "hf", build_hf, variant="Hub id | dir | model_type",
              description="transformers AutoModel: hf:<Hub id | dir | model_type with config=>, pooling cls/mean/last")
-    register("text", "open_clip", build_open_clip, description="text tower of an open_clip model: open_clip:<arch>")
+    register("text", "open_clip", build_open_clip, variant="arch",
+             description="text tower of an open_clip model: open_clip:<arch>")
 
 
 @hookimpl

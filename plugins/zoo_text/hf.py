@@ -214,6 +214,16 @@ class HFTextEncoder(nn.Module):
         """Use the tokenizer saved with the checkpoint (it may differ from the source's)."""
         self.tokenizer = load_tokenizer(str(directory), self.tokenizer.padding_side)
 
+    def sentence_transformers_parts(self) -> dict[str, Any]:
+        """This tower as sentence-transformers modules (for ``model.export("sentence-transformers", dir)``)."""
+        if self.pooling == "cls" and self.tokenizer.padding_side == "left":
+            from zoo.export import ExportError
+            raise ExportError("hf encoder: cls pooling of a left-padded tokenizer reads the first attended token; "
+                              "sentence-transformers reads position 0. Use padding_side='right' or pooling='last'.")
+        return {"transformer": self.model, "tokenizer": self.tokenizer,
+                "pooling": [{"cls": "cls", "mean": "mean", "last": "lasttoken"}[self.pooling]], "dense": [],
+                "normalize": False, "max_seq_length": self.max_length, "do_lower_case": False}
+
 
 def build_hf(name: str, *, config: dict | None = None, pooling: str = "cls", max_length: int = 128,
              tokenizer: str | None = None, padding_side: str | None = None, level_layers: list[int] | None = None,

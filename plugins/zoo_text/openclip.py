@@ -95,6 +95,11 @@ class OpenClipTextEncoder(nn.Module):
     def load_assets(self, directory: str | Path) -> None:
         self.tokenizer = _open_clip().get_tokenizer(f"local-dir:{directory}")
 
+    def open_clip_parts(self) -> dict[str, Any]:
+        """This tower for ``model.export("open_clip", dir)``: open_clip's text module and config."""
+        return {"module": self.text, "text_cfg": self.model_cfg["text_cfg"],
+                "quick_gelu": bool(self.model_cfg.get("quick_gelu", False)), "tokenizer": self.tokenizer}
+
 
 def build_open_clip(arch: str, *, pretrained: str | None = None, text_cfg: dict | None = None,
                     embed_dim: int | None = None, gradient_checkpointing: bool = False,

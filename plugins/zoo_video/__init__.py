@@ -22,9 +22,16 @@ from .pairs import ShuffledFrames
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("video", load=load_video, collate=collate_video, extra="video",
+    register("video", load=load_video, collate=collate_video, extra="video", thumbnail=thumbnail,
              extensions=(".mp4", ".avi", ".mov", ".mkv", ".webm"),
              description="frames (T, C, H, W) in [0, 1]; batch (B, T, C, H, W)")
+
+
+def thumbnail(raw):
+    """A raw video's middle frame as an ``(H, W[, 3])`` array in [0, 1] for pictures (zoo.plots)."""
+    frames = load_video(raw)  # (T, C, H, W)
+    x = frames[frames.shape[0] // 2]
+    return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).clamp(0, 1).numpy()
 
 
 @hookimpl

@@ -128,6 +128,8 @@ class SymileLoss(nn.Module):
         ...                                logit_scale=torch.tensor(14.3))
     """
 
+    similarity = staticmethod(mip_similarity)  # its score of one view given the others (zoo.plots draws it)
+
     def __init__(self, negative_sampling: str = "n", *, generator: torch.Generator | None = None,
                  chunk_elements: int = CHUNK_ELEMENTS, save_elements: int = SAVE_ELEMENTS):
         super().__init__()
