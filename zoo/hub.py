@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError, ZooError
 from .hookspecs import hookimpl
-from .utils import atomic_write_text, fsync_dir
+from .utils import atomic_write_text, follow_umask, fsync_dir
 
 FORMAT_VERSION = 1
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -53,7 +53,10 @@ def save_weights(tensors: dict[str, torch.Tensor], path: str | os.PathLike, meta
     """Write a safetensors file atomically (temp file, fsync, rename)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        follow_umask(fd)
+    finally:
+        os.close(fd)
     try:
         save_file({k: v.cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
         with open(tmp, "rb") as f:
