@@ -54,12 +54,10 @@ def save_weights(tensors: dict[str, torch.Tensor], path: str | os.PathLike, meta
     """Write a safetensors file atomically (temp file, fsync, rename)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        follow_umask(fd)
-    finally:
-        os.close(fd)
+    os.close(fd)
     try:
         save_file({k: v.cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        follow_umask(tmp)  # mkstemp's 0600 → what the user's umask gives (colleagues may read the run)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
