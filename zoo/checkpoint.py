@@ -110,8 +110,8 @@ def save_checkpoint(ckpt_root: Path, step: int, model: torch.nn.Module | dict[st
             _remove(final)
         os.replace(tmp, final)
         fsync_dir(ckpt_root)
-    except (OSError, RuntimeError) as exc:
-        if isinstance(exc, RuntimeError) and not _is_write_failure(exc):
+    except Exception as exc:  # noqa: BLE001 - torch and safetensors report a failed write in their own types
+        if not is_write_failure(exc):
             raise
         raise _storage_error(exc, final) from exc
     finally:
@@ -123,15 +123,14 @@ def save_checkpoint(ckpt_root: Path, step: int, model: torch.nn.Module | dict[st
     return final
 
 
-def _is_write_failure(exc: RuntimeError) -> bool:
-    """torch.save / safetensors report a failed write as a RuntimeError (``inline_container.cc``)."""
-    text = str(exc)
-    return any(s in text for s in ("inline_container", "PytorchStreamWriter", "write failed", "No space", "os error"))
-
-
 def _storage_error(exc: BaseException, path: Path):
     from .rundir import storage_error
     return storage_error(exc, path)
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    from .rundir import is_write_failure as check
+    return check(exc)
 
 
 def checkpoint_step(path: Path) -> int:

@@ -226,6 +226,16 @@ _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def is_write_failure(exc: BaseException) -> bool:
+    """An OSError, or torch's / safetensors' report of a failed write (``inline_container.cc``, ``os error 28``)."""
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc)
+    return not isinstance(exc, ZooError) and any(s in text for s in (
+        "inline_container", "PytorchStreamWriter", "write failed", "No space", "os error", "StorageFull",
+        "Read-only file system", "Permission denied"))
+
+
 def storage_error(exc: BaseException, path: Path) -> ZooError:
     """An I/O failure while writing ``path``, as a :class:`RunDirError` that says what happened:
     the disk is full, the directory is not writable, or another OS error (``exc`` is not an I/O one:

@@ -32,8 +32,8 @@ from .optim import lr_lambda, make_optimizer
 from .plugins import registry
 from .recipes import Recipe, load_recipe
 from .resume import Checkpointing, logged_eval, repair_metrics
-from .rundir import (claim_run_dir, finite_json, read_results, stop_on_signals, storage_error, stored_recipe,
-                     write_results)
+from .rundir import (claim_run_dir, finite_json, is_write_failure, read_results, stop_on_signals, storage_error,
+                     stored_recipe, write_results)
 from .utils import call_factory, move_to
 
 log = logging.getLogger("zoo.train")
@@ -252,8 +252,7 @@ class Trainer(Checkpointing):
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Release the run directory's lock (``fit`` does it when it returns or fails)."""
+    def close(self) -> None:  # release the run directory's lock (fit does, when it returns or fails)
         if self.claim is not None:
             self.claim.release()
 
@@ -375,12 +374,15 @@ class Trainer(Checkpointing):
         model.eval()
         try:
             model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=finite_json(metrics))
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed write is named (disk full, read-only); others pass
+            if not is_write_failure(exc):
+                raise
             raise storage_error(exc, self.run_dir) from exc
         write_results(self.run_dir, metrics)
         log.info("done: %d steps, final loss %.4f; wrote %s\npictures: %s", self.step,
                  metrics["final_loss"] or float("nan"), self.run_dir, ", ".join(str(p) for p in plots))
         return TrainResult(self.run_dir, metrics, model)
+
 
 def _objective_factory(recipe: Recipe):
     return registry().get("objectives", recipe.objective.name).factory
