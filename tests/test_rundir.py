@@ -92,6 +92,14 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
     Trainer(load_recipe(QUICKSTART, OVER), run_dir=run, overwrite=True).close()  # free again
 
 
+def test_a_recipe_that_fails_to_build_leaves_the_directory_free(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(RecipeError) as failed:   # the traceback (and the half-built trainer) stay alive
+        Trainer(load_recipe(QUICKSTART, {**OVER, "objective.options.bogus": 1}), run_dir=run)
+    Trainer(load_recipe(QUICKSTART, OVER), run_dir=run).close()
+    assert failed.value is not None
+
+
 def test_files_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:

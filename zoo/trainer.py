@@ -87,6 +87,14 @@ class Trainer(Checkpointing):
             torch.cuda.set_device(self.device)
         # the run directory is this run's (checked, locked, recipe stored) before anything is built
         self.claim = claim_run_dir(self.run_dir, recipe, resume=resume, overwrite=overwrite) if self.dist.main else None
+        try:
+            self._build(recipe, resume)
+        except BaseException:
+            self.close()  # a recipe that fails to build leaves the directory free for the next try
+            raise
+
+    def _build(self, recipe: Recipe, resume: bool) -> None:
+        r = recipe.run
         seed_everything(r.seed + self.dist.rank)
         if r.deterministic:
             torch.use_deterministic_algorithms(True)
