@@ -74,7 +74,10 @@ def cmd_train(args) -> int:
     result = train(args.recipe, overrides=args.set, resume=bool(args.resume), run_dir=args.resume or args.run_dir,
                    overwrite=args.overwrite)
     print(json.dumps(result.metrics, indent=2, default=str))
-    print(f"\nLoad the result with:  zoo.load(\"local-dir:{result.run_dir}\")")
+    if "stopped_at" in result.metrics:
+        print(f"\nResume with:  zoo train --resume {result.run_dir}")
+    else:
+        print(f"\nLoad the result with:  zoo.load(\"local-dir:{result.run_dir}\")")
     return 0
 
 

@@ -236,6 +236,18 @@ def is_write_failure(exc: BaseException) -> bool:
         "Read-only file system", "Permission denied"))
 
 
+@contextlib.contextmanager
+def writing(path: Path):
+    """Inside: a failed write (OSError, torch's or safetensors' write errors) becomes a :class:`RunDirError`
+    that says the disk is full or the directory is not writable, naming ``path``; other errors pass."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - only failed writes are translated
+        if not is_write_failure(exc):
+            raise
+        raise storage_error(exc, path) from exc
+
+
 def storage_error(exc: BaseException, path: Path) -> ZooError:
     """An I/O failure while writing ``path``, as a :class:`RunDirError` that says what happened:
     the disk is full, the directory is not writable, or another OS error (``exc`` is not an I/O one:

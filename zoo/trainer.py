@@ -32,8 +32,8 @@ from .optim import lr_lambda, make_optimizer
 from .plugins import registry
 from .recipes import Recipe, load_recipe
 from .resume import Checkpointing, logged_eval, repair_metrics
-from .rundir import (claim_run_dir, finite_json, is_write_failure, read_results, stop_on_signals, storage_error,
-                     stored_recipe, write_results)
+from .rundir import (claim_run_dir, finite_json, read_results, stop_on_signals, stored_recipe, write_results,
+                     writing)
 from .utils import call_factory, move_to
 
 log = logging.getLogger("zoo.train")
@@ -343,8 +343,9 @@ class Trainer(Checkpointing):
                 raise RecipeError(f"eval.best_metric = {e.best_metric!r} is not among the metrics: {sorted(results)}.")
             if results[e.best_metric] > self.best:
                 self.best = results[e.best_metric]
-                model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
-                                           metrics={"step": self.step, **results})
+                with writing(self.run_dir / "best"):
+                    model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
+                                          metrics={"step": self.step, **results})
         return results
 
     def eval_dataset(self, split: str | None = None):
@@ -376,16 +377,12 @@ class Trainer(Checkpointing):
                    "skipped_batches": self.skipped,
                    **evaluation}
         from .plots import plot_training, report_pictures
-        plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
-        if self.recipe.eval.tasks:
-            plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots")
-        model.eval()
-        try:
+        with writing(self.run_dir):  # a failed write is a RunDirError (disk full, read-only)
+            plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
+            if self.recipe.eval.tasks:
+                plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots")
+            model.eval()
             model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=finite_json(metrics))
-        except Exception as exc:  # noqa: BLE001 - a failed write is named (disk full, read-only); others pass
-            if not is_write_failure(exc):
-                raise
-            raise storage_error(exc, self.run_dir) from exc
         write_results(self.run_dir, metrics)
         log.info("done: %d steps, final loss %.4f; wrote %s\npictures: %s", self.step,
                  metrics["final_loss"] or float("nan"), self.run_dir, ", ".join(str(p) for p in plots))
