@@ -289,7 +289,7 @@ class Trainer(Checkpointing):
             self._bar.close()
             if self.stop_requested and self.step < self.total_steps:
                 return self._stopped()
-            evaluation = logged_eval(metrics_path, self.step) if main else None  # killed after it: not again
+            evaluation = logged_eval(self.run_dir / "metrics.jsonl", self.step)  # killed after it: not again
             evaluation = self.run_eval() if evaluation is None else evaluation
         return self._finish(evaluation)
 
