@@ -158,7 +158,8 @@ def remove_run_files(run_dir: Path) -> None:
 
 def clear_temporaries(run_dir: Path) -> None:
     """Temporary files a killed run left behind (``.name.xxxx.tmp``, half-written checkpoints)."""
-    for p in [*run_dir.glob(".*.tmp"), *run_dir.glob("checkpoints/.step-*"), *run_dir.glob("checkpoints/.deleting-*")]:
+    for p in [*run_dir.glob(".*.tmp"), *run_dir.glob("best/.*.tmp"), *run_dir.glob("checkpoints/.step-*"),
+              *run_dir.glob("checkpoints/.deleting-*")]:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
