@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,9 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
     first = Trainer(load_recipe(QUICKSTART, OVER), run_dir=run)
     with pytest.raises(RunDirError, match=f"pid {os.getpid()}"):
         Trainer(load_recipe(QUICKSTART, OVER), run_dir=run, overwrite=True)
+    other = subprocess.run([sys.executable, "-m", "zoo.cli", "train", "--resume", str(run)], capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert other.returncode == 2 and f"pid {os.getpid()}" in other.stderr, other.stderr[-2000:]
     first.close()
     Trainer(load_recipe(QUICKSTART, OVER), run_dir=run, overwrite=True).close()  # free again
 
