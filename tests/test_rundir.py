@@ -60,7 +60,7 @@ def reference(tmp_path_factory) -> Path:
 
 
 # -- 1. a run directory belongs to one run ----------------------------------------------------
-def test_training_over_a_run_is_refused(tmp_path):
+def test_training_over_a_run_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
     train(QUICKSTART, overrides=OVER, run_dir=run)
     with pytest.raises(RunDirError, match="already holds a run") as err:
@@ -68,6 +68,8 @@ def test_training_over_a_run_is_refused(tmp_path):
     assert str(run) in str(err.value) and "--resume" in str(err.value) and "--overwrite" in str(err.value)
     assert json.loads((run / "results.json").read_text())["steps"] == 16       # the old run untouched
     assert [d.name for d in complete_checkpoints(run / "checkpoints")] == ["step-00000014", "step-00000016"]
+    assert main(["train", str(QUICKSTART), "--run-dir", str(run)]) == 2  # the CLI too, before any work
+    assert json.loads((run / "results.json").read_text())["steps"] == 16
 
 
 def test_overwrite_removes_the_old_run_and_the_stop_message_names_a_checkpoint(tmp_path, caplog):
