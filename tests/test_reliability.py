@@ -163,3 +163,34 @@ def test_an_objectives_own_generator_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_objective_generators", lambda self: {})
     fresh = stop_and_resume("generator-restarted")
     assert not all(torch.equal(ref[k], fresh[k]) for k in ref)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_with_evaluation_then_resume_alone(tmp_path):
+    """Kills anywhere (inside checkpoint writes, evaluations, the metrics repair, the final save);
+    each resume is ``zoo train --resume DIR`` alone. The run ends with the uninterrupted weights,
+    each step and each evaluation logged once, results.json complete, and no temporary file."""
+    sets = {**SETS, "run.epochs": 1, "run.eval_every": 5, "eval.tasks": ["alignment"]}  # 16 steps
+    ref = train(QUICKSTART, overrides=sets, run_dir=tmp_path / "ref", progress=False)
+    run, rng = tmp_path / "killed", random.Random(11)
+    first = [sys.executable, "-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(run),
+             *[f"--set={k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sets.items()]]
+    again = [sys.executable, "-m", "zoo.cli", "train", "--resume", str(run)]
+    for i, step in enumerate(sorted(rng.sample(range(2, 18), 3))):
+        proc = subprocess.Popen(again if i else first, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 300
+        while _steps_logged(run) < step and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = subprocess.run(again, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = load_file(ref.run_dir / "model.safetensors"), load_file(run / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "eval" not in r]
+    evals = [r["step"] for r in records if "eval" in r]
+    assert steps == list(range(1, ref.metrics["steps"] + 1)) and evals == [5, 10, 15, 16]
+    assert json.loads((run / "results.json").read_text())["final_loss"] == ref.metrics["final_loss"]
+    assert not [p for p in run.rglob(".*") if p.name != ".zoo.lock"]

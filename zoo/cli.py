@@ -98,9 +98,17 @@ def cmd_info(args) -> int:
 
 def cmd_train(args) -> int:
     from .trainer import train
-    result = train(args.recipe, overrides=args.set, resume=bool(args.resume), run_dir=args.resume or args.run_dir)
+    if args.recipe is None and not args.resume:
+        from .errors import RecipeError
+        raise RecipeError("zoo train needs a recipe (zoo train RECIPE.toml), or --resume RUN_DIR to continue a run "
+                          "with the recipe stored in it.")
+    result = train(args.recipe, overrides=args.set, resume=bool(args.resume), run_dir=args.resume or args.run_dir,
+                   overwrite=args.overwrite)
     print(json.dumps(result.metrics, indent=2, default=str))
-    print(f"\nLoad the result with:  zoo.load(\"local-dir:{result.run_dir}\")")
+    if "stopped_at" in result.metrics:
+        print(f"\nResume with:  zoo train --resume {result.run_dir}")
+    else:
+        print(f"\nLoad the result with:  zoo.load(\"local-dir:{result.run_dir}\")")
     return 0
 
 
@@ -133,9 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.set_defaults(func=cmd_info)
     s = sub.add_parser("train", help="train from a TOML recipe")
-    s.add_argument("recipe")
+    s.add_argument("recipe", nargs="?", help="the recipe (optional with --resume: the run's stored recipe.toml)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")
-    s.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
+                   "(with its stored recipe; only run.steps/epochs/… may change, see docs/reliability.md)")
+    s.add_argument("--overwrite", action="store_true", help="RUN_DIR holds an old run: delete its files and start again")
     s.add_argument("--run-dir", help="write the run here instead of run.output_dir/run.name")
     s.set_defaults(func=cmd_train)
     s = sub.add_parser("export", help="write a run or model in another library's format")

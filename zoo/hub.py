@@ -22,8 +22,9 @@ from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError, DeviceError, ZooError
 from .hookspecs import hookimpl
+from .integrity import MANIFEST, check_config, check_fits, check_key, read_json, verify_manifest, write_manifest
 from .remote_code import CODE_PATTERNS, refuse_code
-from .utils import atomic_write_text, fsync_dir
+from .utils import atomic_write_text, follow_umask, fsync_dir
 
 FORMAT_VERSION = 1
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -57,6 +58,7 @@ def save_weights(tensors: dict[str, torch.Tensor], path: str | os.PathLike, meta
     os.close(fd)
     try:
         save_file({k: v.cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        follow_umask(tmp)  # mkstemp's 0600 → what the user's umask gives (colleagues may read the run)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -70,7 +72,10 @@ def save_pretrained(model, directory: str | os.PathLike, *, recipe_text: str | N
                     metrics: dict[str, Any] | None = None, card: bool = True) -> Path:
     """Write ``model`` in the zoo layout. Every file is written atomically; config.json goes last."""
     directory = Path(directory)
+    for key in model.towers:
+        check_key(key)  # assets/<key> stays inside the directory
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / MANIFEST).unlink(missing_ok=True)  # a save cut half-way leaves no stale manifest
     save_weights(state_for_saving(model), directory / WEIGHTS, metadata={"format": "pt", "zoo": zoo_version()})
     preprocess = {}
     for key, tower in model.towers.items():
@@ -87,6 +92,7 @@ def save_pretrained(model, directory: str | os.PathLike, *, recipe_text: str | N
               "preprocess": preprocess, "plugins": plugin_versions(),
               "origins": list(getattr(model, "origins", []))}  # pretrained sources it was built from (model card)
     atomic_write_text(directory / CONFIG, json.dumps(config, indent=2, sort_keys=True, default=str))
+    write_manifest(directory, [WEIGHTS, CONFIG])  # last: the SHA-256 zoo.load verifies
     return directory
 
 
@@ -95,14 +101,8 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: {directory} is not a zoo checkpoint "
                               f"(expected {CONFIG} and {WEIGHTS}; save one with model.save_pretrained(dir)).")
-    try:
-        config = json.loads(path.read_text("utf-8"))
-        if not isinstance(config, dict) or not isinstance(config.get("model"), dict) \
-                or not isinstance(config["model"].get("towers"), dict):
-            raise ValueError("expected an object with model.towers")
-        version = int(config.get("format_version", 0))
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is corrupt or not a zoo config ({exc}); re-save the checkpoint.") from exc
+    config = read_json(path)
+    version = check_config(path, config, FORMAT_VERSION)
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by zoo {config.get('zoo_version', '?')} (format {version}); this "
                               f"zoo {zoo_version()} reads format ≤ {FORMAT_VERSION}. Upgrade: pip install -U zoo.")
@@ -151,6 +151,8 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{directory / CONFIG}: the model section does not describe a zoo model ({exc}); "
                               f"re-save the checkpoint with model.save_pretrained.") from exc
+    check_fits(directory, model_config, directory / WEIGHTS if pretrained else None)  # before any allocation
+    verify_manifest(directory)  # after the checks that name a specific problem: what is left is corruption
     try:
         model = ContrastiveModel(_without_pretrained(model_config), assets_dir=directory / "assets")
         model.config = model_config

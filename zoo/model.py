@@ -79,7 +79,7 @@ def create_encoder(modality: str, name: str, *, assets_dir: str | None = None, *
     what = f"encoder {modality}/{name}"
     if assets_dir is not None and "assets_dir" in inspect.signature(entry.factory).parameters:
         kw["assets_dir"] = str(assets_dir)
-    if entry.name != name:  # family lookup: "timm:resnet18" -> build("resnet18", **kw)
+    if entry.name != registry().canonical("encoders", name, modality):  # family: "timm:resnet18" -> build("resnet18")
         enc = call_factory(what, entry.factory, name.split(":", 1)[1], **kw)
     else:
         enc = call_factory(what, entry.factory, **kw)

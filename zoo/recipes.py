@@ -286,6 +286,19 @@ def _check_values(recipe: Recipe, lines, path) -> None:
                               f"encoder = \"<name>\" (see `zoo list encoders`).")
     if len(recipe.optim.betas) != 2 or not all(0 <= b < 1 for b in recipe.optim.betas):
         raise RecipeError(f"{_where(lines, 'optim.betas', path)}: optim.betas must be two numbers in [0, 1).")
+    _check_names(recipe, lines, path)
+
+
+def _check_names(recipe: Recipe, lines, path) -> None:
+    """run.name and tower keys become path components (runs/<name>, assets/<tower>): plain names only."""
+    from .integrity import SAFE_KEY
+    named = [("run.name", recipe.run.name)] if recipe.run.name else []
+    named += [(f"model.towers.{k}", k) for k in recipe.model.towers]
+    for key, name in named:
+        if not SAFE_KEY.match(name) or ".." in name:
+            raise RecipeError(f"{_where(lines, key, path)}: {key} "
+                              f"= {name!r} is not a plain name (letters, digits, '_', '-', '.'; no '/', no '..'): it "
+                              f"would write outside the run directory. Rename it (or use --run-dir for a location).")
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

@@ -13,10 +13,14 @@ from typing import Any
 
 import torch
 
-from .checkpoint import (checkpoint_weights, complete_checkpoints, load_checkpoint, load_optimizer_state,
-                         model_and_optimizer_state, rng_state, save_checkpoint, seed_everything, set_rng_state)
+from .checkpoint import (checkpoint_step, checkpoint_weights, complete_checkpoints, corrupt_file, load_checkpoint,
+                         load_optimizer_state, model_and_optimizer_state, rng_state, save_checkpoint, seed_everything,
+                         set_rng_state)
 from .distributed import barrier, gather_objects
+from .errors import CheckpointError, RecipeError
 from .fsdp import load_full_states
+from .rundir import finite_json
+from .utils import atomic_write_text
 
 log = logging.getLogger("zoo.train")
 
@@ -52,23 +56,34 @@ class Checkpointing:
                         "rng_per_rank": rngs,
                         "objective_rng": {k: g.get_state() for k, g in self._objective_generators().items()}}
             meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                    "total_steps": self.total_steps, "best": self.best, "skipped": self.skipped}
+                    "total_steps": self.total_steps, "best": self.best, "skipped": self.skipped,
+                    "dataset_len": len(self.dataset), "last_log": finite_json(self._last)}
             path = save_checkpoint(self.ckpt_root, self.step, weights, training, meta,
                                    keep=self.recipe.run.keep_checkpoints)
         barrier(self.dist)
         return path
 
     def _resume(self) -> None:
-        found = complete_checkpoints(self.ckpt_root)
-        if not found:
-            log.warning("no complete checkpoint in %s; starting from step 0", self.ckpt_root)
+        found = self._valid_checkpoint()
+        if found is None:
+            log.warning("no complete checkpoint in %s yet (the run stopped before its first one); starting from "
+                        "step 0", self.ckpt_root)
             return
-        training, meta = load_checkpoint(found[-1], None if self.fsdp else self.model)
-        if self.fsdp:  # every rank reads the full state and keeps its own shard
-            load_full_states(self.model, self.optimizer, checkpoint_weights(found[-1]), training["optimizer"])
-        else:
-            load_optimizer_state(self.model, self.optimizer, training["optimizer"])
-        self.scheduler.load_state_dict(training["scheduler"])
+        training, meta = load_checkpoint(found, None if self.fsdp else self.model)
+        if meta.get("dataset_len", len(self.dataset)) != len(self.dataset):
+            raise RecipeError(f"the dataset {self.recipe.data.dataset!r} has {len(self.dataset)} rows, but the run in "
+                              f"{self.run_dir} was trained on {meta['dataset_len']} ({found / 'state.json'}); its "
+                              f"data position would not continue. Resume with the same data, or start a new run.")
+        try:
+            if self.fsdp:  # every rank reads the full state and keeps its own shard
+                load_full_states(self.model, self.optimizer, checkpoint_weights(found), training["optimizer"])
+            else:
+                load_optimizer_state(self.model, self.optimizer, training["optimizer"])
+            self.scheduler.load_state_dict(training["scheduler"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise CheckpointError(f"{found / 'training.pt'}: 'optimizer'/'scheduler' do not fit this model and "
+                                  f"recipe ({type(exc).__name__}: {exc}); the checkpoint is from another "
+                                  f"architecture or corrupt. Resume with the run's own recipe, or start a new run.") from exc
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
         self._restore_rng(training.get("rng_per_rank") or [training["rng"]])
         generators = self._objective_generators()
@@ -76,15 +91,62 @@ class Checkpointing:
             if name in generators:
                 generators[name].set_state(state)
         self.best, self.skipped = meta.get("best", float("-inf")), meta.get("skipped", 0)
+        self._last = dict(meta.get("last_log") or {})
         if self.batch_in_epoch >= self.steps_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", found[-1], self.step, self.epoch,
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", found, self.step, self.epoch,
                  self.batch_in_epoch)
 
+    def _valid_checkpoint(self) -> Path | None:
+        """The newest checkpoint whose files match their SHA-256 in MANIFEST. A corrupt one is
+        renamed ``corrupt-step-…`` (kept for inspection, no longer counted or pruned) with a warning."""
+        found = complete_checkpoints(self.ckpt_root)
+        for path in reversed(found):
+            bad = corrupt_file(path)
+            if bad is None:
+                return path
+            if self.dist.main:
+                aside = path.with_name(f"corrupt-{path.name}")
+                if not aside.exists():
+                    path.rename(aside)
+                log.warning("checkpoint at step %d is corrupt: %s does not match its SHA-256 in MANIFEST; moved "
+                            "aside to %s, resuming from the one before", checkpoint_step(path), path / bad, aside)
+        if found:
+            raise CheckpointError(f"every checkpoint in {self.ckpt_root} is corrupt (their files do not match the "
+                                  f"SHA-256 in MANIFEST); nothing to resume from. Start again with --overwrite.")
+        return None
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop logged lines past the checkpoint's step (they will be logged again)."""
+
+def repair_metrics(path: Path, step: int) -> None:
+    """On resume: keep the logged lines up to the checkpoint's ``step`` (later ones will be logged again),
+    each once, and drop a partial last line left by a kill. Written to a temporary file and renamed,
+    so a kill during the repair leaves the old file or the new one."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    path.write_text("".join(k + "\n" for k in keep))
+    keep, seen = [], set()
+    for line in path.read_text("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if not isinstance(record, dict) or not isinstance(record.get("step", 0), int) or record.get("step", 0) > step:
+            continue
+        key = (record.get("step"), "eval" in record)
+        if key not in seen:
+            seen.add(key)
+            keep.append(json.dumps(record) + "\n")
+    atomic_write_text(path, "".join(keep))
+
+
+def logged_eval(path: Path, step: int) -> dict[str, Any] | None:
+    """The evaluation logged at ``step`` (a run killed after its final evaluation), if any."""
+    if not path.exists():
+        return None
+    for line in path.read_text("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("step") == step and isinstance(record.get("eval"), dict):
+            return record["eval"]
+    return None

@@ -10,8 +10,6 @@ import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,9 @@ from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
 from .recipes import Recipe
-from .resume import Checkpointing, truncate_metrics
+from .resume import Checkpointing, logged_eval, repair_metrics
+from .rundir import (claim_run_dir, finite_json, read_results, stop_on_signals, stored_recipe, write_results,
+                     writing)
 from .utils import call_factory, move_to
 
 log = logging.getLogger("zoo.train")
@@ -77,7 +77,8 @@ class _Encode(torch.nn.Module):
 
 class Trainer(Checkpointing):
     def __init__(self, recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = False,
-                 progress: bool | None = None, dataset=None, eval_dataset=None, model: ContrastiveModel | None = None):
+                 overwrite: bool = False, progress: bool | None = None, dataset=None, eval_dataset=None,
+                 model: ContrastiveModel | None = None):
         self.recipe, r = recipe, recipe.run
         self.given = datasets(dataset, eval_dataset)  # in-memory data replacing [data] / [eval] names
         name = r.name or (Path(recipe.path).stem if recipe.path else "run")
@@ -88,6 +89,16 @@ class Trainer(Checkpointing):
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
+        # the run directory is this run's (checked, locked, recipe stored) before anything is built
+        self.claim = claim_run_dir(self.run_dir, recipe, resume=resume, overwrite=overwrite) if self.dist.main else None
+        try:
+            self._build(recipe, resume, model)
+        except BaseException:
+            self.close()  # a recipe that fails to build leaves the directory free for the next try
+            raise
+
+    def _build(self, recipe: Recipe, resume: bool, model: ContrastiveModel | None) -> None:
+        r = recipe.run
         seed_everything(r.seed + self.dist.rank)
         if r.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -116,7 +127,7 @@ class Trainer(Checkpointing):
         self.stop_at_step: int | None = None      # stop (with a checkpoint) once this step is reached
         self.best = float("-inf")                 # best value of eval.best_metric so far
         self.skipped = 0                          # batches skipped for a NaN/inf loss (run.on_nonfinite = "skip")
-        self.ckpt_root = self.run_dir / "checkpoints"
+        self.ckpt_root, self._last = self.run_dir / "checkpoints", {}
         if resume:
             self._resume()
 
@@ -248,20 +259,31 @@ class Trainer(Checkpointing):
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        with _stop_on_signals(self), progress_logging():
-            return self._fit()
+        try:
+            with stop_on_signals(self), progress_logging():
+                return self._fit()
+        finally:
+            self.close()
+
+    def close(self) -> None:  # release the run directory's lock (fit does, when it returns or fails)
+        if self.claim is not None:
+            self.claim.release()
 
     def _fit(self) -> TrainResult:
         main = self.dist.main
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = self.run_dir / "metrics.jsonl" if main else Path(os.devnull)
+        done = read_results(self.run_dir) if self.step >= self.total_steps else None
+        if done is not None:  # resuming a finished run: nothing to do, nothing rewritten
+            log.info("the run in %s already finished (step %d of %d); nothing to do. Raise run.steps / run.epochs "
+                     "(--set) to train further.", self.run_dir, self.step, self.total_steps)
+            return TrainResult(self.run_dir, done, self.model)
         if main:
-            truncate_metrics(metrics_path, self.step)
+            repair_metrics(metrics_path, self.step)
         log.info("training %s for %d steps (%d per epoch) on %s → %s", self.recipe.data.dataset,
                  self.total_steps, self.steps_per_epoch, self.device, self.run_dir)
         self._bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and main),
                          desc=self.run_dir.name, unit="step", dynamic_ncols=True)
-        self._window, self._last = (time.perf_counter(), 0), {}
+        self._window = (time.perf_counter(), 0)
         with open(metrics_path, "a", encoding="utf-8") as self._metrics:
             for batch in self.batches():
                 loss = self.train_step(batch)
@@ -272,7 +294,8 @@ class Trainer(Checkpointing):
             self._bar.close()
             if self.stop_requested and self.step < self.total_steps:
                 return self._stopped()
-            evaluation = self.run_eval()
+            evaluation = logged_eval(self.run_dir / "metrics.jsonl", self.step)  # killed after it: not again
+            evaluation = self.run_eval() if evaluation is None else evaluation
         return self._finish(evaluation)
 
     def _after_step(self, loss: float, batch_size: int) -> None:
@@ -289,17 +312,17 @@ class Trainer(Checkpointing):
             self._log(self._last)
             self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._last['lr']:.2e}")
             self._window = (time.perf_counter(), 0)
+        if r.eval_every and self.step % r.eval_every == 0 and self.step < self.total_steps:
+            self.run_eval()  # before the checkpoint: a resume from it neither repeats nor loses this evaluation
         if r.checkpoint_every and self.step % r.checkpoint_every == 0 and self.step < self.total_steps:
             self.save_checkpoint()
-        if r.eval_every and self.step % r.eval_every == 0 and self.step < self.total_steps:
-            self.run_eval()
         if self.step == self.stop_at_step:
             self.stop_requested = f"stop_at_step={self.step}"
 
     def _stopped(self) -> TrainResult:
         path = self.save_checkpoint()
-        log.warning("stopped at step %d (%s); checkpoint %s. Resume with: zoo train %s --resume %s",
-                    self.step, self.stop_requested, path, self.recipe.path, self.run_dir)
+        log.warning("stopped at step %d (%s); checkpoint %s. Resume with: zoo train --resume %s",
+                    self.step, self.stop_requested, path, self.run_dir)
         return TrainResult(self.run_dir, {"stopped_at": self.step, "checkpoint": str(path)}, self.model)
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -325,8 +348,9 @@ class Trainer(Checkpointing):
                 raise RecipeError(f"eval.best_metric = {e.best_metric!r} is not among the metrics: {sorted(results)}.")
             if results[e.best_metric] > self.best:
                 self.best = results[e.best_metric]
-                model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
-                                           metrics={"step": self.step, **results})
+                with writing(self.run_dir / "best"):
+                    model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
+                                          metrics={"step": self.step, **results})
         return results
 
     def eval_dataset(self, split: str | None = None):
@@ -361,46 +385,35 @@ class Trainer(Checkpointing):
                    "skipped_batches": self.skipped,
                    **evaluation}
         from .plots import plot_training, report_pictures
-        plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots",
-                              train_split=self.recipe.data.split, eval_split=self.recipe.data.eval_split)
-        if self.recipe.eval.tasks:
-            plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots", objective=self.objective)
-        model.eval()
-        model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=metrics)
-        (self.run_dir / "results.json").write_text(json.dumps(metrics, indent=2, default=str))
+        with writing(self.run_dir):  # a failed write is a RunDirError (disk full, read-only)
+            plots = plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots",
+                                  train_split=self.recipe.data.split, eval_split=self.recipe.data.eval_split)
+            if self.recipe.eval.tasks:
+                plots += report_pictures(model, self.eval_dataset(), self.run_dir / "plots", objective=self.objective)
+            model.eval()
+            model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=finite_json(metrics))
+        write_results(self.run_dir, metrics)
         log.info("done: %d steps, final loss %.4f; wrote %s\npictures: %s", self.step,
                  metrics["final_loss"] or float("nan"), self.run_dir, ", ".join(str(p) for p in plots))
         return TrainResult(self.run_dir, metrics, model)
-
-@contextlib.contextmanager
-def _stop_on_signals(trainer: Trainer):
-    """SIGINT / SIGTERM: save a checkpoint at the end of the current step and exit cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    def handler(signum, frame):
-        trainer.request_stop(signal.Signals(signum).name)
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _objective_factory(recipe: Recipe):
     return registry().get("objectives", recipe.objective.name).factory
 
 
-def train(recipe: str | Path | Recipe | dict, overrides: dict[str, Any] | list[str] | None = None, *,
-          resume: bool = False, run_dir: str | Path | None = None, progress: bool | None = None,
-          dataset=None, eval_dataset=None, model: ContrastiveModel | None = None) -> TrainResult:
-    """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint.
+def train(recipe: str | Path | Recipe | dict | None, overrides: dict[str, Any] | list[str] | None = None, *,
+          resume: bool = False, run_dir: str | Path | None = None, overwrite: bool = False,
+          progress: bool | None = None, dataset=None, eval_dataset=None,
+          model: ContrastiveModel | None = None) -> TrainResult:
+    """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint (``recipe``
+    may then be ``None``: the run's stored ``recipe.toml``); ``overwrite=True`` deletes a previous run there.
     ``dataset`` / ``eval_dataset`` (a Dataset or a list of dicts) and ``model`` (a ContrastiveModel,
     trained in place) replace the recipe's registered names: see :mod:`zoo.inmemory`."""
+    recipe = stored_recipe(run_dir) if recipe is None and resume else recipe
     recipe = recipe_with_objects(recipe, overrides, dataset=dataset, eval_dataset=eval_dataset, model=model)
-    trainer = Trainer(recipe, run_dir=run_dir, resume=resume, progress=progress, dataset=dataset,
-                      eval_dataset=eval_dataset, model=model)
+    trainer = Trainer(recipe, run_dir=run_dir, resume=resume, overwrite=overwrite, progress=progress,
+                      dataset=dataset, eval_dataset=eval_dataset, model=model)
     result = trainer.fit()
     shutdown(trainer.dist)  # under torchrun: leave the process group together (no-op for one process)
     return result
