@@ -35,6 +35,15 @@ class RecipeError(ZooError, ValueError):
     """A recipe (TOML) or an override that does not validate."""
 
 
+class OptionError(RecipeError):
+    """One option of an encoder, objective, dataset or pair strategy is out of range. ``option`` names
+    it, so that a recipe build can report the recipe key (``objective.options.label_smoothing``)."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        super().__init__(message)
+
+
 class ShapeError(ZooError, ValueError):
     """A tensor whose shape does not fit: the message says expected vs got."""
 
