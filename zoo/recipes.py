@@ -18,6 +18,10 @@ from typing import Any
 
 from . import tomlw
 from .errors import RecipeError
+from .utils import short_repr
+
+MAX_DEPTH = 32        # arrays/tables nested deeper than this are refused (a 100k-deep array exhausts the stack)
+INT_LIMIT = 2**63     # integer keys fit in int64, as torch needs
 
 
 @dataclass
@@ -97,7 +101,8 @@ class EvalSection:
     tasks: list[str] = field(default_factory=list)   # zero_shot | retrieval | linear_probe | alignment
     dataset: str = ""                 # default: the training dataset
     options: dict = field(default_factory=dict)
-    best_metric: str = ""             # keep the best checkpoint by this metric (higher is better)
+    best_metric: str = ""             # keep the best checkpoint by this metric ("task/metric", e.g. "zero_shot/top1")
+    best_mode: str = "auto"           # max | min | auto (ranks, alignment, uniformity: min; the rest: max)
 
 
 @dataclass
@@ -132,18 +137,48 @@ def load_recipe(source: str | Path | Recipe, overrides: dict[str, Any] | list[st
             text = Path(path).read_text("utf-8")
         except OSError as exc:
             raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}. Check the path.") from exc
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RecipeError(f"{path}: not valid TOML: {exc}. Fix the syntax at that line.") from exc
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); a "
+                              f"recipe is a TOML text file: check the path, or save it as UTF-8.") from exc
+        raw = _parse_toml(text, path)
     lines = _line_index(text) if text else {}
     for key, value in _normalise_overrides(overrides).items():
         _set_path(raw, key, value)
         lines[key] = "--set"
+    _check_depth(raw, path)
     recipe = _build(Recipe, raw, "", lines, path)
     recipe.path = path
     _check_values(recipe, lines, path)
     return recipe
+
+
+def _parse_toml(text: str, path: str) -> dict:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}. Fix the syntax at that line.") from exc
+    except RecursionError as exc:
+        raise RecipeError(f"{path}: arrays or tables nest too deep to read; a recipe nests at most "
+                          f"{MAX_DEPTH} levels.") from exc
+    except ValueError as exc:  # e.g. an integer beyond Python's int-str limit (4300 digits)
+        raise RecipeError(f"{path}: {short_repr(str(exc), 120, quote=False)}; write a number that fits in 64 bits."
+                          ) from exc
+    _check_depth(raw, path)
+    return raw
+
+
+def _check_depth(raw: Any, path: str) -> None:
+    """Refuse values nested deeper than :data:`MAX_DEPTH` (iteratively: no recursion to exhaust)."""
+    stack = [(raw, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise RecipeError(f"{path or 'recipe'}: arrays or tables nest more than {MAX_DEPTH} levels deep; "
+                              f"flatten the value.")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def _normalise_overrides(overrides) -> dict[str, Any]:
@@ -166,6 +201,11 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError as exc:
+        raise RecipeError(f"override value nests too deep; a recipe nests at most {MAX_DEPTH} levels.") from exc
+    except ValueError as exc:  # an integer beyond Python's int-str limit
+        raise RecipeError(f"override value {short_repr(text)}: {short_repr(str(exc), 120, quote=False)}; "
+                          f"write a number that fits in 64 bits.") from exc
 
 
 def _set_path(raw: dict, key: str, value: Any) -> None:
@@ -218,14 +258,21 @@ def _check_type(hint, value, key, lines, path):
     base = origin or hint
     ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
     if base is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise RecipeError(f"{_where(lines, key, path)}: {key!r} = {short_repr(value)} is too large for a "
+                              f"float; use a smaller number.") from None
     if base is float and isinstance(value, float) and not math.isfinite(value):
         raise RecipeError(f"{_where(lines, key, path)}: {key!r} must be a finite number, got {value!r}.")
     if base is float and isinstance(value, float):
         return value
     if not ok:
         raise RecipeError(f"{_where(lines, key, path)}: {key!r} must be {_tname_hint(hint)}, got {_tname(value)} "
-                          f"{value!r}.")
+                          f"{short_repr(value)}.")
+    if base is int and not -INT_LIMIT <= value < INT_LIMIT:
+        raise RecipeError(f"{_where(lines, key, path)}: {key!r} = {short_repr(value)} does not fit in 64 bits; "
+                          f"use a smaller number.")
     if base is list and args:
         return [_check_type(args[0], v, key, lines, path) for v in value]
     return value
@@ -243,10 +290,17 @@ def _tname_hint(hint) -> str:
 
 
 _CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16"),
-            "run.on_nonfinite": ("stop", "skip")}
-_POSITIVE = ("model.embed_dim", "data.batch_size", "optim.lr", "run.log_every", "run.keep_checkpoints")
+            "run.on_nonfinite": ("stop", "skip"), "eval.best_mode": ("auto", "max", "min")}
+_POSITIVE = ("model.embed_dim", "data.batch_size", "optim.lr", "optim.eps", "run.log_every", "run.keep_checkpoints")
 _NON_NEGATIVE = ("data.num_workers", "optim.weight_decay", "optim.warmup_steps", "optim.grad_clip", "run.epochs",
-                 "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio", "run.grad_cache_chunk")
+                 "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio", "run.grad_cache_chunk",
+                 "run.max_skips", "run.seed")
+# (key, upper bound, why and what to do): upper bounds that are not a matter of taste
+_AT_MOST = (("optim.lr", 10.0, "AdamW moves each weight by about lr per step; typical values are 1e-4 … 1e-2"),
+            ("optim.eps", 1.0, "it only guards a division; typical values are 1e-8 … 1e-6"),
+            ("optim.min_lr_ratio", 1.0, "the schedule decays from lr to lr × min_lr_ratio"),
+            ("run.seed", 2**32 - 1, "every generator (numpy's too) is seeded from it; pick a seed below 2**32"))
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
 
 
 def _get(recipe: Recipe, key: str) -> Any:
@@ -255,15 +309,32 @@ def _get(recipe: Recipe, key: str) -> Any:
 
 
 def _check_values(recipe: Recipe, lines, path) -> None:
+    def fail(key: str, problem: str) -> None:
+        raise RecipeError(f"{_where(lines, key, path)}: {key} {problem}")
+
     for key, choices in _CHOICES.items():
         if _get(recipe, key) not in choices:
-            raise RecipeError(f"{_where(lines, key, path)}: {key} = {_get(recipe, key)!r}; valid: {', '.join(choices)}.")
+            fail(key, f"= {short_repr(_get(recipe, key))}; valid: {', '.join(choices)}.")
     for key in _POSITIVE:
         if not _get(recipe, key) > 0:
-            raise RecipeError(f"{_where(lines, key, path)}: {key} must be > 0, got {_get(recipe, key)}.")
+            fail(key, f"must be > 0, got {_get(recipe, key)}.")
     for key in _NON_NEGATIVE:
         if _get(recipe, key) < 0:
-            raise RecipeError(f"{_where(lines, key, path)}: {key} must be ≥ 0, got {_get(recipe, key)}.")
+            fail(key, f"must be ≥ 0, got {_get(recipe, key)}.")
+    for key, high, why in _AT_MOST:
+        if _get(recipe, key) > high:
+            fail(key, f"must be ≤ {high:g}, got {short_repr(_get(recipe, key))}: {why}.")
+    o, r = recipe.optim, recipe.run
+    if o.lr * o.weight_decay >= 1:
+        fail("optim.weight_decay", f"× optim.lr must be < 1 (AdamW multiplies the weights by 1 − lr × weight_decay "
+                                   f"each step), got {o.weight_decay:g} × {o.lr:g}; lower weight_decay (typical 0.01 … 0.2).")
+    if r.epochs == 0 and r.steps == 0:
+        fail("run.epochs", "= 0 and run.steps = 0: nothing to train; set run.epochs ≥ 1 or run.steps ≥ 1.")
+    if r.steps and o.warmup_steps > r.steps:
+        fail("optim.warmup_steps", f"= {o.warmup_steps} is beyond the run's {r.steps} steps (run.steps); lower it "
+                                   f"(e.g. {max(1, r.steps // 10)}) or train longer.")
+    if not DEVICE.fullmatch(r.device):
+        fail("run.device", f"= {short_repr(r.device)}; valid: auto, cpu, cuda, cuda:<index>, mps.")
     if not recipe.data.dataset:
         raise RecipeError(f"{path}: [data] needs dataset = \"<name>\" (see `zoo list datasets`).")
     if not recipe.model.towers and not recipe.model.init:
@@ -274,6 +345,10 @@ def _check_values(recipe: Recipe, lines, path) -> None:
                               f"encoder = \"<name>\" (see `zoo list encoders`).")
     if len(recipe.optim.betas) != 2 or not all(0 <= b < 1 for b in recipe.optim.betas):
         raise RecipeError(f"{_where(lines, 'optim.betas', path)}: optim.betas must be two numbers in [0, 1).")
+    from .evaluation import eval_problems
+    e = recipe.eval
+    for key, problem in eval_problems(e.tasks, e.options, e.best_metric):
+        fail(key, problem)
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
