@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 
 from .errors import ZooError
 
@@ -100,13 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s")
         return args.func(args)
-    except ZooError as exc:
+    except ZooError as exc:  # a documented error: its message says what to fix, no traceback
         print(f"zoo: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything else is a bug in the zoo or a plugin: say so, with the traceback
+        print(f"zoo: internal error: {type(exc).__name__} is not an error the zoo documents, so this is a bug in "
+              f"the zoo or a plugin (`zoo plugins` lists them): please report it with the command you ran and the "
+              f"traceback below.", file=sys.stderr)
+        traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ line and the valid keys; ``--set a.b=value`` overrides are type-checked the same
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import re
+import sys
 import tomllib
 import types
 import typing
@@ -145,7 +147,7 @@ def load_recipe(source: str | Path | Recipe, overrides: dict[str, Any] | list[st
     for key, value in _normalise_overrides(overrides).items():
         _set_path(raw, key, value)
         lines[key] = "--set"
-    _check_depth(raw, path)
+    _check_tree(raw, path, lines)
     recipe = _build(Recipe, raw, "", lines, path)
     recipe.path = path
     _check_values(recipe, lines, path)
@@ -160,25 +162,37 @@ def _parse_toml(text: str, path: str) -> dict:
     except RecursionError as exc:
         raise RecipeError(f"{path}: arrays or tables nest too deep to read; a recipe nests at most "
                           f"{MAX_DEPTH} levels.") from exc
-    except ValueError as exc:  # e.g. an integer beyond Python's int-str limit (4300 digits)
-        raise RecipeError(f"{path}: {short_repr(str(exc), 120, quote=False)}; write a number that fits in 64 bits."
-                          ) from exc
-    _check_depth(raw, path)
+    except ValueError as exc:  # an integer beyond Python's int-str limit (4300 digits)
+        raise RecipeError(f"{path}: an integer has more digits than Python reads (sys.get_int_max_str_digits() = "
+                          f"{sys.get_int_max_str_digits()}); write a number that fits in 64 bits.") from exc
+    _check_tree(raw, path)
     return raw
 
 
-def _check_depth(raw: Any, path: str) -> None:
-    """Refuse values nested deeper than :data:`MAX_DEPTH` (iteratively: no recursion to exhaust)."""
-    stack = [(raw, 0)]
+def _check_tree(raw: Any, path: str, lines=None) -> None:
+    """Every value is one TOML can hold (tables with string keys, arrays, strings, numbers, booleans,
+    dates), nested at most :data:`MAX_DEPTH` deep, integers within 64 bits: the recipe can be written
+    back to ``recipe.toml`` and read again. Iterative: no recursion for a 100k-deep array to exhaust."""
+    stack = [("", raw, 0)]
     while stack:
-        value, depth = stack.pop()
+        key, value, depth = stack.pop()
+        where = _where(lines or {}, key, path) if key else (path or "recipe")
         if depth > MAX_DEPTH:
-            raise RecipeError(f"{path or 'recipe'}: arrays or tables nest more than {MAX_DEPTH} levels deep; "
-                              f"flatten the value.")
+            raise RecipeError(f"{where}: {short_repr(key, 40, quote=False) or 'the recipe'} nests arrays or tables "
+                              f"more than {MAX_DEPTH} levels deep; flatten the value.")
         if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise RecipeError(f"{where}: key {short_repr(k)} of {key or 'the recipe'} is not a string; "
+                                      f"TOML keys are strings.")
+                stack.append((f"{key}.{k}" if key else k, v, depth + 1))
         elif isinstance(value, (list, tuple)):
-            stack.extend((v, depth + 1) for v in value)
+            stack.extend((key, v, depth + 1) for v in value)
+        elif isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT <= value < INT_LIMIT:
+            raise RecipeError(f"{where}: {key} = {short_repr(value)} does not fit in 64 bits; use a smaller number.")
+        elif not isinstance(value, (str, int, float, bool, type(None), datetime.date, datetime.time)):
+            raise RecipeError(f"{where}: {key} is a {type(value).__name__}, which a TOML recipe cannot hold; "
+                              f"use a string, number, boolean, array or table.")
 
 
 def _normalise_overrides(overrides) -> dict[str, Any]:
@@ -204,8 +218,8 @@ def parse_value(text: str) -> Any:
     except RecursionError as exc:
         raise RecipeError(f"override value nests too deep; a recipe nests at most {MAX_DEPTH} levels.") from exc
     except ValueError as exc:  # an integer beyond Python's int-str limit
-        raise RecipeError(f"override value {short_repr(text)}: {short_repr(str(exc), 120, quote=False)}; "
-                          f"write a number that fits in 64 bits.") from exc
+        raise RecipeError(f"override value {short_repr(text)} has more digits than Python reads "
+                          f"({sys.get_int_max_str_digits()}); write a number that fits in 64 bits.") from exc
 
 
 def _set_path(raw: dict, key: str, value: Any) -> None:
@@ -270,9 +284,6 @@ def _check_type(hint, value, key, lines, path):
     if not ok:
         raise RecipeError(f"{_where(lines, key, path)}: {key!r} must be {_tname_hint(hint)}, got {_tname(value)} "
                           f"{short_repr(value)}.")
-    if base is int and not -INT_LIMIT <= value < INT_LIMIT:
-        raise RecipeError(f"{_where(lines, key, path)}: {key!r} = {short_repr(value)} does not fit in 64 bits; "
-                          f"use a smaller number.")
     if base is list and args:
         return [_check_type(args[0], v, key, lines, path) for v in value]
     return value
@@ -323,7 +334,8 @@ def _check_values(recipe: Recipe, lines, path) -> None:
             fail(key, f"must be ≥ 0, got {_get(recipe, key)}.")
     for key, high, why in _AT_MOST:
         if _get(recipe, key) > high:
-            fail(key, f"must be ≤ {high:g}, got {short_repr(_get(recipe, key))}: {why}.")
+            fail(key, f"must be ≤ {high if isinstance(high, int) else f'{high:g}'}, got {short_repr(_get(recipe, key))}: "
+                      f"{why}.")
     o, r = recipe.optim, recipe.run
     if o.lr * o.weight_decay >= 1:
         fail("optim.weight_decay", f"× optim.lr must be < 1 (AdamW multiplies the weights by 1 − lr × weight_decay "
@@ -348,7 +360,7 @@ def _check_values(recipe: Recipe, lines, path) -> None:
     from .evaluation import eval_problems
     e = recipe.eval
     for key, problem in eval_problems(e.tasks, e.options, e.best_metric):
-        fail(key, problem)
+        fail(key, problem if problem.startswith("=") else f"— {problem}")
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

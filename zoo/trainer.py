@@ -117,7 +117,7 @@ class Trainer(Checkpointing):
     # -- data ------------------------------------------------------------------------------
     def _make_loader(self):
         d, r = self.recipe.data, self.recipe.run
-        with recipe_key("data.options"):
+        with recipe_key("data.options"), allocation_guard("[data]"):
             dataset = create_dataset(d.dataset, split=d.split, **d.options)
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise DataError(f"dataset {d.dataset!r} is a stream (no length, no indexing); training needs a map-style "
