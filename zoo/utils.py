@@ -7,6 +7,7 @@ import contextvars
 import inspect
 import itertools
 import math
+import numbers
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -119,7 +120,7 @@ def check_option(option: str, value: Any, *, low: float | None = None, high: flo
     if value is None and allow_none:
         return value
     kind = "an integer" if integer else "a number"
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    ok = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
     if ok and not integer:
         ok = math.isfinite(value)
     if ok and low is not None:
