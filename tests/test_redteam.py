@@ -28,8 +28,8 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 @pytest.fixture
 def small_machine(monkeypatch):
-    """A machine with 256 MiB free of 512 MiB, so that the memory guard decides fast and the same everywhere."""
-    monkeypatch.setattr(preflight, "memory_bytes", lambda: (256 * 2**20, 512 * 2**20))
+    """A machine with 64 MiB free of 128 MiB, so that the memory guard decides fast and the same everywhere."""
+    monkeypatch.setattr(preflight, "memory_bytes", lambda: (64 * 2**20, 128 * 2**20))
 
 
 def build(tmp_path, **over):
@@ -288,3 +288,25 @@ def test_fuzz_trainer_build_raises_only_zoo_errors(tmp_path, small_machine, key,
         build(tmp_path, **{key: value})
     except ZooError:
         pass
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(BUILD_KEYS + ["run.seed", "run.device", "run.epochs", "eval.tasks", "eval.best_metric",
+                                         "optim.min_lr_ratio", "run.max_skips", "nope.x"]),
+       text=st.one_of(st.text(max_size=12), st.sampled_from(["1e308", "-5", "0", "2.0", "9" * 5000, "[" * 3000,
+                                                             "\"tpu\"", "[\"retrival\"]", "\"zero_shot/top1\""])))
+def test_fuzz_cli_train_exits_0_or_2_without_a_traceback(tmp_path, small_machine, monkeypatch, capsys, key, text):
+    """``zoo train --set key=text``: trains (here: stops after building the trainer) or prints one error line."""
+    from zoo import cli, trainer
+    monkeypatch.setattr(trainer.Trainer, "fit", lambda self: trainer.TrainResult(self.run_dir, {}))
+    sets = [f"{k}={v if not isinstance(v, bool) else str(v).lower()}" for k, v in TINY.items()]
+    rc = cli.main(["train", str(QUICKSTART), "--run-dir", str(tmp_path / "run"), *(f"--set={s}" for s in sets),
+                   f"--set={key}={text}"])
+    err = capsys.readouterr().err
+    assert rc in (0, 2) and "Traceback" not in err
+    assert rc == 0 or "zoo: error:" in err
+
+
+def test_a_number_where_a_name_belongs(tmp_path):
+    with pytest.raises(UnknownNameError, match="unknown dataset field 1"):
+        build(tmp_path, **{"pairs.options.fields": [1, "y"]})

@@ -62,7 +62,7 @@ class DataError(ZooError, ValueError):
 
 def closest(name: str, known: Iterable[str], n: int = 5) -> list[str]:
     """The registered names closest to ``name`` (prefix matches first, then difflib)."""
-    known = list(known)
+    known, name = list(known), str(name)  # a recipe may hand a number where a name belongs
     low = name.lower()
     prefix = [k for k in known if k.lower().startswith(low) or low.startswith(k.lower())] if low else []
     fuzzy = difflib.get_close_matches(name, known, n=n, cutoff=0.5)

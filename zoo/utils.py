@@ -55,8 +55,8 @@ def batch_size(batch: Any) -> int | None:
 _RECIPE_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("zoo_recipe_key", default="")
 
 # what a constructor may raise for a bad option; anything else (KeyboardInterrupt, a ZooError…) passes
-_OPTION_FAILURES = (ValueError, TypeError, ArithmeticError, RuntimeError, IndexError, KeyError, AssertionError,
-                    MemoryError)
+_OPTION_FAILURES = (ValueError, TypeError, AttributeError, ArithmeticError, RuntimeError, IndexError, KeyError,
+                    AssertionError, MemoryError)
 
 
 @contextlib.contextmanager
