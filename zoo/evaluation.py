@@ -272,17 +272,19 @@ def eval_problems(tasks: list[str], options: dict, best_metric: str) -> list[tup
     from .errors import closest
     out = []
     for task in tasks:
-        if task not in TASK_FUNCTIONS:
-            near = closest(task, TASK_FUNCTIONS)
+        if task not in TASKS:
+            near = closest(task, TASKS)
             out.append(("eval.tasks", f"unknown evaluation task {task!r}"
                         + (f"; did you mean {near[0]!r}?" if near else "") + f" Tasks: {', '.join(TASKS)}."))
     for task, opts in options.items():
         key = f"eval.options.{task}"
-        if task not in TASK_FUNCTIONS:  # options of a known task not in eval.tasks: kept for later, unused
+        if task not in TASKS:  # (options of a task missing from eval.tasks are allowed, and unused)
             out.append((key, f"options for {task!r}, which is not an evaluation task; tasks: {', '.join(TASKS)}."))
             continue
         if not isinstance(opts, dict):
-            out.append((key, f"must be a table of {task}'s options ({', '.join(task_options(task))})."))
+            out.append((key, f"must be a table of {task}'s options, e.g. {{ batch_size = 128 }}."))
+            continue
+        if task not in TASK_FUNCTIONS:  # a task without a signature to check against
             continue
         valid = task_options(task)
         for name, value in opts.items():

@@ -99,7 +99,7 @@ class Trainer(Checkpointing):
             raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
                               f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
         self.loader, self.sampler, self.collator = self._make_loader()
-        if recipe.eval.tasks:
+        if recipe.eval.tasks and self.dist.main:
             self.eval_dataset()  # built (and checked) now, not after training
         self.steps_per_epoch = len(self.loader)
         self.total_steps = r.steps or r.epochs * self.steps_per_epoch
