@@ -123,6 +123,10 @@ def test_eval_dataset_is_built_before_step_0(tmp_path):
         build(tmp_path, **{"eval.tasks": ["retrieval"], "eval.dataset": "synthetic-pairz"})
     with pytest.raises(ZooError, match="splits 'train' and 'test', not 'tset'"):
         build(tmp_path, **{"eval.tasks": ["retrieval"], "data.eval_split": "tset"})
+    with pytest.raises(RecipeError, match=r"names field\(s\) \['image', 'text'\] that the evaluation dataset does "
+                                          r"not have; its fields are \['x', 'y'\]"):
+        build(tmp_path, **{"eval.tasks": ["retrieval"], "eval.best_metric": "retrieval/image->text R@1"})
+    build(tmp_path, **{"eval.tasks": ["retrieval", "alignment"], "eval.best_metric": "alignment/alignment x-y"})
 
 
 def test_best_mode_is_inferred_and_can_be_set():

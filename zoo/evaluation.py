@@ -254,7 +254,8 @@ def task_options(task: str) -> list[str]:
     """The options ``[eval.options.<task>]`` accepts."""
     import inspect
     names = [n for n in inspect.signature(TASK_FUNCTIONS[task]).parameters if n not in _DATA_ARGS]
-    return ["batch_size"] + names + (["fields"] if task != "linear_probe" and "fields" not in names else [])
+    extra = ["batch_size"] + (["fields"] if task != "linear_probe" else [])  # evaluate() takes these itself
+    return [n for n in extra if n not in names] + names
 
 
 def best_mode(metric: str, mode: str = "auto") -> str:
@@ -303,3 +304,25 @@ def eval_problems(tasks: list[str], options: dict, best_metric: str) -> list[tup
                                             f"\"task/metric\" names matching {shown} (e.g. \"zero_shot/top1\", "
                                             f"\"retrieval/image->text R@1\")."))
     return out
+
+
+def check_metric_fields(best_metric: str, dataset) -> None:
+    """The fields a ``retrieval``/``alignment`` best metric names are fields of the evaluation dataset."""
+    import re
+    from .errors import RecipeError
+    fields = list(getattr(dataset, "fields", {}) or {})
+    task, _, metric = best_metric.partition("/")
+    pair = re.fullmatch(r"(.+)->(.+?) \S+", metric) if task == "retrieval" else None
+    if pair:
+        named = [pair.group(1), pair.group(2)]
+    elif task == "alignment" and metric.startswith("uniformity "):
+        named = [metric.split(" ", 1)[1]]
+    elif task == "alignment" and metric.startswith("alignment "):
+        ab = metric.split(" ", 1)[1]
+        named = next(([a, b] for a in fields for b in fields if f"{a}-{b}" == ab), [ab])
+    else:
+        return
+    missing = [f for f in named if f not in fields]
+    if missing:
+        raise RecipeError(f"eval.best_metric = {best_metric!r} names field(s) {missing} that the evaluation dataset "
+                          f"does not have; its fields are {fields}.")

@@ -26,15 +26,16 @@ from .checkpoint import seed_everything
 from .data import EpochSampler, Indexed, create_dataset
 from .distributed import gather_all, init_distributed, local_loss, shutdown, wrap
 from .errors import DataError, RecipeError, ZooError
+from .evaluation import check_metric_fields
 from .finetune import apply_freeze, build_model, prepare_encoders
 from .fsdp import PlainCopy, average_replicated_grads, shard
 from .gradcache import grad_cache_backward
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
+from .preflight import allocation_guard, pick_device, worker_count
 from .recipes import Recipe, load_recipe
 from .resume import Checkpointing, truncate_metrics
-from .preflight import allocation_guard, pick_device, worker_count
 from .utils import call_factory, move_to, recipe_key
 
 log = logging.getLogger("zoo.train")
@@ -99,8 +100,8 @@ class Trainer(Checkpointing):
             raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
                               f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
         self.loader, self.sampler, self.collator = self._make_loader()
-        if recipe.eval.tasks and self.dist.main:
-            self.eval_dataset()  # built (and checked) now, not after training
+        if recipe.eval.tasks and self.dist.main:  # the evaluation split is built and checked now, not after training
+            check_metric_fields(recipe.eval.best_metric, self.eval_dataset())
         self.steps_per_epoch = len(self.loader)
         self.total_steps = r.steps or r.epochs * self.steps_per_epoch
         self.optimizer = make_optimizer(self.model, recipe)
@@ -138,7 +139,8 @@ class Trainer(Checkpointing):
         sampler = EpochSampler(len(dataset), r.seed, shuffle=d.shuffle, rank=self.dist.rank, world=self.dist.world,
                                batch=per_rank)
         loader = DataLoader(Indexed(dataset), batch_size=per_rank, sampler=sampler, collate_fn=collator,
-                            num_workers=worker_count(d.num_workers), drop_last=d.drop_last, pin_memory=self.device.type == "cuda",
+                            num_workers=worker_count(d.num_workers), drop_last=d.drop_last,
+                            pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(r.seed))  # keeps the global RNG untouched
         if len(loader) == 0:
             raise DataError(f"dataset {d.dataset!r} yields no full batch of {d.batch_size}.")
