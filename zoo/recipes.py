@@ -334,12 +334,13 @@ def _check_values(recipe: Recipe, lines, path) -> None:
             fail(key, f"must be ≥ 0, got {_get(recipe, key)}.")
     for key, high, why in _AT_MOST:
         if _get(recipe, key) > high:
-            fail(key, f"must be ≤ {high if isinstance(high, int) else f'{high:g}'}, got {short_repr(_get(recipe, key))}: "
-                      f"{why}.")
+            bound = high if isinstance(high, int) else f"{high:g}"
+            fail(key, f"must be ≤ {bound}, got {short_repr(_get(recipe, key))}: {why}.")
     o, r = recipe.optim, recipe.run
     if o.lr * o.weight_decay >= 1:
         fail("optim.weight_decay", f"× optim.lr must be < 1 (AdamW multiplies the weights by 1 − lr × weight_decay "
-                                   f"each step), got {o.weight_decay:g} × {o.lr:g}; lower weight_decay (typical 0.01 … 0.2).")
+                                   f"each step), got {o.weight_decay:g} × {o.lr:g}; lower weight_decay (typical "
+                                   f"0.01 … 0.2).")
     if r.epochs == 0 and r.steps == 0:
         fail("run.epochs", "= 0 and run.steps = 0: nothing to train; set run.epochs ≥ 1 or run.steps ≥ 1.")
     if r.steps and o.warmup_steps > r.steps:

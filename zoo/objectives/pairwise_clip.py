@@ -19,8 +19,9 @@ REDUCTIONS = ("sum", "mean")
 
 def check_reduction(reduction: str) -> str:
     if reduction not in REDUCTIONS:
-        raise OptionError("reduction", f"reduction must be 'sum' (as the Symile paper's CLIP baseline) or 'mean' over the "
-                         f"pairs, got {reduction!r}.")
+        raise OptionError("reduction",
+                          f"reduction must be 'sum' (as the Symile paper's CLIP baseline) or 'mean' over the "
+                          f"pairs, got {reduction!r}.")
     return reduction
 
 

@@ -132,8 +132,9 @@ class SymileLoss(nn.Module):
                  chunk_elements: int = CHUNK_ELEMENTS, save_elements: int = SAVE_ELEMENTS):
         super().__init__()
         if negative_sampling not in SAMPLINGS:
-            raise OptionError("negative_sampling", f"negative_sampling must be 'n' (B−1 negatives per anchor, shuffled) or 'n_squared' "
-                             f"(all B^(M−1)−1 combinations), got {negative_sampling!r}.")
+            raise OptionError("negative_sampling",
+                              f"negative_sampling must be 'n' (B−1 negatives per anchor, shuffled) or 'n_squared' "
+                              f"(all B^(M−1)−1 combinations), got {negative_sampling!r}.")
         check_elements("chunk_elements", chunk_elements, minimum=1)
         check_elements("save_elements", save_elements, minimum=0)
         self.negative_sampling = negative_sampling
