@@ -17,8 +17,8 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 
 
 def _grads_after_one_step(tmp_path, chunk: int, dropout: float, objective: str = "clip", extra=None):
-    over = {**QUICK, **(extra or {}), "data.batch_size": 64, "run.grad_cache_chunk": chunk, "objective.name": objective,
-            "model.towers.x.dropout": dropout, "model.towers.y.dropout": dropout}
+    over = {**QUICK, **(extra or {}), "data.batch_size": 64, "optim.warmup_steps": 4, "run.grad_cache_chunk": chunk,
+            "objective.name": objective, "model.towers.x.dropout": dropout, "model.towers.y.dropout": dropout}
     t = Trainer(load_recipe(QUICKSTART, over), run_dir=tmp_path / f"c{chunk}")
     batch = next(iter(t.batches()))
     torch.manual_seed(123)
