@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+
 import torch
 from torch.overrides import TorchFunctionMode
 
