@@ -33,7 +33,7 @@ def tiny_model():
 
 
 QUICK = {"run.epochs": 1, "run.log_every": 1, "run.progress": False, "data.options.size": 256,
-         "data.batch_size": 32}
+         "data.batch_size": 32, "optim.warmup_steps": 8}  # 8 steps: a warmup beyond the run is refused
 
 
 def logged_losses(run_dir) -> list[float]:

@@ -50,8 +50,8 @@ def test_objectives_on_gathered_embeddings_equal_single_process(tmp_path):
 
 
 def test_torchrun_training_matches_one_process_on_the_global_batch(tmp_path):
-    sets = ["run.epochs=1", "run.log_every=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
-            "run.checkpoint_every=2"]
+    sets = ["run.epochs=1", "optim.warmup_steps=2", "run.log_every=1", "run.progress=false", "data.options.size=256",
+            "data.batch_size=64", "run.checkpoint_every=2"]
     _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "ddp"),
                *[f"--set={s}" for s in sets]], tmp_path)
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
@@ -71,8 +71,8 @@ def test_ranks_see_the_single_process_batches():
 def test_fsdp_training_matches_one_process_and_resumes_across_modes(tmp_path):
     """run.fsdp = true shards the towers over 2 ranks: same losses and weights as one process;
     its checkpoints resume in one process, and one process's resume under FSDP (optimizer state included)."""
-    sets = ["run.epochs=1", "run.log_every=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
-            "run.checkpoint_every=2", "run.keep_checkpoints=5"]
+    sets = ["run.epochs=1", "optim.warmup_steps=2", "run.log_every=1", "run.progress=false", "data.options.size=256",
+            "data.batch_size=64", "run.checkpoint_every=2", "run.keep_checkpoints=5"]
     fsdp = [*sets, "run.fsdp=true"]
     cli = ["-m", "zoo.cli", "train", str(QUICKSTART)]
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
@@ -100,8 +100,8 @@ def test_fsdp_with_grad_cache_is_a_clear_error():
 def test_ddp_resume_continues_every_ranks_rng(tmp_path):
     """With dropout each rank draws its own masks: a 2-rank run resumed from its step-2 checkpoint
     ends at the uninterrupted 2-rank run's weights only if every rank's RNG streams were saved."""
-    sets = ["run.epochs=1", "run.log_every=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
-            "run.checkpoint_every=2", "run.keep_checkpoints=5", "model.towers.x.dropout=0.3",
+    sets = ["run.epochs=1", "optim.warmup_steps=2", "run.log_every=1", "run.progress=false", "data.options.size=256",
+            "data.batch_size=64", "run.checkpoint_every=2", "run.keep_checkpoints=5", "model.towers.x.dropout=0.3",
             "model.towers.y.dropout=0.3"]
     cli = ["-m", "zoo.cli", "train", str(QUICKSTART), *[f"--set={s}" for s in sets]]
     _torchrun([*cli, "--run-dir", str(tmp_path / "full")], tmp_path)
@@ -117,7 +117,7 @@ def test_ddp_resume_continues_every_ranks_rng(tmp_path):
 def test_fsdp_siglip_local_loss_with_replicated_bias_matches_one_process(tmp_path):
     """SigLIP under FSDP: the local-loss path, and the temperature and bias kept whole on every rank
     with their gradients averaged, end at the single-process weights."""
-    sets = ["run.epochs=1", "run.progress=false", "data.options.size=256", "data.batch_size=64",
+    sets = ["run.epochs=1", "optim.warmup_steps=2", "run.progress=false", "data.options.size=256", "data.batch_size=64",
             "objective.name=siglip", "model.logit_bias=-10.0"]
     _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "fsdp"),
                *[f"--set={s}" for s in [*sets, "run.fsdp=true"]]], tmp_path)

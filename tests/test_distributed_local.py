@@ -132,8 +132,8 @@ def test_local_path_errors_name_the_problem():
 
 def test_torchrun_siglip_training_with_gradcache_matches_one_process(tmp_path):
     """The trainer's local path end to end: siglip + GradCache chunks on 2 ranks = one process."""
-    sets = ["run.steps=3", "run.log_every=1", "run.progress=false", "data.options.size=128", "data.batch_size=32",
-            "objective.name=siglip", "model.logit_bias=-10.0", "run.grad_cache_chunk=8"]
+    sets = ["run.steps=3", "optim.warmup_steps=3", "run.log_every=1", "run.progress=false", "data.options.size=128",
+            "data.batch_size=32", "objective.name=siglip", "model.logit_bias=-10.0", "run.grad_cache_chunk=8"]
     _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "ddp"),
                *[f"--set={s}" for s in sets]], tmp_path, env={"ZOO_DISABLE_PLUGIN_AUTOLOAD": "1"})
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")

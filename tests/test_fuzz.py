@@ -21,7 +21,8 @@ keys = st.sampled_from(["model", "data", "pairs", "objective", "optim", "run", "
                         "embed_dim", "dataset", "batch_size", "lr", "betas", "steps", "options", "name", "tasks",
                         "zz", "description", "schedule", "precision"])
 scalars = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-                    st.text(string.printable, max_size=12))
+                    st.text(string.printable, max_size=12),
+                    st.sampled_from([2**63, 2**64, -2**63 - 1, 10**30, 1e308, 5e-324]))  # past int64 / float range
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(scalars, max_size=3),
                                                         st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
 

@@ -17,8 +17,8 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 
 
 def _grads_after_one_step(tmp_path, chunk: int, dropout: float, objective: str = "clip", extra=None):
-    over = {**QUICK, **(extra or {}), "data.batch_size": 64, "run.grad_cache_chunk": chunk, "objective.name": objective,
-            "model.towers.x.dropout": dropout, "model.towers.y.dropout": dropout}
+    over = {**QUICK, **(extra or {}), "data.batch_size": 64, "optim.warmup_steps": 4, "run.grad_cache_chunk": chunk,
+            "objective.name": objective, "model.towers.x.dropout": dropout, "model.towers.y.dropout": dropout}
     t = Trainer(load_recipe(QUICKSTART, over), run_dir=tmp_path / f"c{chunk}")
     batch = next(iter(t.batches()))
     torch.manual_seed(123)
@@ -56,6 +56,7 @@ from zoo.recipes import load_recipe
 from zoo.trainer import Trainer
 chunk, batch = int(sys.argv[1]), int(sys.argv[2])
 over = {"data.batch_size": batch, "data.options.size": batch, "run.grad_cache_chunk": chunk, "run.progress": False,
+        "optim.warmup_steps": 0,
         "objective.options.chunk_size": 256,  # the loss streams too: no (B, B) logits
         "model.towers.x.hidden": 1024, "model.towers.y.hidden": 1024, "model.towers.x.layers": 4, "model.towers.y.layers": 4}
 t = Trainer(load_recipe(%r, over), run_dir=%r)

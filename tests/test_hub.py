@@ -124,7 +124,7 @@ def test_push_to_hub_uploads_weights_config_assets_and_card(native, tmp_path):
 
 def test_zoo_push_cli_sends_the_run_as_trained(tmp_path, monkeypatch, capsys):
     from zoo.cli import main
-    over = {"run.steps": 3, "run.log_every": 1, "run.progress": False, "data.options.size": 64,
+    over = {"run.steps": 3, "optim.warmup_steps": 3, "run.log_every": 1, "run.progress": False, "data.options.size": 64,
             "data.batch_size": 16}
     run = zoo.train(ROOT / "recipes" / "quickstart.toml", overrides=over, run_dir=tmp_path / "run").run_dir
     apis = []

@@ -487,7 +487,7 @@ def test_supervised_simcse_trains(tmp_path, fresh_plugins):
 
 
 def test_simcse_pydoc_recipe_trains(tmp_path):
-    overrides = {"run.steps": 8, "run.log_every": 1, "data.batch_size": 32}
+    overrides = {"run.steps": 8, "optim.warmup_steps": 8, "run.log_every": 1, "data.batch_size": 32}
     zoo.train(ROOT / "recipes" / "simcse-pydoc.toml", overrides=overrides, run_dir=tmp_path / "run", progress=False)
     losses = logged_losses(tmp_path / "run")
     assert len(losses) == 8 and losses[-1] < losses[0]

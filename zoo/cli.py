@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 
 from .errors import ZooError
 from .logs import setup_logging
@@ -163,13 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)  # one line per record; under torchrun only rank 0 prints
     try:
+        args = build_parser().parse_args(argv)
+        setup_logging(args.verbose)  # one line per record; under torchrun only rank 0 prints
         return args.func(args)
-    except ZooError as exc:
+    except ZooError as exc:  # a documented error: its message says what to fix, no traceback
         print(f"zoo: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything else is a bug in the zoo or a plugin: say so, with the traceback
+        print(f"zoo: internal error: {type(exc).__name__} is not an error the zoo documents, so this is a bug in "
+              f"the zoo or a plugin (`zoo plugins` lists them): please report it with the command you ran and the "
+              f"traceback below.", file=sys.stderr)
+        traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":

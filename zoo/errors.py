@@ -35,6 +35,15 @@ class RecipeError(ZooError, ValueError):
     """A recipe (TOML) or an override that does not validate."""
 
 
+class OptionError(RecipeError):
+    """One option of an encoder, objective, dataset or pair strategy is out of range. ``option`` names
+    it, so that a recipe build can report the recipe key (``objective.options.label_smoothing``)."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        super().__init__(message)
+
+
 class ShapeError(ZooError, ValueError):
     """A tensor whose shape does not fit: the message says expected vs got."""
 
@@ -61,7 +70,7 @@ class DataError(ZooError, ValueError):
 
 def closest(name: str, known: Iterable[str], n: int = 5) -> list[str]:
     """The registered names closest to ``name`` (prefix matches first, then difflib)."""
-    known = list(known)
+    known, name = list(known), str(name)  # a recipe may hand a number where a name belongs
     low = name.lower()
     prefix = [k for k in known if k.lower().startswith(low) or low.startswith(k.lower())] if low else []
     fuzzy = difflib.get_close_matches(name, known, n=n, cutoff=0.5)

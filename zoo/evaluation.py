@@ -270,3 +270,92 @@ def run_tasks(model, dataset, tasks: list[str], options: dict[str, dict] | None 
         out.update({f"{task}/{k}": float(v) if isinstance(v, (int, float)) else v for k, v in res.items()
                     if isinstance(v, (int, float)) or not numbers_only})
     return out
+
+
+# -- checking an [eval] section before training ---------------------------------------------------
+TASK_FUNCTIONS = {"zero_shot": zero_shot, "retrieval": retrieval, "linear_probe": linear_probe,
+                  "alignment": alignment_uniformity}
+_DATA_ARGS = {"model", "ds", "embedded", "train_ds", "test_ds"}   # what evaluate() passes itself
+TASK_CHOICES = {("retrieval", "match"): ("index", "label"), ("zero_shot", "score"): ("mip", "pairwise")}
+# the metric names each task logs (after "task/"), as regular expressions
+TASK_METRICS = {"zero_shot": r"top\d+|candidates", "retrieval": r".+->.+ .+",
+                "linear_probe": r"(accuracy|r2) \(.+\)", "alignment": r"(alignment|uniformity) .+"}
+LOWER_IS_BETTER = r".*(rank|alignment|uniformity).*"   # mean/median rank, Wang & Isola's two losses
+
+
+def task_options(task: str) -> list[str]:
+    """The options ``[eval.options.<task>]`` accepts."""
+    import inspect
+    names = [n for n in inspect.signature(TASK_FUNCTIONS[task]).parameters if n not in _DATA_ARGS]
+    extra = ["batch_size"] + (["fields"] if task != "linear_probe" else [])  # evaluate() takes these itself
+    return [n for n in extra if n not in names] + names
+
+
+def best_mode(metric: str, mode: str = "auto") -> str:
+    """``"max"`` or ``"min"``: ``mode`` itself, or inferred from the metric's name (ranks and
+    alignment/uniformity: lower is better; accuracies, recalls, R²: higher)."""
+    import re
+    if mode != "auto":
+        return mode
+    return "min" if re.fullmatch(LOWER_IS_BETTER, metric.split("/", 1)[-1]) else "max"
+
+
+def eval_problems(tasks: list[str], options: dict, best_metric: str) -> list[tuple[str, str]]:
+    """What is wrong with an ``[eval]`` section, as ``(recipe key, problem and fix)`` pairs."""
+    import re
+    from .errors import closest
+    out = []
+    for task in tasks:
+        if task not in TASKS:
+            near = closest(task, TASKS)
+            out.append(("eval.tasks", f"unknown evaluation task {task!r}"
+                        + (f"; did you mean {near[0]!r}?" if near else "") + f" Tasks: {', '.join(TASKS)}."))
+    for task, opts in options.items():
+        key = f"eval.options.{task}"
+        if task not in TASKS:  # (options of a task missing from eval.tasks are allowed, and unused)
+            out.append((key, f"options for {task!r}, which is not an evaluation task; tasks: {', '.join(TASKS)}."))
+            continue
+        if not isinstance(opts, dict):
+            out.append((key, f"must be a table of {task}'s options, e.g. {{ batch_size = 128 }}."))
+            continue
+        if task not in TASK_FUNCTIONS:  # a task without a signature to check against
+            continue
+        valid = task_options(task)
+        for name, value in opts.items():
+            choices = TASK_CHOICES.get((task, name))
+            if name not in valid:
+                out.append((f"{key}.{name}", f"{task} has no option {name!r}; valid: {', '.join(valid)}."))
+            elif choices and value not in choices:
+                out.append((f"{key}.{name}", f"= {value!r}; valid: {', '.join(choices)}."))
+    if best_metric:
+        task, sep, metric = best_metric.partition("/")
+        if not tasks:
+            out.append(("eval.best_metric", "is set but eval.tasks is empty; add the task that logs it."))
+        elif not sep or task not in tasks or not re.fullmatch(TASK_METRICS.get(task, ".+"), metric):
+            shown = "; ".join(f"{t}/{TASK_METRICS[t]}" for t in tasks if t in TASK_METRICS)
+            out.append(("eval.best_metric", f"= {best_metric!r} is not a metric the tasks log: they log "
+                                            f"\"task/metric\" names matching {shown} (e.g. \"zero_shot/top1\", "
+                                            f"\"retrieval/image->text R@1\")."))
+    return out
+
+
+def check_metric_fields(best_metric: str, dataset) -> None:
+    """The fields a ``retrieval``/``alignment`` best metric names are fields of the evaluation dataset."""
+    import re
+    from .errors import RecipeError
+    fields = list(getattr(dataset, "fields", {}) or {})
+    task, _, metric = best_metric.partition("/")
+    pair = re.fullmatch(r"(.+)->(.+?) \S+", metric) if task == "retrieval" else None
+    if pair:
+        named = [pair.group(1), pair.group(2)]
+    elif task == "alignment" and metric.startswith("uniformity "):
+        named = [metric.split(" ", 1)[1]]
+    elif task == "alignment" and metric.startswith("alignment "):
+        ab = metric.split(" ", 1)[1]
+        named = next(([a, b] for a in fields for b in fields if f"{a}-{b}" == ab), [ab])
+    else:
+        return
+    missing = [f for f in named if f not in fields]
+    if missing:
+        raise RecipeError(f"eval.best_metric = {best_metric!r} names field(s) {missing} that the evaluation dataset "
+                          f"does not have; its fields are {fields}.")

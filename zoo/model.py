@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .errors import PluginError, RecipeError, ShapeError, UnknownNameError
 from .plugins import registry
-from .utils import batch_size, call_factory, move_to
+from .utils import batch_size, call_factory, move_to, recipe_key
 
 TOWER_KEYS = ("encoder", "modality", "projection", "levels")
 PROJECTIONS = ("linear", "mlp", "none")
@@ -151,7 +151,10 @@ class ContrastiveModel(nn.Module):
         self.config = config
         assets = {k: os.path.join(assets_dir, k) for k in config.towers
                   if assets_dir is not None and os.path.isdir(os.path.join(assets_dir, k))}
-        self.towers = nn.ModuleDict({k: Tower(c, config.embed_dim, assets.get(k)) for k, c in config.towers.items()})
+        self.towers = nn.ModuleDict()
+        for k, c in config.towers.items():
+            with recipe_key(f"model.towers.{k}"):  # an encoder's errors name the tower's recipe key
+                self.towers[k] = Tower(c, config.embed_dim, assets.get(k))
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale)))
         self.logit_bias = nn.Parameter(torch.tensor(float(config.logit_bias))) if config.logit_bias is not None else None
         self.source = "random init"  # where the weights came from; set by loaders

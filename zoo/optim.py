@@ -24,7 +24,12 @@ def make_optimizer(model: ContrastiveModel, recipe: Recipe) -> torch.optim.Optim
 
 
 def lr_lambda(recipe: Recipe, total: int):
+    """The schedule's multiplier of ``optim.lr`` at each step of a ``total``-step run."""
     o = recipe.optim
+    if o.warmup_steps > total:
+        raise RecipeError(f"optim.warmup_steps = {o.warmup_steps} is beyond the run's {total} steps "
+                          f"(run.epochs × batches per epoch, or run.steps): the learning rate would never reach "
+                          f"optim.lr. Lower it (e.g. {max(1, total // 10)}) or train longer.")
 
     def f(step: int) -> float:
         if step < o.warmup_steps:

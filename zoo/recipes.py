@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import math
 import re
+import sys
 import tomllib
 import types
 import typing
@@ -18,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecipeError
+from .utils import short_repr
+
+MAX_DEPTH = 32        # arrays/tables nested deeper than this are refused (a 100k-deep array exhausts the stack)
+INT_LIMIT = 2**63     # integer keys fit in int64, as torch needs
 
 
 @dataclass
@@ -97,7 +103,8 @@ class EvalSection:
     tasks: list[str] = field(default_factory=list)   # zero_shot | retrieval | linear_probe | alignment
     dataset: str = ""                 # default: the training dataset
     options: dict = field(default_factory=dict)
-    best_metric: str = ""             # keep the best checkpoint by this metric (higher is better)
+    best_metric: str = ""             # keep the best checkpoint by this metric ("task/metric", e.g. "zero_shot/top1")
+    best_mode: str = "auto"           # max | min | auto (ranks, alignment, uniformity: min; the rest: max)
 
 
 @dataclass
@@ -144,18 +151,60 @@ def load_recipe(source: str | Path | Recipe | dict, overrides: dict[str, Any] | 
             text = Path(path).read_text("utf-8")
         except OSError as exc:
             raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}. Check the path.") from exc
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RecipeError(f"{path}: not valid TOML: {exc}. Fix the syntax at that line.") from exc
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); a "
+                              f"recipe is a TOML text file: check the path, or save it as UTF-8.") from exc
+        raw = _parse_toml(text, path)
     lines = _line_index(text) if text else {}
     for key, value in _normalise_overrides(overrides).items():
         _set_path(raw, key, value)
         lines[key] = "--set"
+    _check_tree(raw, path, lines)
     recipe = _build(Recipe, raw, "", lines, path)
     recipe.path = path
     _check_values(recipe, lines, path)
     return recipe
+
+
+def _parse_toml(text: str, path: str) -> dict:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}. Fix the syntax at that line.") from exc
+    except RecursionError as exc:
+        raise RecipeError(f"{path}: arrays or tables nest too deep to read; a recipe nests at most "
+                          f"{MAX_DEPTH} levels.") from exc
+    except ValueError as exc:  # an integer beyond Python's int-str limit (4300 digits)
+        raise RecipeError(f"{path}: an integer has more digits than Python reads (sys.get_int_max_str_digits() = "
+                          f"{sys.get_int_max_str_digits()}); write a number that fits in 64 bits.") from exc
+    _check_tree(raw, path)
+    return raw
+
+
+def _check_tree(raw: Any, path: str, lines=None) -> None:
+    """Every value is one TOML can hold (tables with string keys, arrays, strings, numbers, booleans,
+    dates), nested at most :data:`MAX_DEPTH` deep, integers within 64 bits: the recipe can be written
+    back to ``recipe.toml`` and read again. Iterative: no recursion for a 100k-deep array to exhaust."""
+    stack = [("", raw, 0)]
+    while stack:
+        key, value, depth = stack.pop()
+        where = _where(lines or {}, key, path) if key else (path or "recipe")
+        if depth > MAX_DEPTH:
+            raise RecipeError(f"{where}: {short_repr(key, 40, quote=False) or 'the recipe'} nests arrays or tables "
+                              f"more than {MAX_DEPTH} levels deep; flatten the value.")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise RecipeError(f"{where}: key {short_repr(k)} of {key or 'the recipe'} is not a string; "
+                                      f"TOML keys are strings.")
+                stack.append((f"{key}.{k}" if key else k, v, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((key, v, depth + 1) for v in value)
+        elif isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT <= value < INT_LIMIT:
+            raise RecipeError(f"{where}: {key} = {short_repr(value)} does not fit in 64 bits; use a smaller number.")
+        elif not isinstance(value, (str, int, float, bool, type(None), datetime.date, datetime.time)):
+            raise RecipeError(f"{where}: {key} is a {type(value).__name__}, which a TOML recipe cannot hold; "
+                              f"use a string, number, boolean, array or table.")
 
 
 def _normalise_overrides(overrides) -> dict[str, Any]:
@@ -178,6 +227,11 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError as exc:
+        raise RecipeError(f"override value nests too deep; a recipe nests at most {MAX_DEPTH} levels.") from exc
+    except ValueError as exc:  # an integer beyond Python's int-str limit
+        raise RecipeError(f"override value {short_repr(text)} has more digits than Python reads "
+                          f"({sys.get_int_max_str_digits()}); write a number that fits in 64 bits.") from exc
 
 
 def _set_path(raw: dict, key: str, value: Any) -> None:
@@ -230,14 +284,18 @@ def _check_type(hint, value, key, lines, path):
     base = origin or hint
     ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
     if base is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise RecipeError(f"{_where(lines, key, path)}: {key!r} = {short_repr(value)} is too large for a "
+                              f"float; use a smaller number.") from None
     if base is float and isinstance(value, float) and not math.isfinite(value):
         raise RecipeError(f"{_where(lines, key, path)}: {key!r} must be a finite number, got {value!r}.")
     if base is float and isinstance(value, float):
         return value
     if not ok:
         raise RecipeError(f"{_where(lines, key, path)}: {key!r} must be {_tname_hint(hint)}, got {_tname(value)} "
-                          f"{value!r}.")
+                          f"{short_repr(value)}.")
     if base is list and args:
         return [_check_type(args[0], v, key, lines, path) for v in value]
     return value
@@ -255,10 +313,17 @@ def _tname_hint(hint) -> str:
 
 
 _CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16"),
-            "run.on_nonfinite": ("stop", "skip")}
-_POSITIVE = ("model.embed_dim", "data.batch_size", "optim.lr", "run.log_every", "run.keep_checkpoints")
+            "run.on_nonfinite": ("stop", "skip"), "eval.best_mode": ("auto", "max", "min")}
+_POSITIVE = ("model.embed_dim", "data.batch_size", "optim.lr", "optim.eps", "run.log_every", "run.keep_checkpoints")
 _NON_NEGATIVE = ("data.num_workers", "optim.weight_decay", "optim.warmup_steps", "optim.grad_clip", "run.epochs",
-                 "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio", "run.grad_cache_chunk")
+                 "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio", "run.grad_cache_chunk",
+                 "run.max_skips", "run.seed")
+# (key, upper bound, why and what to do): upper bounds that are not a matter of taste
+_AT_MOST = (("optim.lr", 10.0, "AdamW moves each weight by about lr per step; typical values are 1e-4 … 1e-2"),
+            ("optim.eps", 1.0, "it only guards a division; typical values are 1e-8 … 1e-6"),
+            ("optim.min_lr_ratio", 1.0, "the schedule decays from lr to lr × min_lr_ratio"),
+            ("run.seed", 2**32 - 1, "every generator (numpy's too) is seeded from it; pick a seed below 2**32"))
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
 
 
 def _get(recipe: Recipe, key: str) -> Any:
@@ -267,15 +332,34 @@ def _get(recipe: Recipe, key: str) -> Any:
 
 
 def _check_values(recipe: Recipe, lines, path) -> None:
+    def fail(key: str, problem: str) -> None:
+        raise RecipeError(f"{_where(lines, key, path)}: {key} {problem}")
+
     for key, choices in _CHOICES.items():
         if _get(recipe, key) not in choices:
-            raise RecipeError(f"{_where(lines, key, path)}: {key} = {_get(recipe, key)!r}; valid: {', '.join(choices)}.")
+            fail(key, f"= {short_repr(_get(recipe, key))}; valid: {', '.join(choices)}.")
     for key in _POSITIVE:
         if not _get(recipe, key) > 0:
-            raise RecipeError(f"{_where(lines, key, path)}: {key} must be > 0, got {_get(recipe, key)}.")
+            fail(key, f"must be > 0, got {_get(recipe, key)}.")
     for key in _NON_NEGATIVE:
         if _get(recipe, key) < 0:
-            raise RecipeError(f"{_where(lines, key, path)}: {key} must be ≥ 0, got {_get(recipe, key)}.")
+            fail(key, f"must be ≥ 0, got {_get(recipe, key)}.")
+    for key, high, why in _AT_MOST:
+        if _get(recipe, key) > high:
+            bound = high if isinstance(high, int) else f"{high:g}"
+            fail(key, f"must be ≤ {bound}, got {short_repr(_get(recipe, key))}: {why}.")
+    o, r = recipe.optim, recipe.run
+    if o.lr * o.weight_decay >= 1:
+        fail("optim.weight_decay", f"× optim.lr must be < 1 (AdamW multiplies the weights by 1 − lr × weight_decay "
+                                   f"each step), got {o.weight_decay:g} × {o.lr:g}; lower weight_decay (typical "
+                                   f"0.01 … 0.2).")
+    if r.epochs == 0 and r.steps == 0:
+        fail("run.epochs", "= 0 and run.steps = 0: nothing to train; set run.epochs ≥ 1 or run.steps ≥ 1.")
+    if r.steps and o.warmup_steps > r.steps:
+        fail("optim.warmup_steps", f"= {o.warmup_steps} is beyond the run's {r.steps} steps (run.steps); lower it "
+                                   f"(e.g. {max(1, r.steps // 10)}) or train longer.")
+    if not DEVICE.fullmatch(r.device):
+        fail("run.device", f"= {short_repr(r.device)}; valid: auto, cpu, cuda, cuda:<index>, mps.")
     if not recipe.data.dataset:
         raise RecipeError(f"{path}: [data] needs dataset = \"<name>\" (see `zoo list datasets`).")
     if not recipe.model.towers and not recipe.model.init:
@@ -286,6 +370,10 @@ def _check_values(recipe: Recipe, lines, path) -> None:
                               f"encoder = \"<name>\" (see `zoo list encoders`).")
     if len(recipe.optim.betas) != 2 or not all(0 <= b < 1 for b in recipe.optim.betas):
         raise RecipeError(f"{_where(lines, 'optim.betas', path)}: optim.betas must be two numbers in [0, 1).")
+    from .evaluation import eval_problems
+    e = recipe.eval
+    for key, problem in eval_problems(e.tasks, e.options, e.best_metric):
+        fail(key, problem if problem.startswith("=") else f"— {problem}")
     _check_names(recipe, lines, path)
 
 

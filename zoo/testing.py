@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from .data import ZooDataset
 from .errors import DataError, ShapeError
 from .hookspecs import hookimpl
-from .utils import mlp_blocks, mlp_levels
+from .utils import check_sizes, mlp_blocks, mlp_levels
 
 
 def load_vector(value: Any) -> Tensor:
@@ -43,8 +43,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, in_dim: int = 16, hidden: int = 32, out_dim: int = 32, layers: int = 2, dropout: float = 0.0):
         super().__init__()
-        if layers < 1:
-            raise ValueError(f"layers must be ≥ 1, got {layers}.")
+        check_sizes("vector mlp", in_dim=in_dim, hidden=hidden, out_dim=out_dim, layers=layers, dropout=dropout)
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
         self.blocks = mlp_blocks(dims, nn.GELU, dropout)
         self.in_dim, self.output_dim = in_dim, out_dim

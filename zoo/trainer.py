@@ -24,6 +24,7 @@ from .checkpoint import seed_everything
 from .data import EpochSampler, Indexed, create_dataset
 from .distributed import gather_all, init_distributed, local_loss, shutdown, wrap
 from .errors import DataError, RecipeError, ZooError
+from .evaluation import check_metric_fields
 from .finetune import apply_freeze, build_model, prepare_encoders
 from .fsdp import PlainCopy, average_replicated_grads, shard
 from .gradcache import grad_cache_backward
@@ -32,11 +33,12 @@ from .logs import progress_logging
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
+from .preflight import allocation_guard, pick_device, worker_count
 from .recipes import Recipe
 from .resume import Checkpointing, logged_eval, repair_metrics
 from .rundir import (claim_run_dir, finite_json, read_results, stop_on_signals, stored_recipe, write_results,
                      writing)
-from .utils import call_factory, move_to
+from .utils import call_factory, move_to, recipe_key
 
 log = logging.getLogger("zoo.train")
 
@@ -50,14 +52,6 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     model: ContrastiveModel | None = field(default=None, repr=False)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RecipeError(f"run.device = {name!r} but no CUDA device is available; use 'cpu' or 'auto'.")
-    return torch.device(name)
 
 
 class _Encode(torch.nn.Module):
@@ -102,7 +96,8 @@ class Trainer(Checkpointing):
         seed_everything(r.seed + self.dist.rank)
         if r.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.model = (model if model is not None else build_model(recipe)).to(self.device).train()
+        with allocation_guard("[model]"):  # a model too large for memory is refused before it is allocated
+            self.model = (model if model is not None else build_model(recipe)).to(self.device).train()
         apply_freeze(self.model, recipe)
         prepare_encoders(self.model, r)
         if r.grad_cache_chunk and r.fsdp:
@@ -112,12 +107,15 @@ class Trainer(Checkpointing):
         if self.fsdp:
             shard(self.model, self.device, self.dist.world)
         self.wrapped = _Encode(self.model) if self.fsdp else wrap(_Encode(self.model), self.dist, self.device)
-        self.objective = call_factory(f"objective {recipe.objective.name!r}", _objective_factory(recipe),
-                                      **recipe.objective.options).to(self.device)
+        with recipe_key("objective.options"):
+            self.objective = call_factory(f"objective {recipe.objective.name!r}", _objective_factory(recipe),
+                                          **recipe.objective.options).to(self.device)
         if getattr(self.objective, "needs_logit_bias", False) and self.model.logit_bias is None:
             raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
                               f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
         self.loader, self.sampler, self.collator = self._make_loader()
+        if recipe.eval.tasks and self.dist.main:  # the evaluation split is built and checked now, not after training
+            check_metric_fields(recipe.eval.best_metric, self.eval_dataset())
         self.steps_per_epoch = len(self.loader)
         self.total_steps = r.steps or r.epochs * self.steps_per_epoch
         self.optimizer = make_optimizer(self.model, recipe)
@@ -135,7 +133,9 @@ class Trainer(Checkpointing):
     def _make_loader(self):
         d, r = self.recipe.data, self.recipe.run
         dataset = self.given.get("train")
-        dataset = dataset if dataset is not None else create_dataset(d.dataset, split=d.split, **d.options)
+        if dataset is None:
+            with recipe_key("data.options"), allocation_guard("[data]"):
+                dataset = create_dataset(d.dataset, split=d.split, **d.options)
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise DataError(f"dataset {d.dataset!r} is a stream (no length, no indexing); training needs a map-style "
                             f"dataset — turn streaming off (e.g. data.options.streaming = false) or use webdataset "
@@ -143,9 +143,10 @@ class Trainer(Checkpointing):
         if d.drop_last and len(dataset) < d.batch_size:
             raise DataError(f"data.batch_size = {d.batch_size} is larger than dataset {d.dataset!r} "
                             f"({len(dataset)} rows in split {d.split!r}); lower the batch size.")
-        strategy = call_factory(f"pair strategy {self.recipe.pairs.strategy!r}",
-                                registry().get("pair_strategies", self.recipe.pairs.strategy).factory,
-                                **self.recipe.pairs.options)
+        with recipe_key("pairs.options"):
+            strategy = call_factory(f"pair strategy {self.recipe.pairs.strategy!r}",
+                                    registry().get("pair_strategies", self.recipe.pairs.strategy).factory,
+                                    **self.recipe.pairs.options)
         collator = Collator(self.model, strategy, dataset, r.seed)
         if d.batch_size % self.dist.world:
             raise RecipeError(f"data.batch_size = {d.batch_size} (the global batch) must be divisible by the "
@@ -154,7 +155,8 @@ class Trainer(Checkpointing):
         sampler = EpochSampler(len(dataset), r.seed, shuffle=d.shuffle, rank=self.dist.rank, world=self.dist.world,
                                batch=per_rank)
         loader = DataLoader(Indexed(dataset), batch_size=per_rank, sampler=sampler, collate_fn=collator,
-                            num_workers=d.num_workers, drop_last=d.drop_last, pin_memory=self.device.type == "cuda",
+                            num_workers=worker_count(d.num_workers), drop_last=d.drop_last,
+                            pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(r.seed))  # keeps the global RNG untouched
         if len(loader) == 0:
             raise DataError(f"dataset {d.dataset!r} yields no full batch of {d.batch_size}.")
@@ -295,7 +297,9 @@ class Trainer(Checkpointing):
             if self.stop_requested and self.step < self.total_steps:
                 return self._stopped()
             evaluation = logged_eval(self.run_dir / "metrics.jsonl", self.step)  # killed after it: not again
-            evaluation = self.run_eval() if evaluation is None else evaluation
+            if evaluation is None:
+                self.save_checkpoint()  # the trained weights are on disk before the final evaluation runs
+                evaluation = self.run_eval()
         return self._finish(evaluation)
 
     def _after_step(self, loss: float, batch_size: int) -> None:
@@ -337,7 +341,7 @@ class Trainer(Checkpointing):
         model = self.plain_model()  # collective under FSDP
         if not self.dist.main:
             return {}
-        from .evaluation import format_table, run_tasks
+        from .evaluation import best_mode, format_table, run_tasks
         results = run_tasks(model, self.eval_dataset(), e.tasks, e.options,
                             train_dataset=self.eval_dataset(split=self.recipe.data.split)
                             if "linear_probe" in e.tasks else None)
@@ -346,8 +350,9 @@ class Trainer(Checkpointing):
         if e.best_metric:
             if e.best_metric not in results:
                 raise RecipeError(f"eval.best_metric = {e.best_metric!r} is not among the metrics: {sorted(results)}.")
-            if results[e.best_metric] > self.best:
-                self.best = results[e.best_metric]
+            sign = 1.0 if best_mode(e.best_metric, e.best_mode) == "max" else -1.0  # self.best holds sign × value
+            if sign * results[e.best_metric] > self.best:
+                self.best = sign * results[e.best_metric]
                 with writing(self.run_dir / "best"):
                     model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
                                           metrics={"step": self.step, **results})
@@ -363,7 +368,8 @@ class Trainer(Checkpointing):
         if split not in cache:
             name = self.recipe.eval.dataset or self.recipe.data.dataset
             options = self.recipe.data.options if name == self.recipe.data.dataset else {}
-            cache[split] = create_dataset(name, split=split, **options)
+            with recipe_key("data.options" if options else "eval.dataset"):
+                cache[split] = create_dataset(name, split=split, **options)
         return cache[split]
 
     def request_stop(self, reason: str = "requested") -> None:
@@ -376,7 +382,6 @@ class Trainer(Checkpointing):
         return self.plain.refresh(self.model) if self.fsdp else self.model
 
     def _finish(self, evaluation: dict[str, float]) -> TrainResult:
-        self.save_checkpoint()
         model = self.plain_model()
         if not self.dist.main:
             return TrainResult(self.run_dir, {"steps": self.step, "rank": self.dist.rank}, self.model)

@@ -15,6 +15,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.utils import check_sizes
+
 from .frontend import Frontend
 from .io import SAMPLE_RATE, check_batch, require
 
@@ -27,6 +29,8 @@ class ASTEncoder(nn.Module):
                  time_stride: int = 10, hop_length: int = 160, n_fft: int = 400, dropout: float = 0.0,
                  specaugment: dict | bool | None = None, config: dict | None = None):
         super().__init__()
+        check_sizes("audio ast", hidden_size=hidden_size, layers=layers, heads=heads, patch_size=patch_size,
+                    dropout=dropout)
         if hidden_size % heads:
             raise ValueError(f"audio ast: hidden_size ({hidden_size}) must be divisible by heads ({heads}).")
         if max_frames < patch_size or n_mels < patch_size:

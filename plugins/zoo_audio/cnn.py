@@ -13,6 +13,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.utils import check_sizes
+
 from .frontend import Frontend, frame_mask
 from .io import SAMPLE_RATE, check_batch
 
@@ -48,8 +50,7 @@ class CNNEncoder(nn.Module):
                  hop_length: int = 160, n_fft: int = 400, win_length: int | None = None, dropout: float = 0.0,
                  specaugment: dict | bool | None = None):
         super().__init__()
-        if channels < 1 or layers < 1 or out_dim < 1:
-            raise ValueError(f"audio cnn needs channels, layers and out_dim ≥ 1; got {channels}, {layers}, {out_dim}.")
+        check_sizes("audio cnn", channels=channels, layers=layers, out_dim=out_dim, dropout=dropout)
         self.frontend = Frontend(specaugment, n_mels=n_mels, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
         self.bn0 = nn.BatchNorm2d(n_mels)  # one scale and shift per mel bin
         widths = [channels * 2**i for i in range(layers)]

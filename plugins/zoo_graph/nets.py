@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError, UnknownNameError
+from zoo.utils import check_sizes as sizes
 
 from ._pyg import require
 
@@ -80,11 +81,8 @@ def graph_index(batch: Any, num_nodes: int) -> tuple[Tensor, int]:
 
 
 def check_sizes(layers: int, hidden: int, out_dim: int, dropout: float) -> None:
-    if layers < 1 or hidden < 1 or out_dim < 1:
-        raise ValueError(f"layers, hidden and out_dim must be ≥ 1, got layers={layers}, hidden={hidden}, "
-                         f"out_dim={out_dim}.")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+    """Each size an integer ≥ 1 and dropout in [0, 1), else an OptionError naming the option."""
+    sizes("graph encoder", layers=layers, hidden=hidden, out_dim=out_dim, dropout=dropout)
 
 
 class GNNBase(nn.Module):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError
-from zoo.utils import mlp_blocks, mlp_levels
+from zoo.utils import check_sizes, mlp_blocks, mlp_levels
 
 from .preprocess import ImagePreprocess, PreprocessMixin
 
@@ -30,10 +30,7 @@ class MLPImageEncoder(PreprocessMixin, nn.Module):
         super().__init__()
         if len(in_shape) != 3 or not all(isinstance(s, int) and s > 0 for s in in_shape):
             raise ValueError(f"in_shape must be [channels, height, width] of positive ints, got {list(in_shape)}.")
-        if layers < 1 or hidden < 1 or out_dim < 1:
-            raise ValueError(f"layers, hidden and out_dim must be ≥ 1, got {layers}, {hidden}, {out_dim}.")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        check_sizes("image mlp", hidden=hidden, out_dim=out_dim, layers=layers, dropout=dropout)
         self.in_shape = tuple(in_shape)
         c, h, w = self.in_shape
         dims = [c * h * w] + [hidden] * (layers - 1) + [out_dim]

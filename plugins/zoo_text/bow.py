@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError
+from zoo.errors import OptionError, ShapeError
+from zoo.utils import check_option, check_sizes
 
 from .modality import texts_of
 
@@ -87,12 +88,12 @@ class BagOfWordsEncoder(nn.Module):
 
 
 def _check_options(num_buckets, embed_dim, out_dim, hidden, char_ngrams, word_ngrams, dropout, max_tokens):
-    if num_buckets < 2:
-        raise ValueError(f"bow: num_buckets must be ≥ 2 (bucket 0 is padding), got {num_buckets}.")
-    if min(embed_dim, out_dim, max_tokens, word_ngrams) < 1 or hidden < 0:
-        raise ValueError(f"bow: embed_dim, out_dim, max_tokens and word_ngrams must be ≥ 1 and hidden ≥ 0, got "
-                         f"{embed_dim}, {out_dim}, {max_tokens}, {word_ngrams} and {hidden}.")
-    if any(n < 1 for n in char_ngrams):
-        raise ValueError(f"bow: char_ngrams are n-gram lengths ≥ 1 (e.g. [3, 4]), got {char_ngrams}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"bow: dropout must be in [0, 1), got {dropout}.")
+    check_option("num_buckets", num_buckets, low=2, integer=True, who="bow", hint="bucket 0 is padding")
+    check_sizes("bow", embed_dim=embed_dim, out_dim=out_dim, max_tokens=max_tokens, word_ngrams=word_ngrams,
+                dropout=dropout)
+    check_option("hidden", hidden, low=0, integer=True, who="bow", hint="0 means no hidden layer")
+    if isinstance(char_ngrams, (str, bytes)) or not hasattr(char_ngrams, "__iter__"):
+        raise OptionError("char_ngrams", f"bow: char_ngrams must be a list of n-gram lengths (e.g. [3, 4]), "
+                                         f"got {char_ngrams!r}.")
+    for n in char_ngrams:
+        check_option("char_ngrams", n, low=1, integer=True, who="bow", hint="n-gram lengths, e.g. [3, 4]")

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from zoo.errors import ShapeError
 from zoo.objectives.base import as_scalar, check_embeddings
+from zoo.utils import check_option
 
 
 class SimCSESupervisedLoss(nn.Module):
@@ -41,6 +42,7 @@ class SimCSESupervisedLoss(nn.Module):
 
     def __init__(self, symmetric: bool = False, hard_negative_weight: float = 0.0):
         super().__init__()
+        check_option("hard_negative_weight", hard_negative_weight, who="simcse_sup", hint="the paper uses 0")
         self.symmetric, self.hard_negative_weight = bool(symmetric), float(hard_negative_weight)
 
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,

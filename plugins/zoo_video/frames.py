@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError, UnknownNameError
+from zoo.utils import check_sizes
 
 from .io import collate_video, frame_indices, load_video
 
@@ -31,6 +32,7 @@ class TemporalTransformer(nn.Module):
 
     def __init__(self, dim: int, layers: int = 1, heads: int = 4, max_frames: int = 64, dropout: float = 0.0):
         super().__init__()
+        check_sizes("video frames", dim=dim, layers=layers, heads=heads, max_frames=max_frames, dropout=dropout)
         if dim % heads:
             raise ValueError(f"video frames: the image features ({dim}) must be divisible by heads ({heads}); "
                              f"change heads or the image encoder's output size.")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError
+from zoo.errors import OptionError, ShapeError
 
 from .pairs import SUFFIX
 
@@ -35,7 +35,7 @@ class ClipIntra(nn.Module):
     def __init__(self, suffix: str = SUFFIX):
         super().__init__()
         if not suffix:
-            raise ValueError("clip_intra: suffix must name the negative view's suffix, e.g. '_shuffled'.")
+            raise OptionError("suffix", "clip_intra: suffix must name the negative view's suffix, e.g. '_shuffled'.")
         self.suffix = suffix
 
     def split(self, embeddings: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:

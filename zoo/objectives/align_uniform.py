@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..errors import ShapeError
+from ..errors import OptionError, ShapeError
 from .base import check_embeddings, register_objective
 
 
@@ -65,8 +65,9 @@ class AlignUniformLoss(nn.Module):
         super().__init__()
         for name, value, rule in (("alpha", alpha, alpha > 0), ("t", t, t > 0), ("lam", lam, lam >= 0)):
             if not rule:
-                raise ValueError(f"align_uniform: {name} must be {'≥ 0' if name == 'lam' else '> 0'}, got {value}; "
-                                 f"the paper uses alpha=2, t=2, lam=1.")
+                raise OptionError(name,
+                                  f"align_uniform: {name} must be {'≥ 0' if name == 'lam' else '> 0'}, got {value}; "
+                                  f"the paper uses alpha=2, t=2, lam=1.")
         self.alpha, self.t, self.lam = alpha, t, lam
 
     def forward(self, embeddings, *, logit_scale=None, logit_bias=None, labels=None, mask=None) -> Tensor:

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from ..errors import UnknownNameError
+from ..errors import OptionError, UnknownNameError
 from .base import check_embeddings, register_objective
 from .clip import check_chunk_size
 from .pairwise_clip import check_reduction, pair_terms, reduce_terms
@@ -38,7 +38,7 @@ class AnchoredClipLoss(nn.Module):
     def __init__(self, anchor: str | None = None, reduction: str = "sum", chunk_size: int | None = None):
         super().__init__()
         if anchor is not None and not isinstance(anchor, str):
-            raise ValueError(f"anchor must be a view name (str) or None for the first view, got {anchor!r}.")
+            raise OptionError("anchor", f"anchor must be a view name (str) or None for the first view, got {anchor!r}.")
         self.anchor = anchor
         self.reduction = check_reduction(reduction)
         self.chunk_size = check_chunk_size(chunk_size)

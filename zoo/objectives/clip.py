@@ -17,16 +17,17 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from ..errors import ShapeError
+from ..errors import OptionError, ShapeError
+from ..utils import check_option
 from ._chunked import clip_lse_blocked, clip_products_blocked, row_slabs
 from .base import as_scalar, check_embeddings, register_objective
 
 
 def check_chunk_size(chunk_size: int | None) -> int | None:
-    """``chunk_size`` is ``None`` (dense) or a positive int, else a ``ValueError``."""
+    """``chunk_size`` is ``None`` (dense) or a positive int, else an :class:`OptionError` (a ``ValueError``)."""
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
                                    or chunk_size <= 0):
-        raise ValueError(f"chunk_size must be a positive int (columns per block) or None for the dense "
+        raise OptionError("chunk_size", f"chunk_size must be a positive int (columns per block) or None for the dense "
                          f"path, got {chunk_size!r}.")
     return chunk_size
 
@@ -179,8 +180,8 @@ class ClipLoss(nn.Module):
 
     def __init__(self, label_smoothing: float = 0.0, chunk_size: int | None = None):
         super().__init__()
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1] (as in torch cross_entropy), got {label_smoothing}.")
+        check_option("label_smoothing", label_smoothing, low=0, high=1, high_open=True, who="clip",
+                     hint="0.1 is usual; 1 would make every target uniform and leave nothing to learn")
         self.label_smoothing = float(label_smoothing)
         self.chunk_size = check_chunk_size(chunk_size)
 

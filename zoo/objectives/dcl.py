@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import OptionError
 from ._contrast import masked_logsumexp, require_batch, two_view_scores
 from .base import as_scalar, check_embeddings, register_objective
 
@@ -36,8 +37,9 @@ class DCLLoss(nn.Module):
     def __init__(self, weight_sigma: float | None = None):
         super().__init__()
         if weight_sigma is not None and not weight_sigma > 0:
-            raise ValueError(f"dcl: weight_sigma must be > 0 (the paper uses 0.5) or None for unweighted DCL, "
-                             f"got {weight_sigma}.")
+            raise OptionError("weight_sigma",
+                              f"dcl: weight_sigma must be > 0 (the paper uses 0.5) or None for unweighted DCL, "
+                              f"got {weight_sigma}.")
         self.weight_sigma = weight_sigma
 
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import OptionError
+
 from ._contrast import debiased_nll, require_batch, two_view_scores
 from .base import as_scalar, check_embeddings, register_objective
 
 
 def check_tau_plus(tau_plus: float, who: str) -> float:
     if not 0 <= tau_plus < 1:
-        raise ValueError(f"{who}: tau_plus (τ⁺, the probability that a sampled negative shares the anchor's "
-                         f"class) must satisfy 0 ≤ τ⁺ < 1, got {tau_plus}; the paper uses 0.1.")
+        raise OptionError("tau_plus",
+                          f"{who}: tau_plus (τ⁺, the probability that a sampled negative shares the anchor's "
+                          f"class) must satisfy 0 ≤ τ⁺ < 1, got {tau_plus}; the paper uses 0.1.")
     return float(tau_plus)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import OptionError
 from ._contrast import debiased_nll, require_batch, two_view_scores
 from .base import as_scalar, check_embeddings, register_objective
 from .debiased import check_tau_plus
@@ -35,8 +36,9 @@ class HardNegativeLoss(nn.Module):
     def __init__(self, beta: float = 1.0, tau_plus: float = 0.1):
         super().__init__()
         if not beta >= 0:
-            raise ValueError(f"hard_negative: beta (β, the concentration on hard negatives) must be ≥ 0, got {beta}; "
-                             f"the paper uses 1.0 (0 turns the reweighting off).")
+            raise OptionError("beta",
+                              f"hard_negative: beta (β, the concentration on hard negatives) must be ≥ 0, got "
+                              f"{beta}; the paper uses 1.0 (0 turns the reweighting off).")
         self.beta = float(beta)
         self.tau_plus = check_tau_plus(tau_plus, "hard_negative")
 

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import ShapeError
+from ..errors import OptionError, RecipeError, ShapeError
+from ..utils import recipe_key
 from .base import register_objective, require_labels
 
 LEVEL_KEYS = ("name", "views", "positives", "objective", "options", "weight", "logit_scale")
@@ -34,14 +35,16 @@ def parse_level(spec: Mapping[str, Any], index: int) -> Level:
     where = f"hierarchical: level {name!r}"
     views = spec.get("views")
     if isinstance(views, str) or not views or not all(isinstance(v, str) and v for v in views):
-        raise ValueError(f"{where} needs 'views': a non-empty list of embedding keys such as ['ecg', 'ecg/layer2'], "
-                         f"got {views!r}.")
+        raise OptionError("levels",
+                          f"{where} needs 'views': a non-empty list of embedding keys such as ['ecg', 'ecg/layer2'], "
+                          f"got {views!r}.")
     positives = _text(spec.get("positives", ROW), f"{where}: 'positives' must be 'row' or a label name such as 'patient'")
     objective = _text(spec.get("objective", "clip" if positives == ROW else "supcon"),
                       f"{where}: 'objective' must be a registered objective name such as 'supcon'")
     options = spec.get("options", {})
     if not isinstance(options, Mapping):
-        raise ValueError(f"{where}: 'options' must be a table/dict of the base objective's options, got {options!r}.")
+        raise OptionError("levels",
+                          f"{where}: 'options' must be a table/dict of the base objective's options, got {options!r}.")
     weight = _number(spec.get("weight", 1.0), lambda w: w >= 0, f"{where}: 'weight' must be a number ≥ 0 (0 switches "
                      f"the level off)")
     scale = spec.get("logit_scale")
@@ -54,22 +57,25 @@ def parse_level(spec: Mapping[str, Any], index: int) -> Level:
 def _check_keys(spec: Any, where: str) -> str:
     """A mapping with only :data:`LEVEL_KEYS` and a name; returns the name."""
     if not isinstance(spec, Mapping):
-        raise ValueError(f"{where} must be a table/dict with keys {', '.join(LEVEL_KEYS)}, got {type(spec).__name__}.")
+        raise OptionError("levels",
+                          f"{where} must be a table/dict with keys {', '.join(LEVEL_KEYS)}, got {type(spec).__name__}.")
     unknown = sorted(set(spec) - set(LEVEL_KEYS))
     if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(LEVEL_KEYS)}.")
+        raise OptionError("levels",
+                          f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; valid keys: "
+                          f"{', '.join(LEVEL_KEYS)}.")
     return _text(spec.get("name"), f"{where} needs a 'name' (a non-empty string such as 'patient')")
 
 
 def _text(value: Any, problem: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{problem}, got {value!r}.")
+        raise OptionError("levels", f"{problem}, got {value!r}.")
     return value
 
 
 def _number(value: Any, ok, problem: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
-        raise ValueError(f"{problem}, got {value!r}.")
+        raise OptionError("levels", f"{problem}, got {value!r}.")
     return float(value)
 
 
@@ -78,15 +84,23 @@ def build_objective(level: Level) -> nn.Module:
     from zoo import create_objective  # here, not at import time: the registry imports this package
 
     options = dict(level.options)
-    made = create_objective(level.objective, **options)
+    try:
+        with recipe_key(""):  # the level's own options: reported below under 'levels'
+            made = create_objective(level.objective, **options)
+    except RecipeError as exc:
+        raise OptionError("levels",
+                          f"hierarchical: level {level.name!r}, objective {level.objective!r}: {exc}") from exc
     if getattr(made, "supports_label_positives", False):
         if options.get("label") not in (None, level.positives):
-            raise ValueError(f"hierarchical: level {level.name!r} sets options.label={options['label']!r} but its "
-                             f"positives are {level.positives!r}; drop options.label (the level passes its positives).")
+            raise OptionError("levels",
+                              f"hierarchical: level {level.name!r} sets options.label={options['label']!r} but its "
+                              f"positives are {level.positives!r}; drop options.label (the level passes its "
+                              f"positives).")
     elif level.positives != ROW:
-        raise ValueError(f"hierarchical: level {level.name!r} has label positives {level.positives!r}, but objective "
-                         f"{level.objective!r} only knows same-row positives. Use an objective that supports label "
-                         f"positives (e.g. 'supcon') or positives='row'.")
+        raise OptionError("levels",
+                          f"hierarchical: level {level.name!r} has label positives {level.positives!r}, but objective "
+                          f"{level.objective!r} only knows same-row positives. Use an objective that supports label "
+                          f"positives (e.g. 'supcon') or positives='row'.")
     return made
 
 
@@ -139,15 +153,17 @@ class HierarchicalLoss(nn.Module):
     def __init__(self, levels: list[dict[str, Any]]):
         super().__init__()
         if isinstance(levels, Mapping) or not isinstance(levels, (list, tuple)) or not levels:
-            raise ValueError("hierarchical: 'levels' must be a non-empty list of level tables, each with at least "
-                             "'name' and 'views' (see the HierarchicalLoss docstring).")
+            raise OptionError("levels",
+                              "hierarchical: 'levels' must be a non-empty list of level tables, each with at least "
+                              "'name' and 'views' (see the HierarchicalLoss docstring).")
         self.levels = [parse_level(spec, i) for i, spec in enumerate(levels)]
         names = [lv.name for lv in self.levels]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"hierarchical: level names must be unique, got {', '.join(map(repr, dupes))} twice.")
+            raise OptionError("levels",
+                              f"hierarchical: level names must be unique, got {', '.join(map(repr, dupes))} twice.")
         if not any(lv.weight > 0 for lv in self.levels):
-            raise ValueError("hierarchical: every level has weight 0; give at least one level a weight > 0.")
+            raise OptionError("levels", "hierarchical: every level has weight 0; give at least one level a weight > 0.")
         self.objectives = nn.ModuleDict({lv.name: build_objective(lv) for lv in self.levels})
 
     @property

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ShapeError
+from ..errors import OptionError, ShapeError
 from ._contrast import require_batch
 from .base import as_scalar, check_embeddings, register_objective
 
@@ -56,7 +56,7 @@ class MoCHiLoss(nn.Module):
         super().__init__()
         for name, value, low in (("n_hard", n_hard, 1), ("n_mix", n_mix, 0), ("n_mix_query", n_mix_query, 0)):
             if not isinstance(value, int) or value < low:
-                raise ValueError(f"mochi: {name} must be an integer ≥ {low}, got {value!r} "
+                raise OptionError(name, f"mochi: {name} must be an integer ≥ {low}, got {value!r} "
                                  f"(paper: n_hard=1024, n_mix=512, n_mix_query=256).")
         self.n_hard, self.n_mix, self.n_mix_query = n_hard, n_mix, n_mix_query
         self.symmetric = bool(symmetric)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from ..errors import OptionError
 from .base import check_embeddings, register_objective
 from .clip import check_chunk_size, clip_loss, present_pair
 
@@ -18,8 +19,9 @@ REDUCTIONS = ("sum", "mean")
 
 def check_reduction(reduction: str) -> str:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be 'sum' (as the Symile paper's CLIP baseline) or 'mean' over the "
-                         f"pairs, got {reduction!r}.")
+        raise OptionError("reduction",
+                          f"reduction must be 'sum' (as the Symile paper's CLIP baseline) or 'mean' over the "
+                          f"pairs, got {reduction!r}.")
     return reduction
 
 

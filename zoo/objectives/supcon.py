@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..errors import ShapeError
+from ..errors import OptionError, ShapeError
 from .base import as_scalar, check_embeddings, register_objective, require_labels
 
 
@@ -60,7 +60,8 @@ class SupConLoss(nn.Module):
     def __init__(self, label: str | None = None):
         super().__init__()
         if label is not None and not (isinstance(label, str) and label):
-            raise ValueError(f"supcon: label must be the name of a labels level (e.g. 'class'), got {label!r}.")
+            raise OptionError("label",
+                              f"supcon: label must be the name of a labels level (e.g. 'class'), got {label!r}.")
         self.label = label
 
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:

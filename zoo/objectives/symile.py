@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..errors import ShapeError
+from ..errors import OptionError, ShapeError
 from ._mip import CHUNK_ELEMENTS, SAVE_ELEMENTS, mip_lse, row_lse
 from .base import as_scalar, check_embeddings, register_objective
 
@@ -39,7 +39,7 @@ def mip_similarity(query: Mapping[str, Tensor], candidates: Tensor) -> Tensor:
 
 def check_elements(name: str, value: int, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int ≥ {minimum} (a number of tensor elements), got {value!r}.")
+        raise OptionError(name, f"{name} must be an int ≥ {minimum} (a number of tensor elements), got {value!r}.")
 
 
 def presence(mask: Mapping[str, Tensor] | None, names: Sequence[str], batch: int,
@@ -134,8 +134,9 @@ class SymileLoss(nn.Module):
                  chunk_elements: int = CHUNK_ELEMENTS, save_elements: int = SAVE_ELEMENTS):
         super().__init__()
         if negative_sampling not in SAMPLINGS:
-            raise ValueError(f"negative_sampling must be 'n' (B−1 negatives per anchor, shuffled) or 'n_squared' "
-                             f"(all B^(M−1)−1 combinations), got {negative_sampling!r}.")
+            raise OptionError("negative_sampling",
+                              f"negative_sampling must be 'n' (B−1 negatives per anchor, shuffled) or 'n_squared' "
+                              f"(all B^(M−1)−1 combinations), got {negative_sampling!r}.")
         check_elements("chunk_elements", chunk_elements, minimum=1)
         check_elements("save_elements", save_elements, minimum=0)
         self.negative_sampling = negative_sampling
