@@ -132,8 +132,8 @@ def test_zoo_eval_of_a_run_agrees_with_what_training_logged(tmp_path, capsys):
     (training matched by label, the CLI used to match by index: R@1 0.111 against 0.983)."""
     from zoo.cli import main
     run = tmp_path / "digits-clip"
-    main(["train", str(DIGITS_CLIP), "--run-dir", str(run), "--set", "run.steps=6", "--set", "run.eval_every=0",
-          "--set", "run.progress=false", "--set", "data.batch_size=32"])
+    assert main(["train", str(DIGITS_CLIP), "--run-dir", str(run), "--set", "run.steps=6", "--set", "run.eval_every=0",
+                 "--set", "run.progress=false", "--set", "data.batch_size=32", "--set", "optim.warmup_steps=0"]) == 0
     logged = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in ln][-1]["eval"]
     capsys.readouterr()
     for argv in (["--dataset", "digits", "--task", "retrieval"], []):
