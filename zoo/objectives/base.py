@@ -60,8 +60,9 @@ def check_embeddings(embeddings: Mapping[str, Tensor], *, min_views: int = 2, ma
 
 
 def as_scalar(value, like: Tensor) -> Tensor:
-    """``logit_scale``/``logit_bias`` as a 0-d tensor on ``like``'s device and dtype."""
-    t = value if isinstance(value, Tensor) else torch.tensor(float(value))
+    """``logit_scale``/``logit_bias`` as a 0-d tensor on ``like``'s device and dtype (a python number
+    is converted straight to that dtype: not rounded to float32 first)."""
+    t = value if isinstance(value, Tensor) else torch.tensor(float(value), dtype=like.dtype, device=like.device)
     if t.numel() != 1:
         raise ShapeError(f"logit scale/bias must be a scalar, got shape {tuple(t.shape)}.")
     return t.reshape(()).to(device=like.device, dtype=like.dtype)
