@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..errors import ShapeError
 from ._autograd import compute_dtype, graph_of_gradient, no_autocast
 from ._chunked import clip_lse_blocked, clip_products_blocked, row_slabs
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 def check_chunk_size(chunk_size: int | None) -> int | None:
@@ -219,6 +219,7 @@ class ClipLoss(nn.Module):
         self.label_smoothing = float(label_smoothing)
         self.chunk_size = check_chunk_size(chunk_size)
 
+    @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, max_views=2, who="clip")

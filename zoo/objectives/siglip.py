@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ._autograd import graph_of_gradient, no_autocast
 from ._chunked import siglip_blocked, siglip_rows_per_block
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 from .clip import check_chunk_size, present_pair, two_views
 
 
@@ -133,6 +133,7 @@ class SigLipLoss(nn.Module):
         super().__init__()
         self.chunk_size = check_chunk_size(chunk_size)
 
+    @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, max_views=2, who="siglip")
