@@ -6,8 +6,13 @@ blocks of ``c`` whole columns (or rows) of shape ``(N, c)`` (the idea of Inf-CL,
 2024), so the peak memory is O(N·c) in the forward pass and, by recomputing blocks, the backward.
 
 * CLIP: a column block holds whole columns, so its column log-sum-exp is exact at once; the row
-  log-sum-exp is accumulated across blocks with ``logaddexp`` (streaming, numerically stable).
-  The backward recomputes each block: three ``(N, c, D)`` GEMMs (logits, ``G·b``, ``Gᵀ·a``).
+  log-sum-exp is streamed across blocks as a running max and a rescaled sum of exponentials.
+  The loss is built from the gaps ``lse_i − L_ii`` (each ≥ 0, the positive taken from the logits
+  the GEMM produced and subtracted from the max before the log-sum is added), never as a large
+  log-sum-exp minus a separately summed positive term, which cancels in low precision or at
+  large scales. The backward recomputes each block: three ``(N, c, D)`` GEMMs (logits, ``G·b``,
+  ``Gᵀ·a``). The same functions serve the local-loss path (``b`` rows of ``a`` against ``N``
+  columns, positives at ``offset + i``, see :mod:`._local`).
 * SigLIP needs no normaliser, so loss and gradient products come out of one pass.
 * Gradients are returned as the products ``G·b`` and ``Gᵀ·a`` of the ``(N, N)`` matrix ``G``
   (the softmax or sigmoid part of ``∂loss/∂L``); the callers subtract the targets' part in O(N·D).

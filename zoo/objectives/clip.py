@@ -32,7 +32,8 @@ def check_chunk_size(chunk_size: int | None) -> int | None:
     return chunk_size
 
 
-def _dense_exp(sa: Tensor, b: Tensor, top: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _dense_exp(sa: Tensor, b: Tensor,
+               top: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``E = exp(L − top)`` in place of ``L = sa·bᵀ`` (``top`` defaults to ``max L``), its row and
     column sums and the diagonal ``L_ii`` ``(N,)`` as the GEMM computed it."""
     e = sa @ b.T  # (N, N) logits, overwritten by E below
