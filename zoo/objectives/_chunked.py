@@ -91,6 +91,9 @@ def clip_lse_blocked(sa: Tensor, cols: Tensor, chunk: int, offset: int = 0) -> C
     dominant positive gives exactly 0 at any scale (no ``lse − L_ii`` of two large numbers).
     """
     b, n = sa.shape[0], cols.shape[0]
+    if b == 0:  # a rank without present rows: its partial column log-sum-exps are −inf
+        none = sa.new_empty(0)
+        return ClipLse(rows=none, cols=sa.new_full((n,), float("-inf")), row_gaps=none, col_gaps=none, diag=none)
     top = sa.new_full((b,), float("-inf"))  # (b,) running row max
     total = sa.new_zeros(b)  # (b,) Σ exp(L − top) so far
     diag = sa.new_empty(b)  # (b,)

@@ -157,8 +157,9 @@ class _ClipLocal(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise SecondOrderError(
                 "clip (local loss): second-order gradients (create_graph=True) are not available on the "
-                "local-loss path, whose column log-sum-exps span every rank. Train without the local loss "
-                "(gather the embeddings) for a gradient penalty, or use 'siglip', whose pairs are independent.")
+                "local-loss path (forward_local), whose column log-sum-exps span every rank. For a gradient "
+                "penalty call the objective itself on embeddings gathered with zoo.distributed.gather_all, or "
+                "use 'siglip', whose pairs are independent.")
         a, cols, scale, lse_rows, lse_cols = ctx.saved_tensors
         o, eps, b, n = ctx.offset, ctx.eps, a.shape[0], cols.shape[0]
         with no_autocast(a):

@@ -42,8 +42,9 @@ def save_siglip_gradients(ctx, a: Tensor, cols: Tensor, g_cols: Tensor, gt_a: Te
     """
     b, n = a.shape[0], cols.shape[0]
     ua = g_cols.sub_(cols[offset:offset + b]).div_(n)  # (∂loss/∂Z)·cols, (b, D)
-    ub = gt_a.div_(n)  # (∂loss/∂Z)ᵀ·a, (N, D)
-    ub[offset:offset + b] -= a / n
+    ub = gt_a  # (∂loss/∂Z)ᵀ·a, (N, D)
+    ub[offset:offset + b] -= a
+    ub.div_(n)
     ctx.inputs_at = [i for i, x in enumerate(inputs) if isinstance(x, Tensor)]
     ctx.others = [None if isinstance(x, Tensor) else x for x in inputs]
     ctx.save_for_backward(ua, ub, scale, (a * ua).sum(), (g_sum - b) / n,
