@@ -164,6 +164,113 @@ def test_siglip_under_no_grad_computes_the_same_value_without_gradients():
     torch.testing.assert_close(cheap, siglip_loss(a, b, s, t).detach())
 
 
+# ------------------------------------------------------------------------------ low precision, second order
+# issue 12 §6: each case against open_clip in float32/float64 on the same (rounded) inputs
+
+
+def rounded_unit(n, d, dtype, seed, noise=0.5):
+    """Two correlated unit views rounded to ``dtype`` (the low-precision inputs) as leaves."""
+    a, b = views(n, d, seed=seed, dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    b = F.normalize(a.detach() + noise * torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    return a.detach().to(dtype).requires_grad_(), b.to(dtype).requires_grad_()
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_one_row_at_scale_100_is_exactly_zero_in_half_precision(dtype, chunk):
+    """One row: the loss is log-sum-exp of one logit minus that logit, exactly 0 (it was −0.03 in bf16)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (F.normalize(torch.randn(1, 512, generator=g), dim=1).to(dtype) for _ in range(2))
+    s = torch.tensor(100.0, dtype=dtype)
+    assert OpenClipLoss()(a.double(), b.double(), s.double()).item() == 0.0
+    assert clip_loss(a, b, s, chunk_size=chunk).item() == 0.0
+
+
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_clip_value_does_not_cancel_at_huge_scales(chunk):
+    """float32, s = 1e6, every positive dominant: ~0 as open_clip (it was −0.0625, one ulp of 1e6)."""
+    a, b = rounded_unit(16, 8, torch.float32, seed=6, noise=0.05)
+    s = torch.tensor(1e6)
+    want = OpenClipLoss()(a.double(), b.double(), s.double()).item()
+    assert want < 1e-30 and OpenClipLoss()(a, b, s).item() == 0.0
+    assert abs(clip_loss(a, b, s, chunk_size=chunk).item() - want) < 1e-7
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 5])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_clip_and_siglip_match_open_clip_in_float64(dtype, chunk):
+    """B = 513, s = 100: the per-block sums are float32 (chunk 5 in bf16 gave 1608 for 1661)."""
+    a, b = rounded_unit(513, 32, dtype, seed=3)
+    s, t = torch.tensor(100.0, dtype=dtype), torch.tensor(-10.0, dtype=dtype)
+    for ours, ref in ((siglip_loss(a, b, s, t, chunk_size=chunk), OpenSigLipLoss()(a.double(), b.double(),
+                                                                                   s.double(), t.double())),
+                      (clip_loss(a, b, s, chunk_size=chunk), OpenClipLoss()(a.double(), b.double(), s.double()))):
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours.double(), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_fp16_siglip_of_large_logits_stays_finite():
+    """zeros(256, 4), s = 1, t = 10: 65,536 softplus(10) overflow fp16 (open_clip 3.3.0: inf)."""
+    z = torch.zeros(256, 4, dtype=torch.float16)
+    s, t = torch.tensor(1.0, dtype=torch.float16), torch.tensor(10.0, dtype=torch.float16)
+    want = OpenSigLipLoss()(z.double(), z.double(), s.double(), t.double())
+    for chunk in (None, 7):
+        torch.testing.assert_close(siglip_loss(z, z, s, t, chunk_size=chunk).double(), want, rtol=1e-6, atol=0)
+
+
+def test_python_float_scales_keep_float64():
+    """A python-float scale was rounded to float32 first (an error of 3e-9 in float64)."""
+    a, b = views(16, 8, seed=4, dtype=torch.float64)
+    s64, t64 = torch.tensor(14.3, dtype=torch.float64), torch.tensor(-3.7, dtype=torch.float64)
+    torch.testing.assert_close(clip_loss(a, b, 14.3), OpenClipLoss()(a, b, s64), rtol=1e-15, atol=1e-15)
+    torch.testing.assert_close(siglip_loss(a, b, 14.3, -3.7), OpenSigLipLoss()(a, b, s64, t64), rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+@pytest.mark.parametrize("name", ["clip", "siglip"])
+def test_gradient_penalty_matches_open_clip(name, chunk):
+    """Second order through the hand-written backward passes (it was a silent zero)."""
+    a, b = views(12, 8, seed=5, dtype=torch.float64)
+    s, t = scalar(10.0, torch.float64), scalar(-5.0, torch.float64)
+    ours = ClipLoss(chunk_size=chunk) if name == "clip" else SigLipLoss(chunk_size=chunk)
+    ref = OpenClipLoss() if name == "clip" else OpenSigLipLoss()
+    results = []
+    for fn in (lambda: ours({"x": a, "y": b}, logit_scale=s, logit_bias=t),
+               lambda: ref(a, b, s) if name == "clip" else ref(a, b, s, t)):
+        grad_a, = torch.autograd.grad(fn(), a, create_graph=True)
+        penalty = grad_a.pow(2).sum()
+        results.append([penalty.detach(), *torch.autograd.grad(penalty, (a, b, s))])
+    assert results[0][0] > 0 and results[0][2].abs().sum() > 0
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_gradgradcheck_clip_and_siglip_functions(chunk):
+    a, b = views(5, 3, seed=8, dtype=torch.float64)
+    s, t = scalar(3.0, torch.float64), scalar(-2.0, torch.float64)
+    assert torch.autograd.gradgradcheck(lambda a, b, s: _ClipFunction.apply(a, b, s, 0.2, chunk), (a, b, s))
+    assert torch.autograd.gradgradcheck(lambda a, b, s, t: _SigLipFunction.apply(a, b, s, t, chunk, True),
+                                        (a, b, s, t))
+
+
+def test_local_paths_second_order_siglip_works_clip_says_why():
+    """One process: the local SigLIP gives the same second order; the local CLIP raises, never a zero."""
+    from zoo.objectives._autograd import SecondOrderError
+    from zoo.objectives._local import clip_local, siglip_local
+
+    a, b = views(6, 4, seed=9, dtype=torch.float64)
+    emb = {"x": a, "y": b}
+    penalties = []
+    for loss in (siglip_local(emb, emb, 0, 7.0, -3.0, chunk_size=4), siglip_loss(a, b, 7.0, -3.0)):
+        grad_a, = torch.autograd.grad(loss, a, create_graph=True)
+        penalties.append(torch.autograd.grad(grad_a.pow(2).sum(), b))
+    torch.testing.assert_close(*penalties, rtol=1e-10, atol=1e-12)
+    with pytest.raises(SecondOrderError, match="create_graph"):
+        torch.autograd.grad(clip_local(emb, emb, 0, 7.0), a, create_graph=True)
+
+
 # ------------------------------------------------------------------------------ contract
 
 @pytest.mark.parametrize("name", ["clip", "siglip"])

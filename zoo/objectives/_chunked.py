@@ -6,8 +6,13 @@ blocks of ``c`` whole columns (or rows) of shape ``(N, c)`` (the idea of Inf-CL,
 2024), so the peak memory is O(N·c) in the forward pass and, by recomputing blocks, the backward.
 
 * CLIP: a column block holds whole columns, so its column log-sum-exp is exact at once; the row
-  log-sum-exp is accumulated across blocks with ``logaddexp`` (streaming, numerically stable).
-  The backward recomputes each block: three ``(N, c, D)`` GEMMs (logits, ``G·b``, ``Gᵀ·a``).
+  log-sum-exp is streamed across blocks as a running max and a rescaled sum of exponentials.
+  The loss is built from the gaps ``lse_i − L_ii`` (each ≥ 0, the positive taken from the logits
+  the GEMM produced and subtracted from the max before the log-sum is added), never as a large
+  log-sum-exp minus a separately summed positive term, which cancels in low precision or at
+  large scales. The backward recomputes each block: three ``(N, c, D)`` GEMMs (logits, ``G·b``,
+  ``Gᵀ·a``). The same functions serve the local-loss path (``b`` rows of ``a`` against ``N``
+  columns, positives at ``offset + i``, see :mod:`._local`).
 * SigLIP needs no normaliser, so loss and gradient products come out of one pass.
 * Gradients are returned as the products ``G·b`` and ``Gᵀ·a`` of the ``(N, N)`` matrix ``G``
   (the softmax or sigmoid part of ``∂loss/∂L``); the callers subtract the targets' part in O(N·D).
@@ -15,6 +20,7 @@ blocks of ``c`` whole columns (or rows) of shape ``(N, c)`` (the idea of Inf-CL,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +31,7 @@ from torch import Tensor
 _SLAB_ELEMENTS = 1 << 22
 
 
-def column_blocks(n: int, chunk: int) -> Iterator[slice]:
+def spans(n: int, chunk: int) -> Iterator[slice]:
     """Consecutive slices of ``range(n)`` of length ``chunk`` (the last may be shorter)."""
     for start in range(0, n, chunk):
         yield slice(start, min(start + chunk, n))
@@ -33,7 +39,7 @@ def column_blocks(n: int, chunk: int) -> Iterator[slice]:
 
 def row_slabs(n_rows: int, n_cols: int) -> Iterator[slice]:
     """Row slices of an ``(n_rows, n_cols)`` matrix, each about ``_SLAB_ELEMENTS`` elements."""
-    return column_blocks(n_rows, max(1, _SLAB_ELEMENTS // max(n_cols, 1)))
+    return spans(n_rows, max(1, _SLAB_ELEMENTS // max(n_cols, 1)))
 
 
 def softplus_sum(x: Tensor) -> Tensor:
@@ -44,53 +50,84 @@ def softplus_sum(x: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- CLIP (softmax both ways)
 
-def transposed_blocks(sa: Tensor, b: Tensor, chunk: int) -> Iterator[tuple[slice, Tensor]]:
-    """``(cols, L[:, cols]ᵀ)`` for each block of columns, as ``(c, N)`` views of ONE reused buffer.
+def transposed_blocks(sa: Tensor, cols: Tensor, chunk: int) -> Iterator[tuple[slice, Tensor]]:
+    """``(block, L[:, block]ᵀ)`` for each block of columns of ``L = sa·colsᵀ`` ``(b, N)``, as
+    ``(c, b)`` views of ONE reused buffer.
 
     Transposed, a block is a contiguous run of rows, so the last (shorter) one is a view too and
     no block allocates: large blocks would otherwise pay fresh page faults every time.
     """
-    n = sa.shape[0]
-    buffer = sa.new_empty(min(chunk, n), n)
-    for cols in column_blocks(n, chunk):
-        block = buffer[: cols.stop - cols.start]  # (c, N)
-        torch.mm(b[cols], sa.T, out=block)
-        yield cols, block
+    n = cols.shape[0]
+    buffer = sa.new_empty(min(chunk, n), sa.shape[0])
+    for block in spans(n, chunk):
+        out = buffer[: block.stop - block.start]  # (c, b)
+        torch.mm(cols[block], sa.T, out=out)
+        yield block, out
 
 
-def _logsumexp(x: Tensor, dim: int, scratch: Tensor) -> Tensor:
-    """``torch.logsumexp(x, dim)`` with its exponentials written to ``scratch`` (no allocation)."""
+def _sum_exp(x: Tensor, dim: int, scratch: Tensor) -> tuple[Tensor, Tensor]:
+    """``(Σ exp(x − top), top)`` along ``dim``, ``top = max x``; the exponentials go to ``scratch``."""
     top = x.amax(dim, keepdim=True)
     total = torch.sub(x, top, out=scratch).exp_().sum(dim)
-    return total.log_().add_(top.squeeze(dim))
+    return total, top.squeeze(dim)
 
 
-def clip_lse_blocked(sa: Tensor, b: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
-    """Row and column log-sum-exp of ``L = sa·bᵀ``, streaming over blocks of ``chunk`` columns."""
-    n = sa.shape[0]
-    lse_rows = sa.new_full((n,), float("-inf"))  # (N,)
-    lse_cols = sa.new_empty(n)  # (N,)
-    scratch = sa.new_empty(min(chunk, n), n)
-    for cols, block in transposed_blocks(sa, b, chunk):  # block: (c, N)
-        tmp = scratch[: block.shape[0]]
-        lse_cols[cols] = _logsumexp(block, 1, tmp)
-        lse_rows = torch.logaddexp(lse_rows, _logsumexp(block, 0, tmp))
-    return lse_rows, lse_cols
+class ClipLse(NamedTuple):
+    """Log-sum-exps of ``L = s·a·colsᵀ`` ``(b, N)`` whose positive of row ``i`` is ``L[i, o+i]``."""
+
+    rows: Tensor  # (b,) log-sum-exp of each row over all N columns
+    cols: Tensor  # (N,) log-sum-exp of each column over the b rows (partial when b < N)
+    row_gaps: Tensor  # (b,) rows[i] − L[i, o+i] ≥ 0, computed without cancellation
+    col_gaps: Tensor  # (b,) cols[o+i] − L[i, o+i], exact when b = N (else a partial column)
+    diag: Tensor  # (b,) the positives L[i, o+i], as the logits GEMM computed them
 
 
-def clip_products_blocked(sa: Tensor, a: Tensor, b: Tensor, lse_rows: Tensor, lse_cols: Tensor,
+def clip_lse_blocked(sa: Tensor, cols: Tensor, chunk: int, offset: int = 0) -> ClipLse:
+    """:class:`ClipLse` of ``L = sa·colsᵀ``, streaming over blocks of ``chunk`` columns.
+
+    A block holds whole columns, so each column's log-sum-exp is exact at once; each row's is
+    streamed as ``top + log S`` (the running row max and the sum of ``exp(L − top)``, rescaled when
+    the max grows). The gaps subtract the positive from the max *before* adding ``log S``, so a
+    dominant positive gives exactly 0 at any scale (no ``lse − L_ii`` of two large numbers).
+    """
+    b, n = sa.shape[0], cols.shape[0]
+    if b == 0:  # a rank without present rows: its partial column log-sum-exps are −inf
+        none = sa.new_empty(0)
+        return ClipLse(rows=none, cols=sa.new_full((n,), float("-inf")), row_gaps=none, col_gaps=none, diag=none)
+    top = sa.new_full((b,), float("-inf"))  # (b,) running row max
+    total = sa.new_zeros(b)  # (b,) Σ exp(L − top) so far
+    diag = sa.new_empty(b)  # (b,)
+    col_sums, col_tops = sa.new_empty(n), sa.new_empty(n)  # (N,)
+    scratch = sa.new_empty(min(chunk, n), b)
+    for block, logits in transposed_blocks(sa, cols, chunk):  # logits: L[:, block]ᵀ, (c, b)
+        lo, hi = max(block.start - offset, 0), min(block.stop - offset, b)  # rows whose positive is here
+        if lo < hi:
+            diag[lo:hi] = logits.diagonal(block.start - offset)
+        tmp = scratch[: logits.shape[0]]
+        col_sums[block], col_tops[block] = _sum_exp(logits, 1, tmp)
+        block_sums, block_tops = _sum_exp(logits, 0, tmp)  # (b,)
+        new_top = torch.maximum(top, block_tops)
+        total = total.mul_(torch.exp(top - new_top)).add_(block_sums.mul_(torch.exp(block_tops - new_top)))
+        top = new_top
+    log_rows, log_cols = total.log_(), col_sums.log_()
+    mine = slice(offset, offset + b)
+    return ClipLse(rows=log_rows + top, cols=log_cols + col_tops, row_gaps=log_rows + (top - diag),
+                   col_gaps=log_cols[mine] + (col_tops[mine] - diag), diag=diag)
+
+
+def clip_products_blocked(sa: Tensor, a: Tensor, cols: Tensor, lse_rows: Tensor, lse_cols: Tensor,
                           chunk: int) -> tuple[Tensor, Tensor]:
-    """``(G·b, Gᵀ·a)`` for ``G = (softmax_rows(L) + softmax_cols(L)) / 2N``, block by block."""
-    n = sa.shape[0]
-    gb = torch.zeros_like(b)  # (N, D)
-    gta = torch.empty_like(a)  # (N, D)
-    scratch = sa.new_empty(min(chunk, n), n)
-    for cols, block in transposed_blocks(sa, b, chunk):  # block: L[:, cols]ᵀ, (c, N)
-        g = torch.sub(block, lse_rows[None, :], out=scratch[: block.shape[0]]).exp_()  # row softmax
-        g.add_(block.sub_(lse_cols[cols, None]).exp_()).mul_(0.5 / n)  # + column softmax: Gᵀ block
-        gb.addmm_(g.T, b[cols])
-        torch.mm(g, a, out=gta[cols])  # (c, D)
-    return gb, gta
+    """``(G·cols (b, D), Gᵀ·a (N, D))`` for ``G = (softmax_rows(L) + softmax_cols(L)) / 2N`` on the b rows."""
+    n = cols.shape[0]
+    g_cols = torch.zeros_like(a)  # (b, D)
+    gt_a = torch.empty_like(cols)  # (N, D)
+    scratch = sa.new_empty(min(chunk, n), sa.shape[0])
+    for block, logits in transposed_blocks(sa, cols, chunk):  # L[:, block]ᵀ, (c, b)
+        g = torch.sub(logits, lse_rows[None, :], out=scratch[: logits.shape[0]]).exp_()  # row softmax
+        g.add_(logits.sub_(lse_cols[block, None]).exp_()).mul_(0.5 / n)  # + column softmax: Gᵀ block
+        g_cols.addmm_(g.T, cols[block])
+        torch.mm(g, a, out=gt_a[block])  # (c, D)
+    return g_cols, gt_a
 
 
 # ---------------------------------------------------------------- SigLIP (sigmoid per pair)
@@ -111,7 +148,7 @@ def siglip_blocked(sa: Tensor, a: Tensor, b: Tensor, bias: Tensor, rows_per_bloc
     gb = torch.empty_like(b) if with_grads else None  # (N, D)
     gta = torch.zeros_like(a) if with_grads else None  # (N, D)
     buffer = sa.new_empty(rows_per_block, sa.shape[0])  # reused: no page faults per block
-    for rows in column_blocks(sa.shape[0], rows_per_block):
+    for rows in spans(sa.shape[0], rows_per_block):
         z = torch.addmm(bias, sa[rows], b.T, out=buffer[: rows.stop - rows.start])  # (k, N)
         total += softplus_sum(z)
         if with_grads:

@@ -31,12 +31,14 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..distributed import all_reduce_logsumexp
 from ..errors import ShapeError
-from ._chunked import _SLAB_ELEMENTS, column_blocks, softplus_sum
+from ._autograd import SecondOrderError, compute_dtype, no_autocast
+from ._chunked import _SLAB_ELEMENTS, clip_lse_blocked, clip_products_blocked, softplus_sum, spans
 from .base import as_scalar, check_embeddings
+from .clip import clip_value
+from .siglip import save_siglip_gradients, scale_saved_gradients
 
 
 def local_block(rows: int, n_cols: int, chunk: int | None) -> int:
@@ -76,13 +78,8 @@ def local_pair(local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], rank
 
 def _promoted(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Both views in one dtype, at least float32 (the log-sum-exps are not done in half precision)."""
-    dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+    dtype = compute_dtype(a, b)
     return a.to(dtype), b.to(dtype)
-
-
-def _no_autocast(x: Tensor):
-    """Blocks recomputed in the backward must equal the forward's: no autocast inside the functions."""
-    return torch.autocast(x.device.type, enabled=False)
 
 
 # ---------------------------------------------------------------- SigLIP
@@ -92,23 +89,19 @@ class _SigLipLocal(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, cols, scale, bias, offset, chunk, with_grads):
-        with _no_autocast(a):
+        with no_autocast(a):
             b, n = a.shape[0], cols.shape[0]
             total, ga, gb, g_sum = _siglip_blocks(a * scale, a, cols, bias, local_block(b, n, chunk), with_grads)
             mine = cols[offset:offset + b]  # (b, D) the positives' columns
             diag = scale * (a * mine).sum() + b * bias  # Σ_i Z_{i,o+i}: softplus(−Z) = softplus(Z) − Z
-            if with_grads:  # ∂loss/∂Z = (σ(Z) − P) / N, P the positives
-                ua = ga.sub_(mine).div_(n)  # (b, D)
-                ub = gb.div_(n)  # (N, D)
-                ub[offset:offset + b] -= a / n
-                ctx.save_for_backward(ua, ub, scale, (a * ua).sum(), (g_sum - b) / n)
+            if with_grads:
+                save_siglip_gradients(ctx, a, cols, ga, gb, g_sum, scale, offset,
+                                      (a, cols, scale, bias, offset, chunk, with_grads))
             return (total - diag) / n
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
-        from .siglip import scale_saved_gradients
-        return scale_saved_gradients(ctx, grad, "siglip (local)", n_inputs=7)
+        return scale_saved_gradients(ctx, grad, "siglip (local)")
 
 
 def _siglip_blocks(sa: Tensor, a: Tensor, cols: Tensor, bias: Tensor, c: int, with_grads: bool):
@@ -116,7 +109,7 @@ def _siglip_blocks(sa: Tensor, a: Tensor, cols: Tensor, bias: Tensor, c: int, wi
     total, g_sum = sa.new_zeros(()), sa.new_zeros(())
     ga = torch.zeros_like(a) if with_grads else None  # (b, D)
     gb = torch.empty_like(cols) if with_grads else None  # (N, D)
-    for block in column_blocks(cols.shape[0], c):
+    for block in spans(cols.shape[0], c):
         z = torch.addmm(bias, sa, cols[block].T)  # (b, c)
         total += softplus_sum(z)
         if with_grads:
@@ -150,56 +143,32 @@ class _ClipLocal(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, cols, scale, offset, eps, chunk):
-        with _no_autocast(a):
+        with no_autocast(a):
             b, n = a.shape[0], cols.shape[0]
             ctx.offset, ctx.eps, ctx.c = offset, eps, local_block(b, n, chunk)
-            lse_rows, partial = _clip_lse(a * scale, cols, ctx.c)
-            lse_cols = all_reduce_logsumexp(partial)  # (N,) over the rows of every rank
-            ctx.save_for_backward(a, cols, scale, lse_rows, lse_cols)
-            mine = cols[offset:offset + b]  # (b, D)
-            diag = scale * (a * mine).sum()  # Σ_{i∈R} L_{i,o+i}
-            total = scale * (a.sum(0) @ cols.sum(0))  # Σ_{i∈R, j} L_ij
-            lse = lse_rows.sum() + lse_cols[offset:offset + b].sum()
-            return lse / (2 * n) - (1 - eps) / n * diag - eps / n ** 2 * total
+            lse = clip_lse_blocked(a * scale, cols, ctx.c, offset)
+            lse_cols = all_reduce_logsumexp(lse.cols)  # (N,) over the rows of every rank
+            ctx.save_for_backward(a, cols, scale, lse.rows, lse_cols)
+            col_gaps = lse.col_gaps if lse_cols is lse.cols else lse_cols[offset:offset + b] - lse.diag
+            return clip_value(lse.row_gaps, col_gaps, lse.diag, a, cols, scale, eps)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
+        if torch.is_grad_enabled():
+            raise SecondOrderError(
+                "clip (local loss): second-order gradients (create_graph=True) are not available on the "
+                "local-loss path (forward_local), whose column log-sum-exps span every rank. For a gradient "
+                "penalty call the objective itself on embeddings gathered with zoo.distributed.gather_all, or "
+                "use 'siglip', whose pairs are independent.")
         a, cols, scale, lse_rows, lse_cols = ctx.saved_tensors
         o, eps, b, n = ctx.offset, ctx.eps, a.shape[0], cols.shape[0]
-        with _no_autocast(a):
-            ua, ub = _clip_products(a * scale, a, cols, lse_rows, lse_cols, ctx.c)
+        with no_autocast(a):
+            ua, ub = clip_products_blocked(a * scale, a, cols, lse_rows, lse_cols, ctx.c)
             ua.sub_(cols[o:o + b], alpha=(1 - eps) / n).sub_(cols.sum(0), alpha=eps / n ** 2)  # (∂loss/∂L)·B
             ub[o:o + b] -= a * ((1 - eps) / n)  # (∂loss/∂L)ᵀ·a: the targets of the pairs of R
             ub.sub_(a.sum(0), alpha=eps / n ** 2)
             d_scale = grad * (a * ua).sum()
             return ua.mul_(grad * scale), ub.mul_(grad * scale), d_scale, None, None, None
-
-
-def _clip_lse(sa: Tensor, cols: Tensor, c: int) -> tuple[Tensor, Tensor]:
-    """Row log-sum-exp ``(b,)`` of ``L = sa·Bᵀ`` and the partial column log-sum-exp ``(N,)`` over the b rows."""
-    lse_rows = sa.new_full((sa.shape[0],), float("-inf"))  # (b,)
-    partial = sa.new_empty(cols.shape[0])  # (N,)
-    for block in column_blocks(cols.shape[0], c):
-        logits = sa @ cols[block].T  # (b, c)
-        partial[block] = torch.logsumexp(logits, dim=0)
-        lse_rows = torch.logaddexp(lse_rows, torch.logsumexp(logits, dim=1))
-    return lse_rows, partial
-
-
-def _clip_products(sa: Tensor, a: Tensor, cols: Tensor, lse_rows: Tensor, lse_cols: Tensor,
-                   c: int) -> tuple[Tensor, Tensor]:
-    """``(G·B (b, D), Gᵀ·a (N, D))`` for ``G = (softmax_rows(L) + softmax_cols(L)) / 2N`` on the rows of R."""
-    n = cols.shape[0]
-    ua = torch.zeros_like(a)  # (b, D)
-    ub = torch.empty_like(cols)  # (N, D)
-    for block in column_blocks(n, c):
-        logits = sa @ cols[block].T  # (b, c)
-        g = torch.sub(logits, lse_rows[:, None]).exp_()
-        g.add_(logits.sub_(lse_cols[None, block]).exp_()).mul_(0.5 / n)
-        ua.addmm_(g, cols[block])
-        torch.mm(g.T, a, out=ub[block])
-    return ua, ub
 
 
 def clip_local(local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], rank_offset: int, logit_scale, *,

@@ -30,20 +30,16 @@ is replaced by the positives; only row log-sum-exps are needed, streamed in row 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+
+from ._autograd import graph_of_gradient, no_autocast
+from ._chunked import spans
 
 CHUNK_ELEMENTS = 1 << 22  # elements of one block of logits or products: 16 MiB in float32
 SAVE_ELEMENTS = 1 << 24  # keep exp(logits) for the backward pass up to this many elements
-
-
-def row_blocks(n: int, rows: int) -> Iterator[slice]:
-    """Consecutive ``slice``s of ``range(n)``, ``rows`` long (the last may be shorter)."""
-    for start in range(0, n, rows):
-        yield slice(start, min(start + rows, n))
 
 
 def block_rows(xs: Sequence[Tensor], chunk_elements: int) -> int:
@@ -94,7 +90,7 @@ def mip_lse_forward(xs: Sequence[Tensor], scale: Tensor, rows: int,
     lse = [x.new_full((x.shape[0],), float("-inf")) for x in xs]
     shifts = first.new_empty(first.shape[0])  # (n_0,)
     kept: list[Tensor] | None = [] if keep else None
-    for block in row_blocks(first.shape[0], rows):
+    for block in spans(first.shape[0], rows):
         t, _ = block_logits(first[block], middle, last)  # (c, n_1, …, n_last)
         axes = tuple(range(1, t.dim()))
         r = t.amax(dim=axes)  # (c,)
@@ -140,7 +136,7 @@ def mip_lse_backward(xs: Sequence[Tensor], scale: Tensor, lse: Sequence[Tensor],
     log_w = [w.log() for w in weights]  # −inf where w = 0: those coefficients vanish whatever LSE is
     lse = [torch.where(w > 0, l, 0.0) for l, w in zip(lse, weights)]
     grads = [torch.zeros_like(x) for x in xs]
-    for b, block in enumerate(row_blocks(first.shape[0], rows)):
+    for b, block in enumerate(spans(first.shape[0], rows)):
         r = shifts[block]  # (c,)
         if kept is not None:
             e, p = kept[b], outer_rows([first[block], *middle])
@@ -160,6 +156,15 @@ def mip_lse_backward(xs: Sequence[Tensor], scale: Tensor, lse: Sequence[Tensor],
     return grads, d_scale
 
 
+def mip_reference(rows, save_elements, n_views, scale, *tensors) -> Tensor:
+    """Plain-autograd :class:`MipLse` (the whole logits tensor at once): the graph for second-order gradients."""
+    xs, weights = tensors[:n_views], tensors[n_views:]
+    t, _ = block_logits(xs[0] * scale, xs[1:-1], xs[-1])  # (n_0, …, n_{M−1})
+    axes = range(t.dim())
+    lse = [torch.logsumexp(t, dim=[q for q in axes if q != m]) if t.dim() > 1 else t for m in axes]
+    return sum((w * torch.where(w > 0, l, 0.0)).sum() for w, l in zip(weights, lse))
+
+
 class MipLse(torch.autograd.Function):
     """``Σ_m Σ_i w_m[i]·LSE_m[i]`` over the MIP logits of every row combination (hand-written backward).
 
@@ -168,34 +173,41 @@ class MipLse(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rows, save_elements, n_views, scale, *tensors):
-        xs, weights = list(tensors[:n_views]), list(tensors[n_views:])
-        keep = math.prod(x.shape[0] for x in xs) <= save_elements
-        ctx.upcast = None
-        lse, shifts, kept = mip_lse_forward(xs, scale, rows, keep)
-        if not shift_is_exact(lse, weights, shifts) and xs[0].dtype != torch.float64:
-            ctx.upcast = xs[0].dtype  # redo the whole computation in float64
-            xs, weights, scale = [x.double() for x in xs], [w.double() for w in weights], scale.double()
+        with no_autocast(scale):
+            xs, weights = list(tensors[:n_views]), list(tensors[n_views:])
+            keep = math.prod(x.shape[0] for x in xs) <= save_elements
+            ctx.upcast = None
             lse, shifts, kept = mip_lse_forward(xs, scale, rows, keep)
-        if not shift_is_exact(lse, weights, shifts):
-            raise ValueError("symile: the MIP logits span more than float64 can exponentiate with one shift "
-                             "per row (logit_scale × MIP range > 354). Pass L2-normalised embeddings and keep "
-                             "logit_scale ≤ 100 (clamp it as CLIP does).")
-        ctx.kept, ctx.rows, ctx.n_views = kept, rows, n_views
-        ctx.save_for_backward(scale, shifts, *xs, *weights, *lse)
-        value = sum((w * torch.where(w > 0, l, 0.0)).sum() for w, l in zip(weights, lse))
-        return value.to(ctx.upcast) if ctx.upcast else value
+            if not shift_is_exact(lse, weights, shifts) and xs[0].dtype != torch.float64:
+                ctx.upcast = xs[0].dtype  # redo the whole computation in float64
+                xs, weights, s64 = [x.double() for x in xs], [w.double() for w in weights], scale.double()
+                lse, shifts, kept = mip_lse_forward(xs, s64, rows, keep)
+            if not shift_is_exact(lse, weights, shifts):
+                raise ValueError("symile: the MIP logits span more than float64 can exponentiate with one shift "
+                                 "per row (logit_scale × MIP range > 354). Pass L2-normalised embeddings and keep "
+                                 "logit_scale ≤ 100 (clamp it as CLIP does).")
+            ctx.kept, ctx.rows, ctx.n_views, ctx.save_elements = kept, rows, n_views, save_elements
+            ctx.save_for_backward(scale, shifts, *tensors, *lse)  # the inputs as given (float64 is redone)
+            value = sum((w * torch.where(w > 0, l, 0.0)).sum() for w, l in zip(weights, lse))
+            return value.to(ctx.upcast) if ctx.upcast else value
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         scale, shifts, *rest = ctx.saved_tensors
         m = ctx.n_views
-        xs, weights, lse = rest[:m], rest[m:2 * m], rest[2 * m:]
+        tensors, lse = rest[:2 * m], rest[2 * m:]
+        if torch.is_grad_enabled():  # create_graph=True
+            inputs = (ctx.rows, ctx.save_elements, m, scale, *tensors)
+            return graph_of_gradient(mip_reference, inputs, ctx.needs_input_grad, grad)
         kept, ctx.kept = ctx.kept, None  # consumed in place; a second backward recomputes
-        grads, d_scale = mip_lse_backward(xs, scale, lse, weights, shifts, kept, ctx.rows)
-        grad = grad.to(scale.dtype)
-        out = [(g * grad).to(ctx.upcast or g.dtype) for g in grads]
-        d_scale = (d_scale * grad).to(ctx.upcast or d_scale.dtype)
+        with no_autocast(scale):
+            if ctx.upcast:
+                tensors, scale = [t.double() for t in tensors], scale.double()
+            xs, weights = tensors[:m], tensors[m:]
+            grads, d_scale = mip_lse_backward(xs, scale, lse, weights, shifts, kept, ctx.rows)
+            grad = grad.to(scale.dtype)
+            out = [(g * grad).to(ctx.upcast or g.dtype) for g in grads]
+            d_scale = (d_scale * grad).to(ctx.upcast or d_scale.dtype)
         return (None, None, None, d_scale, *out, *[None] * m)
 
 
@@ -221,6 +233,16 @@ def row_logits(sa: Tensor, q: Tensor, diag: Tensor, bias: Tensor | None, block: 
     return t
 
 
+def row_reference(rows, save_elements, a, q, diag, scale, bias, w) -> Tensor:
+    """Plain-autograd :class:`RowLse` (the whole ``(N, N)`` logits): the graph for second-order gradients."""
+    logits = scale * a @ q.T  # (N, N)
+    if bias is not None:
+        logits = logits + bias
+    eye = torch.eye(a.shape[0], dtype=torch.bool, device=a.device)
+    lse = torch.logsumexp(torch.where(eye, diag[:, None], logits), dim=1)  # (N,)
+    return (w * torch.where(w > 0, lse, 0.0)).sum()
+
+
 class RowLse(torch.autograd.Function):
     """``Σ_i w_i·LSE_j(L_ij)`` for ``L = s·a·qᵀ`` with diagonal ``diag`` (hand-written backward).
 
@@ -230,11 +252,16 @@ class RowLse(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rows, save_elements, a, q, diag, scale, bias, w):
+        with no_autocast(a):
+            return RowLse._forward(ctx, rows, save_elements, a, q, diag, scale, bias, w)
+
+    @staticmethod
+    def _forward(ctx, rows, save_elements, a, q, diag, scale, bias, w):
         sa = a * scale
         n = a.shape[0]
         keep = n * n <= save_elements
         lse, shifts, kept = a.new_empty(n), a.new_empty(n), [] if keep else None
-        for block in row_blocks(n, rows):
+        for block in spans(n, rows):
             t = row_logits(sa, q, diag, bias, block)  # (c, N)
             r = t.amax(dim=1)  # (c,) exact per-row shift
             e = t.sub_(r[:, None]).exp_()
@@ -247,14 +274,21 @@ class RowLse(torch.autograd.Function):
         return (w * torch.where(w > 0, lse, 0.0)).sum()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         a, q, diag, scale, bias, w, lse, shifts = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            inputs = (ctx.rows, None, a, q, diag, scale, bias, w)
+            return graph_of_gradient(row_reference, inputs, ctx.needs_input_grad, grad)
+        with no_autocast(a):
+            return RowLse._backward(ctx, grad, a, q, diag, scale, bias, w, lse, shifts)
+
+    @staticmethod
+    def _backward(ctx, grad, a, q, diag, scale, bias, w, lse, shifts):
         kept, ctx.kept = ctx.kept, None
         sa = a * scale
         coef = torch.exp(shifts - torch.where(w > 0, lse, 0.0) + w.log())  # (N,) w_i·e^{r_i − LSE_i}
         da, dq, d_diag = torch.empty_like(a), torch.zeros_like(q), torch.empty_like(diag)
-        for b, block in enumerate(row_blocks(a.shape[0], ctx.rows)):
+        for b, block in enumerate(spans(a.shape[0], ctx.rows)):
             if kept is not None:
                 e = kept[b]
             else:

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import OptionError, ShapeError
-from .base import check_embeddings, register_objective
+from .base import check_embeddings, full_precision, register_objective
 
 
 def _check_rows(x: Tensor, who: str, minimum: int = 1) -> None:
@@ -70,6 +70,7 @@ class AlignUniformLoss(nn.Module):
                                   f"the paper uses alpha=2, t=2, lam=1.")
         self.alpha, self.t, self.lam = alpha, t, lam
 
+    @full_precision
     def forward(self, embeddings, *, logit_scale=None, logit_bias=None, labels=None, mask=None) -> Tensor:
         a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="align_uniform")
         _check_rows(a, "align_uniform", minimum=2)

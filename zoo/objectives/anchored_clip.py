@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from ..errors import OptionError, UnknownNameError
-from .base import check_embeddings, register_objective
+from .base import check_embeddings, full_precision, register_objective
 from .clip import check_chunk_size
 from .pairwise_clip import check_reduction, pair_terms, reduce_terms
 
@@ -43,6 +43,7 @@ class AnchoredClipLoss(nn.Module):
         self.reduction = check_reduction(reduction)
         self.chunk_size = check_chunk_size(chunk_size)
 
+    @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, who="anchored_clip")

@@ -14,6 +14,7 @@ Contract (DESIGN.md)::
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Callable
 
@@ -60,11 +61,39 @@ def check_embeddings(embeddings: Mapping[str, Tensor], *, min_views: int = 2, ma
 
 
 def as_scalar(value, like: Tensor) -> Tensor:
-    """``logit_scale``/``logit_bias`` as a 0-d tensor on ``like``'s device and dtype."""
-    t = value if isinstance(value, Tensor) else torch.tensor(float(value))
+    """``logit_scale``/``logit_bias`` as a 0-d tensor on ``like``'s device and dtype (a python number
+    is converted straight to that dtype: not rounded to float32 first)."""
+    t = value if isinstance(value, Tensor) else torch.tensor(float(value), dtype=like.dtype, device=like.device)
     if t.numel() != 1:
         raise ShapeError(f"logit scale/bias must be a scalar, got shape {tuple(t.shape)}.")
     return t.reshape(()).to(device=like.device, dtype=like.dtype)
+
+
+def full_precision(forward: Callable) -> Callable:
+    """Decorator for an objective's ``forward``: 16-bit embeddings are computed in float32, outside autocast.
+
+    GPU training runs the objectives under bf16/fp16 autocast. Inside the decorated ``forward``,
+    bf16/fp16 views are cast to float32 (the cast is differentiable: their gradients come back in
+    their own dtype) and autocast is off, so the loss is that of the rounded embeddings to float32
+    accuracy: no half-precision logits, accumulators or log-sum-exps, no fp16 overflow. The loss
+    is returned in float32. Other inputs (float32/64 views, labels, masks) pass unchanged.
+    """
+
+    @functools.wraps(forward)
+    def wrapped(self, embeddings, *args, **kwargs):
+        if not isinstance(embeddings, Mapping):
+            return forward(self, embeddings, *args, **kwargs)  # the objective's own check names the problem
+        embeddings = {k: v.float() if isinstance(v, Tensor) and v.dtype in _HALF else v for k, v in embeddings.items()}
+        device = next((v.device.type for v in embeddings.values() if isinstance(v, Tensor)), "cpu")
+        if not torch.amp.is_autocast_available(device):
+            return forward(self, embeddings, *args, **kwargs)
+        with torch.autocast(device, enabled=False):
+            return forward(self, embeddings, *args, **kwargs)
+
+    return wrapped
+
+
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def require_labels(labels, level: str, batch: int, who: str) -> Tensor:

@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from ..errors import OptionError, ShapeError
 from ..utils import check_option
+from ._autograd import compute_dtype, graph_of_gradient, no_autocast
 from ._chunked import clip_lse_blocked, clip_products_blocked, row_slabs
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 def check_chunk_size(chunk_size: int | None) -> int | None:
@@ -32,9 +33,12 @@ def check_chunk_size(chunk_size: int | None) -> int | None:
     return chunk_size
 
 
-def _dense_exp(sa: Tensor, b: Tensor, top: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``E = exp(L − top)`` in place of ``L = sa·bᵀ`` (``top`` defaults to ``max L``), its row and column sums."""
+def _dense_exp(sa: Tensor, b: Tensor,
+               top: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``E = exp(L − top)`` in place of ``L = sa·bᵀ`` (``top`` defaults to ``max L``), its row and
+    column sums and the diagonal ``L_ii`` ``(N,)`` as the GEMM computed it."""
     e = sa @ b.T  # (N, N) logits, overwritten by E below
+    diag = e.diagonal().clone()
     top = e.max() if top is None else top
     row_sums = e.new_empty(e.shape[0])  # (N,)
     col_sums = e.new_zeros(e.shape[1])  # (N,)
@@ -42,14 +46,15 @@ def _dense_exp(sa: Tensor, b: Tensor, top: Tensor | None = None) -> tuple[Tensor
         slab = e[rows].sub_(top).exp_()
         row_sums[rows] = slab.sum(dim=1)
         col_sums += slab.sum(dim=0)
-    return e, top, row_sums, col_sums
+    return e, top, row_sums, col_sums, diag
 
 
 def _underflows(row_sums: Tensor, col_sums: Tensor) -> bool:
     """True when a row or column of ``E`` lies so far below the shared shift that it lost digits.
 
     Then one shift is not exact (the caller takes the stable streaming path); otherwise every lost
-    term is below ``N·tiny``, far below the ulp of a sum ``>= sqrt(tiny)``.
+    term is below ``N·tiny``, far below the ulp of a sum ``>= sqrt(tiny)``, and ``|log sum|`` stays
+    below ``½·ln(1/tiny)`` (44 in float32), which bounds the rounding of the gaps below.
     """
     safe = torch.finfo(row_sums.dtype).tiny ** 0.5
     return min(row_sums.min().item(), col_sums.min().item()) < safe
@@ -66,12 +71,18 @@ def _dense_products(e: Tensor, row_sums: Tensor, col_sums: Tensor, a: Tensor,
     return e @ b, e.T @ a
 
 
-def _value(a: Tensor, b: Tensor, scale: Tensor, lse_rows: Tensor, lse_cols: Tensor, eps: float) -> Tensor:
-    """Loss from the log-sum-exps: targets ``(1−ε)·δ_ij + ε/N`` need only O(N·D) sums of ``L``."""
-    n = a.shape[0]
-    diag = scale * (a * b).sum()  # Σ_i L_ii
-    total = scale * (a.sum(0) @ b.sum(0))  # Σ_ij L_ij
-    return (lse_rows.sum() + lse_cols.sum()) / (2 * n) - (1 - eps) / n * diag - eps / n ** 2 * total
+def clip_value(row_gaps: Tensor, col_gaps: Tensor, diag: Tensor, a: Tensor, cols: Tensor, scale: Tensor,
+               eps: float) -> Tensor:
+    """Loss of the rows of ``a`` from the gaps ``lse − L_ii`` (≥ 0 each, so their sum cannot cancel).
+
+    Row ``i``'s cross-entropy with targets ``(1−ε)·δ_ij + ε/N`` is ``(lse_i − L_ii) + ε·(L_ii − mean_j L_ij)``;
+    the smoothing part needs only O(N·D) sums of ``L`` (``cols``: all N columns, ``a``: these rows).
+    """
+    n = cols.shape[0]
+    value = (row_gaps.sum() + col_gaps.sum()) / (2 * n)
+    if eps:
+        value = value + eps / n * (diag.sum() - scale * (a.sum(0) @ cols.sum(0)) / n)
+    return value
 
 
 def _grads(a: Tensor, b: Tensor, scale: Tensor, gb: Tensor, gta: Tensor, eps: float,
@@ -84,39 +95,66 @@ def _grads(a: Tensor, b: Tensor, scale: Tensor, gb: Tensor, gta: Tensor, eps: fl
     return ua.mul_(grad * scale), ub.mul_(grad * scale), d_scale
 
 
+def clip_reference(a: Tensor, b: Tensor, scale: Tensor, eps: float, *_) -> Tensor:
+    """Plain-autograd CLIP (both ``cross_entropy`` directions): the graph for second-order gradients."""
+    logits = scale * a @ b.T  # (N, N)
+    target = torch.arange(a.shape[0], device=a.device)
+    return (F.cross_entropy(logits, target, label_smoothing=eps)
+            + F.cross_entropy(logits.T, target, label_smoothing=eps)) / 2
+
+
 class _ClipFunction(torch.autograd.Function):
     """Symmetric InfoNCE with a hand-written backward; ``chunk=None`` is the dense path."""
 
     @staticmethod
     def forward(ctx, a, b, scale, eps, chunk):
-        sa = a * scale  # (N, D)
-        n = a.shape[0]
-        ctx.top, ctx.buffers, ctx.eps, ctx.chunk = None, None, eps, min(chunk or n, n)
-        if ctx.chunk == n:
-            e, top, row_sums, col_sums = _dense_exp(sa, b)
-            if not _underflows(row_sums, col_sums):
-                lse_rows, lse_cols = row_sums.log() + top, col_sums.log() + top
-                ctx.top, ctx.buffers = top, (e, row_sums, col_sums)  # E is consumed by the backward
-            del e
-        if ctx.top is None:
-            lse_rows, lse_cols = clip_lse_blocked(sa, b, ctx.chunk)
-        ctx.save_for_backward(a, b, scale, lse_rows, lse_cols)
-        return _value(a, b, scale, lse_rows, lse_cols, eps)
+        with no_autocast(a):
+            sa = a * scale  # (N, D)
+            n = a.shape[0]
+            ctx.top, ctx.buffers, ctx.eps, ctx.chunk = None, None, eps, min(chunk or n, n)
+            if ctx.chunk == n:
+                e, top, row_sums, col_sums, diag = _dense_exp(sa, b)
+                if not _underflows(row_sums, col_sums):
+                    lse_rows, lse_cols = row_sums.log(), col_sums.log()  # shifted by top
+                    row_gaps, col_gaps = lse_rows + (top - diag), lse_cols + (top - diag)
+                    lse_rows += top
+                    lse_cols += top
+                    ctx.top, ctx.buffers = top, (e, row_sums, col_sums)  # E is consumed by the backward
+                del e
+            if ctx.top is None:
+                lse_rows, lse_cols, row_gaps, col_gaps, diag = clip_lse_blocked(sa, b, ctx.chunk)
+            ctx.save_for_backward(a, b, scale, lse_rows, lse_cols)
+            return clip_value(row_gaps, col_gaps, diag, a, b, scale, eps)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         a, b, scale, lse_rows, lse_cols = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formulation
+            return graph_of_gradient(clip_reference, (a, b, scale, ctx.eps, ctx.chunk), ctx.needs_input_grad, grad)
         buffers, ctx.buffers = ctx.buffers, None
-        if ctx.top is None:
-            gb, gta = clip_products_blocked(a * scale, a, b, lse_rows, lse_cols, ctx.chunk)
-        else:
-            if buffers is None:  # a second backward (retain_graph=True) rebuilds the forward's E
-                e, _, row_sums, col_sums = _dense_exp(a * scale, b, ctx.top)
-                buffers = (e, row_sums, col_sums)
-            gb, gta = _dense_products(*buffers, a, b)
-        da, db, d_scale = _grads(a, b, scale, gb, gta, ctx.eps, grad)
+        with no_autocast(a):
+            if ctx.top is None:
+                gb, gta = clip_products_blocked(a * scale, a, b, lse_rows, lse_cols, ctx.chunk)
+            else:
+                if buffers is None:  # a second backward (retain_graph=True) rebuilds the forward's E
+                    e, _, row_sums, col_sums, _ = _dense_exp(a * scale, b, ctx.top)
+                    buffers = (e, row_sums, col_sums)
+                gb, gta = _dense_products(*buffers, a, b)
+            da, db, d_scale = _grads(a, b, scale, gb, gta, ctx.eps, grad)
         return da, db, d_scale, None, None
+
+
+def two_views(a: Tensor, b: Tensor, logit_scale, who: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The checks shared by the functional losses: ``(a, b, scale)`` in one dtype of at least float32.
+
+    The scale keeps that dtype (a python float is not rounded to float32 for float64 embeddings).
+    """
+    a, b = check_embeddings({"a": a, "b": b}, min_views=2, max_views=2, who=who)
+    if a.shape[0] == 0:
+        raise ShapeError(f"{who}: expected at least one row (B ≥ 1), got an empty batch (0, D).")
+    dtype = compute_dtype(a, b)
+    a, b = a.to(dtype), b.to(dtype)
+    return a, b, as_scalar(logit_scale, a)
 
 
 def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, *, label_smoothing: float = 0.0,
@@ -125,18 +163,16 @@ def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, *, label_smooth
 
     ``a``, ``b``: ``(N, D)``, row ``i`` of each is a positive pair; ``logit_scale``: ``1/τ`` (scalar
     tensor or float, gradients flow into it). ``label_smoothing`` as in ``F.cross_entropy``;
-    ``chunk_size`` streams the logits in ``(N, chunk_size)`` blocks. Returns a 0-d tensor.
+    ``chunk_size`` streams the logits in ``(N, chunk_size)`` blocks. Returns a 0-d tensor, in
+    float32 for 16-bit inputs (computed in float32: the loss of the rounded inputs), else in
+    their dtype. Second-order gradients (``create_graph=True``) are supported (O(N²) memory).
     Example: ``clip_loss(z_image, z_text, model.logit_scale.exp())``.
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1] (as in torch cross_entropy), got {label_smoothing}.")
     check_chunk_size(chunk_size)
-    a, b = check_embeddings({"a": a, "b": b}, min_views=2, max_views=2, who="clip_loss")
-    if a.shape[0] == 0:
-        raise ShapeError("clip_loss: expected at least one row (B ≥ 1), got an empty batch (0, D).")
-    dtype = torch.promote_types(a.dtype, b.dtype)
-    a, b = a.to(dtype), b.to(dtype)
-    return _ClipFunction.apply(a, b, as_scalar(logit_scale, a), float(label_smoothing), chunk_size)
+    a, b, scale = two_views(a, b, logit_scale, "clip_loss")
+    return _ClipFunction.apply(a, b, scale, float(label_smoothing), chunk_size)
 
 
 def present_pair(embeddings: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None,
@@ -185,6 +221,7 @@ class ClipLoss(nn.Module):
         self.label_smoothing = float(label_smoothing)
         self.chunk_size = check_chunk_size(chunk_size)
 
+    @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, max_views=2, who="clip")

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from ..errors import OptionError
 from ._contrast import masked_logsumexp, require_batch, two_view_scores
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 @register_objective("dcl", citation="Yeh et al. 2022, Decoupled Contrastive Learning (ECCV 2022, arXiv:2110.06848)")
@@ -42,6 +42,7 @@ class DCLLoss(nn.Module):
                               f"got {weight_sigma}.")
         self.weight_sigma = weight_sigma
 
+    @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
         a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="dcl")
         require_batch(a.shape[0], "dcl")

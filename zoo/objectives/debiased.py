@@ -6,7 +6,7 @@ from torch import Tensor, nn
 from ..errors import OptionError
 
 from ._contrast import debiased_nll, require_batch, two_view_scores
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 def check_tau_plus(tau_plus: float, who: str) -> float:
@@ -43,6 +43,7 @@ class DebiasedContrastiveLoss(nn.Module):
         super().__init__()
         self.tau_plus = check_tau_plus(tau_plus, "debiased")
 
+    @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
         a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="debiased")
         require_batch(a.shape[0], "debiased")

@@ -5,7 +5,7 @@ from torch import Tensor, nn
 
 from ..errors import OptionError
 from ._contrast import debiased_nll, require_batch, two_view_scores
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 from .debiased import check_tau_plus
 
 
@@ -42,6 +42,7 @@ class HardNegativeLoss(nn.Module):
         self.beta = float(beta)
         self.tau_plus = check_tau_plus(tau_plus, "hard_negative")
 
+    @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
         a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="hard_negative")
         require_batch(a.shape[0], "hard_negative")

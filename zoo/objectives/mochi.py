@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ..errors import OptionError, ShapeError
 from ._contrast import require_batch
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 @register_objective("mochi", citation="Kalantidis et al. 2020, Hard Negative Mixing for Contrastive Learning (NeurIPS 2020, arXiv:2010.01028)")
@@ -62,6 +62,7 @@ class MoCHiLoss(nn.Module):
         self.symmetric = bool(symmetric)
         self.generator = None if seed is None else torch.Generator().manual_seed(int(seed))
 
+    @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None,
                 queue: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="mochi")

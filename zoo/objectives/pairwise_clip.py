@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import OptionError
-from .base import check_embeddings, register_objective
+from .base import check_embeddings, full_precision, register_objective
 from .clip import check_chunk_size, clip_loss, present_pair
 
 REDUCTIONS = ("sum", "mean")
@@ -73,6 +73,7 @@ class PairwiseClipLoss(nn.Module):
         self.reduction = check_reduction(reduction)
         self.chunk_size = check_chunk_size(chunk_size)
 
+    @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, who="pairwise_clip")

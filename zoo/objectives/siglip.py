@@ -13,13 +13,59 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
-from ..errors import ShapeError
+from ._autograd import graph_of_gradient, no_autocast
 from ._chunked import siglip_blocked, siglip_rows_per_block
-from .base import as_scalar, check_embeddings, register_objective
-from .clip import check_chunk_size, present_pair
+from .base import as_scalar, check_embeddings, full_precision, register_objective
+from .clip import check_chunk_size, present_pair, two_views
+
+
+def siglip_reference(a: Tensor, cols: Tensor, scale: Tensor, bias: Tensor, offset: int = 0, *_) -> Tensor:
+    """Plain-autograd SigLIP of the rows of ``a`` (positives at ``cols[offset + i]``): the graph for
+    second-order gradients. ``−1/N Σ_ij log σ(y_ij·Z_ij)``, ``N`` = the number of columns."""
+    n, b = cols.shape[0], a.shape[0]
+    z = scale * a @ cols.T + bias  # (b, N)
+    rows = torch.arange(b, device=a.device)
+    signs = torch.full_like(z, -1.0).index_put_((rows, rows + offset), torch.ones(b, dtype=z.dtype, device=z.device))
+    return -F.logsigmoid(signs * z).sum() / n
+
+
+def save_siglip_gradients(ctx, a: Tensor, cols: Tensor, g_cols: Tensor, gt_a: Tensor, g_sum: Tensor,
+                          scale: Tensor, offset: int, inputs: tuple) -> None:
+    """Turn the sigmoid products into the gradients and save them for the backward.
+
+    ``g_cols = σ(Z)·cols`` ``(b, D)``, ``gt_a = σ(Z)ᵀ·a`` ``(N, D)``, ``g_sum = Σσ(Z)`` for the rows of
+    ``a`` against all ``N`` columns; ``∂loss/∂Z = (σ(Z) − P) / N``, ``P`` the positives ``(i, o+i)``.
+    ``inputs``: the Function's arguments, kept for a second-order backward.
+    """
+    b, n = a.shape[0], cols.shape[0]
+    ua = g_cols.sub_(cols[offset:offset + b]).div_(n)  # (∂loss/∂Z)·cols, (b, D)
+    ub = gt_a  # (∂loss/∂Z)ᵀ·a, (N, D)
+    ub[offset:offset + b] -= a
+    ub.div_(n)
+    ctx.inputs_at = [i for i, x in enumerate(inputs) if isinstance(x, Tensor)]
+    ctx.others = [None if isinstance(x, Tensor) else x for x in inputs]
+    ctx.save_for_backward(ua, ub, scale, (a * ua).sum(), (g_sum - b) / n,
+                          *(x for x in inputs if isinstance(x, Tensor)))
+
+
+def scale_saved_gradients(ctx, grad: Tensor, who: str) -> tuple:
+    """The backward of the SigLIP functions: the gradients saved by :func:`save_siglip_gradients`
+    scaled by the incoming ``grad`` (``None`` for the non-tensor inputs), or, when a graph of the
+    gradient is requested, those of :func:`siglip_reference`."""
+    if not ctx.saved_tensors:
+        raise RuntimeError(f"{who}: the loss was computed without gradients (torch.no_grad); recompute it "
+                           f"with gradients enabled to backpropagate.")
+    ua, ub, scale, d_scale, d_bias, *tensors = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True
+        inputs = list(ctx.others)
+        for i, t in zip(ctx.inputs_at, tensors):
+            inputs[i] = t
+        return graph_of_gradient(siglip_reference, inputs, ctx.needs_input_grad, grad)
+    others = (None,) * (len(ctx.others) - 4)
+    return (ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias) + others
 
 
 class _SigLipFunction(torch.autograd.Function):
@@ -27,29 +73,17 @@ class _SigLipFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, b, scale, bias, chunk, with_grads):
-        n = a.shape[0]
-        total, gb, gta, g_sum = siglip_blocked(a * scale, a, b, bias, siglip_rows_per_block(n, chunk), with_grads)
-        diag = scale * (a * b).sum() + n * bias  # Σ_i Z_ii: the positives' softplus(−Z) = softplus(Z) − Z
-        if with_grads:  # ∂loss/∂Z = (σ(Z) − I) / N
-            ua = gb.sub_(b).div_(n)  # (∂loss/∂Z)·b, (N, D)
-            ub = gta.sub_(a).div_(n)  # (∂loss/∂Z)ᵀ·a
-            ctx.save_for_backward(ua, ub, scale, (a * ua).sum(), (g_sum - n) / n)
-        return (total - diag) / n
+        with no_autocast(a):
+            n = a.shape[0]
+            total, gb, gta, g_sum = siglip_blocked(a * scale, a, b, bias, siglip_rows_per_block(n, chunk), with_grads)
+            diag = scale * (a * b).sum() + n * bias  # Σ_i Z_ii: the positives' softplus(−Z) = softplus(Z) − Z
+            if with_grads:
+                save_siglip_gradients(ctx, a, b, gb, gta, g_sum, scale, 0, (a, b, scale, bias, 0, chunk))
+            return (total - diag) / n
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
-        return scale_saved_gradients(ctx, grad, "siglip", n_inputs=6)
-
-
-def scale_saved_gradients(ctx, grad: Tensor, who: str, n_inputs: int) -> tuple:
-    """The backward of the SigLIP functions: the gradients saved by the forward ``(ua, ub, scale,
-    ∂loss/∂scale, ∂loss/∂bias)``, scaled by the incoming ``grad``; ``None`` for the other inputs."""
-    if not ctx.saved_tensors:
-        raise RuntimeError(f"{who}: the loss was computed without gradients (torch.no_grad); recompute it "
-                           f"with gradients enabled to backpropagate.")
-    ua, ub, scale, d_scale, d_bias = ctx.saved_tensors
-    return (ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias) + (None,) * (n_inputs - 4)
+        return scale_saved_gradients(ctx, grad, "siglip")
 
 
 def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: Tensor | float, *,
@@ -58,19 +92,16 @@ def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: T
 
     ``a``, ``b``: ``(N, D)``; ``y_ij = +1`` if ``i = j`` else ``−1``; ``logit_scale`` ``s`` and
     ``logit_bias`` ``t`` are scalars (gradients flow into both); ``chunk_size`` rows per block of
-    logits (``None``: automatic). Returns a 0-d tensor.
+    logits (``None``: automatic). Returns a 0-d tensor, in float32 for 16-bit inputs (computed
+    and accumulated in float32), else in their dtype. Second-order gradients are supported.
     Example: ``siglip_loss(z_image, z_text, model.logit_scale.exp(), model.logit_bias)``.
     """
     if logit_bias is None:
         raise ValueError("siglip needs a logit_bias (the paper initialises it to -10): pass logit_bias=… "
                          "(e.g. model.logit_bias, a learnable scalar), or use the 'clip' objective.")
     check_chunk_size(chunk_size)
-    a, b = check_embeddings({"a": a, "b": b}, min_views=2, max_views=2, who="siglip_loss")
-    if a.shape[0] == 0:
-        raise ShapeError("siglip_loss: expected at least one row (B ≥ 1), got an empty batch (0, D).")
-    dtype = torch.promote_types(a.dtype, b.dtype)
-    a, b = a.to(dtype), b.to(dtype)
-    scale, bias = as_scalar(logit_scale, a), as_scalar(logit_bias, a)
+    a, b, scale = two_views(a, b, logit_scale, "siglip_loss")
+    bias = as_scalar(logit_bias, a)
     with_grads = torch.is_grad_enabled() and any(t.requires_grad for t in (a, b, scale, bias))
     return _SigLipFunction.apply(a, b, scale, bias, chunk_size, with_grads)
 
@@ -103,6 +134,7 @@ class SigLipLoss(nn.Module):
         super().__init__()
         self.chunk_size = check_chunk_size(chunk_size)
 
+    @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, max_views=2, who="siglip")

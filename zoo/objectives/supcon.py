@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import OptionError, ShapeError
-from .base import as_scalar, check_embeddings, register_objective, require_labels
+from .base import as_scalar, check_embeddings, full_precision, register_objective, require_labels
 
 
 def choose_label(labels: Mapping[str, Tensor] | None, label: str | None, who: str) -> str:
@@ -64,6 +64,7 @@ class SupConLoss(nn.Module):
                               f"supcon: label must be the name of a labels level (e.g. 'class'), got {label!r}.")
         self.label = label
 
+    @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
         views = check_embeddings(embeddings, min_views=1, who="supcon")
         batch = views[0].shape[0]

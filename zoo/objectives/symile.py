@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import OptionError, ShapeError
+from ._autograd import compute_dtype
 from ._mip import CHUNK_ELEMENTS, SAVE_ELEMENTS, mip_lse, row_lse
-from .base import as_scalar, check_embeddings, register_objective
+from .base import as_scalar, check_embeddings, full_precision, register_objective
 
 SAMPLINGS = ("n", "n_squared")
 
@@ -62,14 +63,6 @@ def presence(mask: Mapping[str, Tensor] | None, names: Sequence[str], batch: int
         rows.append(m.to(device=device, dtype=torch.bool))
     present = torch.stack(rows)  # (M, B)
     return None if bool(present.all()) else present
-
-
-def common_dtype(xs: Sequence[Tensor]) -> torch.dtype:
-    """The promoted dtype of the views; 16-bit floats are computed in float32 (exp and log-sums)."""
-    dtype = xs[0].dtype
-    for x in xs[1:]:
-        dtype = torch.promote_types(dtype, x.dtype)
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def positive_mips(xs: Sequence[Tensor]) -> Tensor:
@@ -143,12 +136,13 @@ class SymileLoss(nn.Module):
         self.generator = generator
         self.chunk_elements, self.save_elements = chunk_elements, save_elements
 
+    @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         xs = check_embeddings(embeddings, min_views=2, who="symile")
         if xs[0].shape[0] == 0:
             raise ShapeError("symile: expected at least one row (B ≥ 1), got an empty batch (0, D).")
-        dtype = common_dtype(xs)
+        dtype = compute_dtype(*xs)  # 16-bit floats are computed in float32 (exp and log-sums)
         xs = [x.to(dtype) for x in xs]
         scale = as_scalar(logit_scale, xs[0])
         present = presence(mask, list(embeddings), xs[0].shape[0], xs[0].device)
