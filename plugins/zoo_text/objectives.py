@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError
-from zoo.objectives.base import as_scalar, check_embeddings
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision
 from zoo.utils import check_option
 
 
@@ -45,6 +45,7 @@ class SimCSESupervisedLoss(nn.Module):
         check_option("hard_negative_weight", hard_negative_weight, who="simcse_sup", hint="the paper uses 0")
         self.symmetric, self.hard_negative_weight = bool(symmetric), float(hard_negative_weight)
 
+    @full_precision  # bf16/fp16 embeddings are computed in float32, outside autocast
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, who="simcse_sup")

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import OptionError, ShapeError
+from zoo.objectives.base import full_precision
 
 from .pairs import SUFFIX
 
@@ -53,6 +54,7 @@ class ClipIntra(nn.Module):
                              f"{tuple(b.shape)}, {tuple(neg.shape)}.")
         return a, b, neg
 
+    @full_precision  # bf16/fp16 embeddings are computed in float32, outside autocast
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
         a, b, neg = self.split(embeddings)
