@@ -16,7 +16,7 @@ from zoo.data import ListDataset
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "own-data.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
-TINY = ["--set", "run.steps=4", "--set", "run.progress=false", "--set", "data.batch_size=32"]
+TINY = ["--set", "run.steps=4", "--set", "run.progress=false", "--set", "data.batch_size=32", "--set", "optim.warmup_steps=0"]
 
 
 def write_digits(root: Path, n: int = 60, folder: str = "digits") -> list[list[str]]:
@@ -56,7 +56,7 @@ def test_the_docs_page_runs_as_written(tmp_path, monkeypatch, capsys):
             name = re.match(r"# file: (\S+)", text).group(1)
             (tmp_path / name).write_text(text)
         elif kind == "python":
-            text = text.replace('"run.steps": 20', '"run.steps": 4')
+            text = text.replace('"run.steps": 20', '"run.steps": 4, "optim.warmup_steps": 0')
             exec(compile(text, str(DOC), "exec"), namespace)  # noqa: S102 - the docs' own example
         elif kind == "bash":
             for line in text.splitlines():

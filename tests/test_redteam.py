@@ -96,7 +96,7 @@ def test_warmup_beyond_an_epoch_counted_run(tmp_path):
     """Without run.steps the length is only known from the dataset: refused when the trainer is built."""
     with pytest.raises(RecipeError, match="warmup_steps = 100 is beyond the run's 2 steps"):
         build(tmp_path, **{"optim.warmup_steps": 100})
-    assert not (tmp_path / "run").exists()
+    assert not list((tmp_path / "run").glob("checkpoints/*")) and not (tmp_path / "run" / "model.safetensors").exists()
 
 
 # -- [eval]: every mistake is found before training ---------------------------------------------
@@ -105,7 +105,7 @@ def test_warmup_beyond_an_epoch_counted_run(tmp_path):
     ({"eval.tasks": ["retrieval"], "eval.options": {"retrieval": {"matchh": "label"}}},
      "eval.options.retrieval.matchh — retrieval has no option 'matchh'; valid: batch_size, fields, match, label"),
     ({"eval.tasks": ["retrieval"], "eval.options": {"retrieval": {"match": "class"}}},
-     "eval.options.retrieval.match = 'class'; valid: index, label"),
+     "eval.options.retrieval.match = 'class'; valid: auto, index, label"),
     ({"eval.tasks": ["retrieval"], "eval.options": {"zero_shoot": {"score": "mip"}}},
      "options for 'zero_shoot', which is not an evaluation task"),
     ({"eval.tasks": [], "eval.options": {"zero_shot": {"score": "mpi"}}}, "zero_shot.score = 'mpi'; valid: mip"),

@@ -27,7 +27,7 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 # 16 steps of 32 rows, a checkpoint every 2 steps, dropout (so that the RNG matters)
 OVER = {"run.steps": 16, "run.log_every": 1, "run.progress": False, "data.options.size": 256,
         "data.batch_size": 32, "run.checkpoint_every": 2, "run.keep_checkpoints": 2,
-        "model.towers.x.dropout": 0.1}
+        "model.towers.x.dropout": 0.1, "optim.warmup_steps": 2}
 
 
 def _stopped(run_dir: Path, at: int, over=OVER) -> Trainer:

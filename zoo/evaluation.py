@@ -276,7 +276,7 @@ def run_tasks(model, dataset, tasks: list[str], options: dict[str, dict] | None 
 TASK_FUNCTIONS = {"zero_shot": zero_shot, "retrieval": retrieval, "linear_probe": linear_probe,
                   "alignment": alignment_uniformity}
 _DATA_ARGS = {"model", "ds", "embedded", "train_ds", "test_ds"}   # what evaluate() passes itself
-TASK_CHOICES = {("retrieval", "match"): ("index", "label"), ("zero_shot", "score"): ("mip", "pairwise")}
+TASK_CHOICES = {("retrieval", "match"): MATCHES, ("zero_shot", "score"): ("mip", "pairwise")}
 # the metric names each task logs (after "task/"), as regular expressions
 TASK_METRICS = {"zero_shot": r"top\d+|candidates", "retrieval": r".+->.+ .+",
                 "linear_probe": r"(accuracy|r2) \(.+\)", "alignment": r"(alignment|uniformity) .+"}
