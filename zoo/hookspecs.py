@@ -25,13 +25,18 @@ hookimpl = pluggy.HookimplMarker("zoo")
 def zoo_register_modalities(register):
     """Add modalities.
 
-    ``register(name, *, load, collate, extra=None, description="")``
+    ``register(name, *, load, collate, extra=None, description="", is_single=None, length=None)``
 
     - ``load(path_or_value) -> raw``: read one input (a file path, bytes, an array…) into the
       modality's raw form.
     - ``collate(list[raw]) -> batch``: stack raws into the batch an encoder consumes. Batch
       shape details live here, never in the trainer.
     - ``extra``: the pip extra that installs its dependencies (``pip install zoo[audio]``).
+    - ``is_single(x) -> bool`` (optional): ``x`` is one raw input, not a list of them nor a
+      preprocessed batch, so ``model.encode(name, x)`` gives ``(D,)`` and ``preprocess`` a batch of
+      one. Default: anything but a list, tuple, numpy array, tensor or mapping (:mod:`zoo.inference`).
+    - ``length(raw) -> int`` (optional): the cost of a loaded raw (text: characters); ``encode``
+      sorts the inputs of a call by it so that batches pad little, and restores their order.
     """
 
 
