@@ -22,7 +22,7 @@ from .io import SAMPLE_RATE, collate_audio, is_single_audio, load_audio  # noqa:
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("audio", load=load_audio, collate=collate_audio, extra="audio", is_single=is_single_audio,
+    register("audio", load=load_audio, collate=collate_audio, extra="audio", is_single=is_single_audio, length=len,
              description=f"mono waveforms at {SAMPLE_RATE} Hz; batch {{waveform (B, T), lengths (B,)}}")
 
 
