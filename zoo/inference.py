@@ -10,6 +10,11 @@ The core knows no modality by name. Two optional hooks of a modality's registrat
   given, the inputs of one call are sorted longest first, so a batch pads to similar lengths,
   and the embeddings are put back in the caller's order.
 
+An encoder may sort more precisely: with ``preprocess_items(raws, prompt_name=None) -> (items,
+lengths)`` (every input preprocessed at once, unpadded, e.g. one fast-tokenizer call giving token
+ids) and ``collate_items(items) -> batch`` (pad a chunk, the batch ``preprocess`` would give),
+``encode`` sorts by those lengths (token counts) and never preprocesses an input twice.
+
 What ``encode(modality, inputs)`` does with ``inputs``, in this order:
 
 1. one raw input (``is_single``) → ``(D,)``;
@@ -93,15 +98,29 @@ def cast_floats(batch: Any, dtype: torch.dtype | None) -> Any:
     return batch
 
 
-def order_by_length(modality: str, raws: list[Any]) -> tuple[list[Any], list[int] | None]:
-    """Loaded raws sorted longest first (when the modality has a ``length`` hook) and the order used."""
-    entry = modality_entry(modality)
+def longest_first(lengths: list[int]) -> list[int]:
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])  # stable: ties keep their order
+
+
+def batches(tower, raws: list[Any], batch_size: int, prompt_name: str | None) -> tuple[Any, list[int] | None]:
+    """``(iterator of preprocessed batches, order)``: the inputs sorted longest first by the encoder's
+    ``preprocess_items`` lengths or the modality's ``length`` hook (``order`` is ``None`` when unsorted)."""
+    entry = modality_entry(tower.config.modality)
+    enc = tower.encoder
+    starts = range(0, len(raws), batch_size)
+    if hasattr(enc, "preprocess_items") and hasattr(enc, "collate_items"):
+        loaded = [entry.factory(r) for r in raws]
+        items, lengths = enc.preprocess_items(loaded, **({"prompt_name": prompt_name} if prompt_name else {}))
+        order = longest_first(lengths)
+        items = [items[i] for i in order]
+        return (enc.collate_items(items[s:s + batch_size]) for s in starts), order
     length = entry.meta.get("length")
-    if length is None or len(raws) < 2:
-        return raws, None
-    loaded = [entry.factory(r) for r in raws]
-    order = sorted(range(len(loaded)), key=lambda i: -length(loaded[i]))  # stable: ties keep their order
-    return [loaded[i] for i in order], order
+    order = None
+    if length is not None and len(raws) > 1:
+        raws = [entry.factory(r) for r in raws]
+        order = longest_first([length(r) for r in raws])
+        raws = [raws[i] for i in order]
+    return (tower.preprocess(raws[s:s + batch_size], prompt_name=prompt_name) for s in starts), order
 
 
 def encode(model, key: str, inputs: Any, *, batch_size: int = 32, normalize: bool = True, progress: bool = False,
@@ -126,12 +145,11 @@ def encode(model, key: str, inputs: Any, *, batch_size: int = 32, normalize: boo
                 return model.embed_batch(key, inputs, normalize=normalize)
             if not raws:
                 return torch.empty(0, model.embed_dim, device=model.device, dtype=module_dtype(tower))
-            raws, order = order_by_length(modality, raws)
-            chunks = []
-            for start in tqdm(range(0, len(raws), batch_size), disable=not progress, desc=f"encode {key}",
-                              unit="batch"):
-                batch = tower.preprocess(raws[start:start + batch_size], prompt_name=prompt_name)
-                chunks.append(model.embed_batch(key, batch, normalize=normalize))
+            tower.check_prompt(prompt_name)
+            todo, order = batches(tower, raws, batch_size, prompt_name)
+            chunks = [model.embed_batch(key, batch, normalize=normalize)
+                      for batch in tqdm(todo, total=-(-len(raws) // batch_size), disable=not progress,
+                                        desc=f"encode {key}", unit="batch")]
             z = torch.cat(chunks)  # (N, D), sorted order
             if order is not None:
                 z = z[torch.tensor(order, device=z.device).argsort()]  # back to the caller's order

@@ -137,14 +137,19 @@ class Tower(nn.Module):
         """Raw inputs (paths, arrays, strings…) → the batch the encoder takes. ``prompt_name`` is handed to
         an encoder whose ``preprocess`` takes one (sentence-transformers prompts); others refuse it."""
         entry = registry().get("modalities", self.config.modality)
+        self.check_prompt(prompt_name)
         loaded = [entry.factory(r) for r in raws]
+        own = getattr(self.encoder, "preprocess", None)
+        if own is None:
+            return entry.meta["collate"](loaded)
+        return own(loaded, prompt_name=prompt_name) if prompt_name is not None else own(loaded)
+
+    def check_prompt(self, prompt_name: str | None) -> None:
+        """A ``prompt_name`` for an encoder whose ``preprocess`` takes none is an error, never ignored."""
         own = getattr(self.encoder, "preprocess", None)
         if prompt_name is not None and (own is None or "prompt_name" not in inspect.signature(own).parameters):
             raise RecipeError(f"prompt_name={prompt_name!r}: encoder {self.config.encoder!r} has no prompts; "
                               f"leave prompt_name unset for this tower.")
-        if own is None:
-            return entry.meta["collate"](loaded)
-        return own(loaded, prompt_name=prompt_name) if prompt_name is not None else own(loaded)
 
 
 class ContrastiveModel(nn.Module):

@@ -192,13 +192,42 @@ class SentenceTransformerEncoder(nn.Module):
                                         f"(config_sentence_transformers.json).")
         return prompts[prompt_name]
 
-    def preprocess(self, raws: list[Any], prompt_name: str | None = None) -> dict[str, Tensor]:
+    def _texts(self, raws: list[Any], prompt_name: str | None) -> list[str]:
         prompt = self.prompt(prompt_name)
         texts = [prompt + str(r) for r in raws]
-        texts = [t.lower() for t in texts] if self.spec["do_lower_case"] else texts
-        enc = self.tokenizer(texts, padding=True, truncation="longest_first", max_length=self.max_length,
-                             return_tensors="pt")
+        return [t.lower() for t in texts] if self.spec["do_lower_case"] else texts
+
+    def preprocess(self, raws: list[Any], prompt_name: str | None = None) -> dict[str, Tensor]:
+        enc = self.tokenizer(self._texts(raws, prompt_name), padding=True, truncation="longest_first",
+                             max_length=self.max_length, return_tensors="pt")
         return dict(enc.items())  # {input_ids: (B, L), attention_mask: (B, L), …}
+
+    def preprocess_items(self, raws: list[Any], prompt_name: str | None = None) -> tuple[list[dict], list[int]]:
+        """Every text tokenised in one (fast, batched) tokenizer call, unpadded, and its token count:
+        ``encode`` sorts by token count and pads each batch with :meth:`collate_items` — fewer pad tokens
+        than sorting by characters, and no second tokenisation."""
+        enc = self.tokenizer(self._texts(raws, prompt_name), truncation="longest_first", max_length=self.max_length)
+        keys = list(enc.keys())
+        items = [{k: enc[k][i] for k in keys} for i in range(len(raws))]
+        return items, [len(it["input_ids"]) for it in items]
+
+    def collate_items(self, items: list[dict]) -> dict[str, Tensor]:
+        """Token items → the batch :meth:`preprocess` gives for the same texts (padded on the tokenizer's side)."""
+        width = max(len(it["input_ids"]) for it in items)
+        pads = {"input_ids": self.tokenizer.pad_token_id or 0,
+                "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0)}
+        left = self.tokenizer.padding_side == "left"
+        out = {}
+        for key in items[0]:
+            t = torch.full((len(items), width), pads.get(key, 0), dtype=torch.long)  # (B, L)
+            for i, it in enumerate(items):
+                row = torch.as_tensor(it[key], dtype=torch.long)
+                if left:
+                    t[i, width - len(row):] = row
+                else:
+                    t[i, :len(row)] = row
+            out[key] = t
+        return out
 
     def preprocess_config(self) -> dict[str, Any]:
         return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length,
