@@ -140,6 +140,54 @@ def test_st_layout_readers(tmp_path):
         read_spec(tmp_path)
 
 
+def minilm_copy(directory: Path, **model_config) -> Path:
+    """The bundled MiniLM folder (weights linked, not copied) with config_sentence_transformers.json updated."""
+    from zoo_pretrained.st_source import bundled
+    src = bundled("all-MiniLM-L6-v2")
+    shutil.copytree(src, directory, ignore=shutil.ignore_patterns("model.safetensors"))
+    (directory / "model.safetensors").symlink_to(src / "model.safetensors")
+    path = directory / "config_sentence_transformers.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **model_config}))
+    return directory
+
+
+def test_st_prompts_and_default_prompt_equal_sentence_transformers(tmp_path):
+    from sentence_transformers import SentenceTransformer
+    d = minilm_copy(tmp_path / "prompted", prompts={"query": "query: ", "passage": "passage: "},
+                    default_prompt_name="query")
+    ref = SentenceTransformer(str(d), device="cpu")
+    model = zoo.load(f"st:{d}")
+    texts = TEXTS + ["The quick brown fox jumps over the lazy dog. " * 60]
+    for name in (None, "passage"):
+        want = ref.encode(texts, convert_to_tensor=True, prompt_name=name, batch_size=2)
+        assert close(model.encode("text", texts, prompt_name=name, batch_size=2), want)
+    plain = zoo.load("st:all-MiniLM-L6-v2").encode("text", texts)
+    assert not close(plain, model.encode("text", texts), 1e-2)  # the default prompt is applied, not ignored
+    with pytest.raises(UnknownNameError, match="passage"):
+        model.encode("text", texts, prompt_name="pasage")
+    model.save_pretrained(tmp_path / "saved")  # the prompts travel with a zoo checkpoint
+    back = zoo.load(f"local-dir:{tmp_path / 'saved'}")
+    assert close(back.encode("text", texts, prompt_name="passage"), model.encode("text", texts, prompt_name="passage"))
+
+
+def test_st_batched_tokenisation_equals_preprocess(minilm):
+    enc = minilm.towers["text"].encoder
+    items, lengths = enc.preprocess_items(TEXTS)
+    batch, want = enc.collate_items(items), enc.preprocess(TEXTS)
+    assert lengths == want["attention_mask"].sum(1).tolist() and set(batch) == set(want)
+    assert all(torch.equal(batch[k], want[k]) for k in want)
+
+
+@pytest.mark.parametrize("option, match", [({"truncate_dim": 128}, "truncate_dim"),
+                                           ({"similarity_fn_name": "euclidean"}, "similarity_fn_name"),
+                                           ({"model_type": "SparseEncoder"}, "SparseEncoder"),
+                                           ({"prompts": {"q": "q: "}, "default_prompt_name": "x"}, "default_prompt_name")])
+def test_st_options_the_loader_cannot_express_are_errors(tmp_path, option, match):
+    d = minilm_copy(tmp_path / "m", **option)
+    with pytest.raises(CheckpointError, match=match):
+        zoo.load(f"st:{d}")
+
+
 def test_st_unknown_name_offline_is_a_checkpoint_error():
     with pytest.raises(CheckpointError, match="HF_HUB_OFFLINE"):
         zoo.load("st:no-such-org/no-such-sentence-model")
