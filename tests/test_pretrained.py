@@ -279,6 +279,27 @@ def test_hf_architecture_only_and_strict_errors(dirs, tmp_path):
         zoo.load(f"hf:{wrong}")
 
 
+@pytest.mark.parametrize("family", ["clip", "siglip", "clap"])
+def test_hf_bare_folder_gets_default_preprocessing_or_names_the_missing_file(dirs, tmp_path, family):
+    """save_pretrained without the processor: the family's default image/audio processor; without the
+    tokenizer too: a CheckpointError naming the tokenizer files (never an OSError, never an empty vocabulary)."""
+    bare = T.copy_tree(dirs[family], tmp_path / "bare")
+    for name in ("processor_config.json", "preprocessor_config.json"):
+        (bare / name).unlink(missing_ok=True)
+    model, full = zoo.load(f"hf:{bare}"), zoo.load(f"hf:{dirs[family]}")
+    other = next(m for m in model.modalities if m != "text")
+    raws = images(2) if other == "image" else [0.1 * torch.randn(16000), 0.1 * torch.randn(8000)]
+    assert model.encode(other, raws).shape == (2, model.embed_dim)
+    assert close(model.encode("text", TEXTS), full.encode("text", TEXTS))
+    if other == "image":  # the default is sized from config.json: same pixels as the saved processor here
+        assert close(model.encode("image", raws), full.encode("image", raws), 1e-4)
+    for f in bare.iterdir():
+        if f.name not in ("config.json", "model.safetensors"):
+            f.unlink()
+    with pytest.raises(CheckpointError, match="tokenizer"):
+        zoo.load(f"hf:{bare}")
+
+
 def test_hf_rejects_a_model_type_it_does_not_wrap(tmp_path):
     from zoo_pretrained.st_source import bundled
     with pytest.raises(UnknownNameError, match="bert.*st:"):

@@ -15,6 +15,7 @@ weights are random until loaded (``zoo.load("hf:…")`` copies the native ones i
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError, UnknownNameError
+from zoo.errors import CheckpointError, ShapeError, UnknownNameError
 
 from ._common import require, set_checkpointing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,58 @@ def native_config(source: str | None, revision: str | None, assets_dir: str | No
     return tf.AutoConfig.from_pretrained(source, revision=revision)
 
 
-def load_processor(kind: str, source: str, revision: str | None = None):
-    """The native tokenizer / image processor / feature extractor of a checkpoint."""
+VOCAB_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+# the files each kind of processor reads, named in the error when they are missing
+PROCESSOR_FILES = {"text": "the tokenizer files (tokenizer.json, or tokenizer_config.json with vocab.json + merges.txt "
+                           "or the sentencepiece model)",
+                   "image": "preprocessor_config.json", "audio": "preprocessor_config.json",
+                   "video": "preprocessor_config.json"}
+
+
+def default_processor(family: str, kind: str, config):
+    """The family's default image processor / feature extractor sized from the model config, for a folder saved
+    without processor files (``model.save_pretrained`` alone); ``None`` where there is no such default (text)."""
     tf = require("transformers")
-    cls = {"text": tf.AutoTokenizer, "image": tf.AutoImageProcessor, "audio": tf.AutoFeatureExtractor}[kind]
-    return cls.from_pretrained(source, revision=revision)
+    vision = getattr(config, "vision_config", config)
+    size = int(getattr(vision, "image_size", 224))
+    if kind == "image" and family == "clip":
+        return tf.CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    if kind == "image" and family == "siglip":
+        return tf.SiglipImageProcessor(size={"height": size, "width": size})
+    if kind == "audio" and family == "clap":  # clips no longer than HTSAT's input (10 s for the released models)
+        audio = config.audio_config
+        frames = audio.spec_size * (audio.spec_size // audio.num_mel_bins)  # the time frames the encoder takes
+        fe = tf.ClapFeatureExtractor(feature_size=audio.num_mel_bins)
+        seconds = max(1, min(10, int((frames - 1) * fe.hop_length / fe.sampling_rate)))
+        return tf.ClapFeatureExtractor(feature_size=audio.num_mel_bins, max_length_s=seconds,
+                                       truncation="fusion" if audio.enable_fusion else "rand_trunc")
+    if kind == "video":
+        return tf.VideoMAEImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    return None
+
+
+def load_processor(kind: str, source: str, revision: str | None = None, family: str | None = None, config=None):
+    """The native tokenizer / image processor / feature extractor of a checkpoint. A folder without them gets
+    the family's default processor (image, audio, video) or a :class:`CheckpointError` naming the file (text)."""
+    tf = require("transformers")
+    cls = {"text": tf.AutoTokenizer, "image": tf.AutoImageProcessor, "audio": tf.AutoFeatureExtractor,
+           "video": tf.AutoImageProcessor}[kind]
+    try:
+        processor = cls.from_pretrained(source, revision=revision)
+        if kind == "text" and (len(processor) < 10 or Path(source).is_dir() and not any(
+                (Path(source) / f).is_file() for f in VOCAB_FILES)):  # transformers builds an empty vocabulary
+            raise OSError(f"no vocabulary file ({', '.join(VOCAB_FILES)}) in {source}")
+        return processor
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, TypeError… depending on what is missing
+        fallback = default_processor(family, kind, config) if family and config is not None else None
+        if fallback is None:
+            raise CheckpointError(
+                f"hf: {source} has no {kind} processor: {PROCESSOR_FILES[kind]} not found or unreadable "
+                f"({type(exc).__name__}: {str(exc)[:200]}). Save it next to the weights, e.g. "
+                f"AutoProcessor.from_pretrained(<the original repo>).save_pretrained({str(source)!r}).") from exc
+        log.warning("hf: %s has no %s (%s); using %s's default %s sized from config.json.", source,
+                    PROCESSOR_FILES[kind], type(exc).__name__, family.upper(), type(fallback).__name__)
+        return fallback
 
 
 def _projection(family: str, config, sub) -> nn.Module | None:
@@ -180,7 +230,8 @@ def build(family: str, modality: str, source: str | None = None, revision: str |
         raise ValueError(f"hf_{family} tower: {source or assets_dir} holds a {config.model_type!r} model, not "
                          f"{family!r}; use the tower of its own family (zoo list encoders).")
     from_assets = assets_dir is not None and (Path(assets_dir) / "config.json").is_file()
-    processor = load_processor(modality, assets_dir if from_assets else source, None if from_assets else revision)
+    processor = load_processor(modality, assets_dir if from_assets else source, None if from_assets else revision,
+                               family, config)
     return HFDualTower(family, modality, config, processor, max_length=max_length)
 
 
