@@ -300,6 +300,45 @@ def test_hf_bare_folder_gets_default_preprocessing_or_names_the_missing_file(dir
         zoo.load(f"hf:{bare}")
 
 
+def test_hf_video_towers_xclip_and_videomae_equal_transformers(tmp_path):
+    import transformers as tf
+    g = torch.Generator().manual_seed(0)
+    videos = [torch.rand(6, 3, 40, 48, generator=g), torch.rand(3, 1, 32, 32, generator=g)]  # sampled to 4 frames
+    xdir, vdir = T.make_xclip_dir(tmp_path / "xclip"), T.make_videomae_dir(tmp_path / "videomae")
+    xclip, videomae = zoo.load(f"hf:{xdir}"), zoo.load(f"hf:{vdir}")
+    assert xclip.modalities == ["video", "text"] and "prompts_" in xclip.source and videomae.modalities == ["video"]
+    native_x, native_v = tf.XCLIPModel.from_pretrained(xdir).eval(), tf.VideoMAEModel.from_pretrained(vdir).eval()
+    frames = [list(v[torch.linspace(0, v.shape[0] - 1, 4).round().long()].expand(-1, 3, -1, -1)) for v in videos]
+    pixels = tf.XCLIPProcessor.from_pretrained(xdir).image_processor.preprocess(
+        frames, do_rescale=False, input_data_format="channels_first", return_tensors="pt")["pixel_values"]
+    assert close(xclip.preprocess("video", videos), pixels)  # the native processor on uniformly sampled frames
+    tok = tf.XCLIPProcessor.from_pretrained(xdir).tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert close(xclip.encode("video", videos, normalize=False), native_x.get_video_features(pixels).pooler_output)
+        assert close(xclip.encode("text", TEXTS, normalize=False), native_x.get_text_features(**tok).pooler_output)
+        want = native_v(pixel_values=videomae.preprocess("video", videos)).last_hidden_state.mean(1)
+        assert close(videomae.encode("video", videos, normalize=False), want)
+    for model in (xclip, videomae):
+        model.save_pretrained(tmp_path / "saved")
+        back = zoo.load(f"local-dir:{tmp_path / 'saved'}")
+        assert close(back.encode("video", videos), model.encode("video", videos), 1e-6)
+        shutil.rmtree(tmp_path / "saved")
+
+
+@pytest.mark.parametrize("key", ["clip", "siglip", "clap", "openclip", "openclip_custom", "xclip", "videomae", "st"])
+def test_every_wrapped_tower_encodes_in_bf16(dirs, tmp_path, key):
+    made = {"xclip": T.make_xclip_dir, "videomae": T.make_videomae_dir, "st": T.make_st_dir}
+    name = f"st:{made[key](tmp_path / key)}" if key == "st" else \
+        f"hf:{made[key](tmp_path / key)}" if key in made else f"{'openclip' if key.startswith('openclip') else 'hf'}:{dirs[key]}"
+    raws = {"text": TEXTS, "image": images(3), "audio": [0.1 * torch.randn(16000), 0.1 * torch.randn(8000)],
+            "video": [torch.rand(4, 3, 32, 32), torch.rand(5, 3, 36, 40)]}
+    full, half = zoo.load(name), zoo.load(name, dtype=torch.bfloat16)
+    for m in full.modalities:
+        z = half.encode(m, raws[m])
+        assert z.dtype == torch.bfloat16 and torch.isfinite(z).all()
+        assert F.cosine_similarity(z.float(), full.encode(m, raws[m]), dim=-1).min() > 0.95, m
+
+
 def test_hf_rejects_a_model_type_it_does_not_wrap(tmp_path):
     from zoo_pretrained.st_source import bundled
     with pytest.raises(UnknownNameError, match="bert.*st:"):

@@ -1,4 +1,4 @@
-"""Towers of transformers' dual encoders (CLIP, SigLIP, CLAP) as zoo encoders.
+"""Towers of transformers' dual encoders (CLIP, SigLIP, CLAP, X-CLIP) and of VideoMAE as zoo encoders.
 
 Each encoder holds one side of the native model under the native attribute names
 (``vision_model`` + ``visual_projection`` for a CLIP image tower, ``audio_model`` +
@@ -35,10 +35,11 @@ class Part:
     """One side of a native dual encoder."""
 
     modality: str
-    sub_config: str          # attribute of the full config (vision_config, text_config, audio_config)
+    sub_config: str | None   # attribute of the full config (vision_config…); None: the whole config (VideoMAE)
     model_attr: str          # attribute of the full model, hence the state-dict prefix
     model_class: str         # transformers class of that side
     projection: str | None   # attribute of the projection after pooling (None: SigLIP's head is inside)
+    extra: tuple[str, ...] = ()  # further native modules of this side (X-CLIP's video side: "mit")
 
 
 FAMILIES: dict[str, dict[str, Part]] = {
@@ -48,10 +49,18 @@ FAMILIES: dict[str, dict[str, Part]] = {
                "text": Part("text", "text_config", "text_model", "SiglipTextModel", None)},
     "clap": {"audio": Part("audio", "audio_config", "audio_model", "ClapAudioModel", "audio_projection"),
              "text": Part("text", "text_config", "text_model", "ClapTextModel", "text_projection")},
+    # X-CLIP: frames → CLIP vision → projection → multi-frame integration transformer ("mit") = get_video_features
+    "xclip": {"video": Part("video", "vision_config", "vision_model", "XCLIPVisionModel", "visual_projection", ("mit",)),
+              "text": Part("text", "text_config", "text_model", "XCLIPTextModel", "text_projection")},
+    # VideoMAE: a video encoder alone (VideoMAEModel, whose keys have no prefix); mean of the last hidden states
+    "videomae": {"video": Part("video", None, "videomae", "VideoMAEModel", None)},
 }
+UNPREFIXED = ("videomae",)   # families whose native model is the tower itself (state-dict keys without a prefix)
 ENCODER_NAMES = {("clip", "image"): "hf_clip_vision", ("clip", "text"): "hf_clip_text",
                  ("siglip", "image"): "hf_siglip_vision", ("siglip", "text"): "hf_siglip_text",
-                 ("clap", "audio"): "hf_clap_audio", ("clap", "text"): "hf_clap_text"}
+                 ("clap", "audio"): "hf_clap_audio", ("clap", "text"): "hf_clap_text",
+                 ("xclip", "video"): "hf_xclip_video", ("xclip", "text"): "hf_xclip_text",
+                 ("videomae", "video"): "hf_videomae"}
 
 
 def native_config(source: str | None, revision: str | None, assets_dir: str | None):
@@ -118,8 +127,20 @@ def load_processor(kind: str, source: str, revision: str | None = None, family: 
         return fallback
 
 
+def _extra(name: str, config) -> nn.Module:
+    """X-CLIP's multi-frame integration transformer, configured as ``XCLIPModel`` configures it."""
+    import copy
+
+    from transformers.models.x_clip.modeling_x_clip import XCLIPMultiframeIntegrationTransformer
+    vision = config.vision_config
+    mit = copy.copy(vision)
+    mit.hidden_size, mit.intermediate_size = vision.mit_hidden_size, vision.mit_intermediate_size
+    mit.num_hidden_layers, mit.num_attention_heads = vision.mit_num_hidden_layers, vision.mit_num_attention_heads
+    return XCLIPMultiframeIntegrationTransformer(mit)
+
+
 def _projection(family: str, config, sub) -> nn.Module | None:
-    if family == "clip":
+    if family in ("clip", "xclip"):
         return nn.Linear(sub.hidden_size, config.projection_dim, bias=False)
     if family == "clap":
         from transformers.models.clap.modeling_clap import ClapProjectionLayer
@@ -128,8 +149,8 @@ def _projection(family: str, config, sub) -> nn.Module | None:
 
 
 def output_dim(family: str, config, part: Part) -> int:
-    sub = getattr(config, part.sub_config)
-    if family in ("clip", "clap"):
+    sub = getattr(config, part.sub_config) if part.sub_config else config
+    if family in ("clip", "clap", "xclip"):
         return int(config.projection_dim)
     return int(getattr(sub, "projection_size", None) or sub.hidden_size)  # SigLIP: the head's width
 
@@ -144,11 +165,14 @@ class HFDualTower(nn.Module):
         self.family, self.modality, self.config, self.processor = family, modality, config, processor
         self.part = part = FAMILIES[family][modality]
         tf = require("transformers")
-        sub = getattr(config, part.sub_config)
+        sub = getattr(config, part.sub_config) if part.sub_config else config
         # the constructor the native dual encoder itself uses for each side (attention implementation included)
         setattr(self, part.model_attr, getattr(tf, part.model_class)._from_config(sub))
         if part.projection is not None:
             setattr(self, part.projection, _projection(family, config, sub))
+        for name in part.extra:
+            setattr(self, name, _extra(name, config))
+        self.num_frames = int(getattr(sub, "num_frames", 0) or 0) or None  # video: frames the model takes
         self.output_dim = output_dim(family, config, part)
         self.max_length = max_length or (int(sub.max_position_embeddings) if modality == "text" else None)
         if family == "clap" and modality == "text":
@@ -176,12 +200,32 @@ class HFDualTower(nn.Module):
         out = self.processor(waves, sampling_rate=sr, return_tensors="pt")
         return {k: out[k] for k in ("input_features", "is_longer") if k in out}
 
+    def _preprocess_video(self, raws: list[Tensor]) -> Tensor:
+        from zoo_video.io import frame_indices
+        videos = []
+        for r in raws:  # (T, C, H, W) in [0, 1]
+            r = r[frame_indices(r.shape[0], self.num_frames)] if self.num_frames else r  # the model's frame count
+            videos.append(list(r.expand(-1, 3, -1, -1) if r.shape[1] == 1 else r))  # grey → RGB frames (3, H, W)
+        call = getattr(self.processor, "preprocess", self.processor)  # VideoMAEImageProcessor: preprocess(videos)
+        out = call(videos, do_rescale=False, input_data_format="channels_first", return_tensors="pt")
+        return out["pixel_values"]  # (B, T, 3, H, W)
+
     def preprocess_config(self) -> dict[str, Any]:
-        return {"family": self.family, "processor": type(self.processor).__name__, "max_length": self.max_length}
+        return {"family": self.family, "processor": type(self.processor).__name__, "max_length": self.max_length,
+                **({"num_frames": self.num_frames} if self.modality == "video" else {})}
 
     # -- forward: the native get_*_features without the final normalisation ----------------------------
     def forward(self, batch: Any) -> Tensor:
         model = getattr(self, self.part.model_attr)
+        if self.modality == "video":
+            if not isinstance(batch, Tensor) or batch.dim() != 5:
+                raise ShapeError(f"{self.family} video tower: expected pixel_values (B, T, 3, H, W), got "
+                                 f"{_describe(batch)}; use preprocess(videos).")
+            if self.family == "videomae":
+                return model(pixel_values=batch).last_hidden_state.mean(dim=1)  # (B, hidden)
+            b, t = batch.shape[:2]
+            frames = self.visual_projection(model(pixel_values=batch.flatten(0, 1)).pooler_output)  # (B·T, P)
+            return self.mit(frames.view(b, t, -1)).pooler_output  # (B, P), as XCLIPModel.get_video_features
         if self.modality == "image":
             if not isinstance(batch, Tensor) or batch.dim() != 4:
                 raise ShapeError(f"{self.family} image tower: expected pixel_values (B, 3, H, W), got "
