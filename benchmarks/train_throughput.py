@@ -9,7 +9,7 @@ Both sides train the same tiny CLIP — two MLP towers over the core's ``vector`
 the same batch size. The hand loop is what one writes without a framework::
 
     for batch in DataLoader(dataset, batch_size, shuffle=True, drop_last=True):
-        emb = {k: model.encode(k, batch[k]) for k in ("x", "y")}
+        emb = {k: model.embed_batch(k, batch[k]) for k in ("x", "y")}
         loss = objective(emb, logit_scale=model.scale()); loss.backward(); opt.step(); opt.zero_grad()
 
 (the optimizer has the zoo's two parameter groups, weight decay on matrices only, as open_clip).
@@ -192,7 +192,7 @@ def hand_steps(recipe_path: str, device: torch.device):
     while True:
         for batch in loader:
             with amp:
-                emb = {k: model.encode(k, batch[k].to(device, non_blocking=True)) for k in ("x", "y")}
+                emb = {k: model.embed_batch(k, batch[k].to(device, non_blocking=True)) for k in ("x", "y")}
                 loss = objective(emb, logit_scale=model.scale())
             loss.backward()
             opt.step()
@@ -262,7 +262,7 @@ def step_flops(recipe_path: str, device: torch.device) -> float:
     rows = range(recipe.data.batch_size)
     batch = {k: torch.stack([ds[i][k] for i in rows]).to(device) for k in ("x", "y")}
     with FlopCounterMode(display=False) as counter:
-        emb = {k: model.encode(k, batch[k]) for k in batch}
+        emb = {k: model.embed_batch(k, batch[k]) for k in batch}
         zoo.create_objective("clip")(emb, logit_scale=model.scale()).backward()
     return float(counter.get_total_flops())
 

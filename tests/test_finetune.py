@@ -84,8 +84,8 @@ def test_unfreeze_reopens_a_layer_and_locked_parts_run_in_eval_mode(pretrained, 
     assert all(g for n, g in grads.items() if n.startswith("towers.audio."))
     model.train()
     text = model.towers["text"].encoder.text
-    model.encode("text", model.preprocess("text", ["one", "two"]))
-    model.encode("image", model.preprocess("image", [torch.rand(1, 8, 8), torch.rand(1, 8, 8)]))
+    model.embed_batch("text", model.preprocess("text", ["one", "two"]))
+    model.embed_batch("image", model.preprocess("image", [torch.rand(1, 8, 8), torch.rand(1, 8, 8)]))
     assert not model.towers["image"].training and not text.transformer.resblocks[0].training
     assert text.transformer.resblocks[1].training and model.towers["audio"].training
     bad = load_recipe(trimodal_recipe(tmp_path, f"openclip:{pretrained}", unfreeze=["towers.nothing"]))

@@ -318,7 +318,7 @@ def test_every_parameter_of_a_wrapped_tower_trains_with_checkpointing(dirs, tmp_
                 tower.encoder.set_grad_checkpointing(True)
             continue
         tower.encoder.set_grad_checkpointing(True)
-    loss = sum(model.encode(m, model.preprocess(m, raws[m])).sum() for m in model.modalities)
+    loss = sum(model.embed_batch(m, model.preprocess(m, raws[m])).sum() for m in model.modalities)
     loss.backward()
     unused = [n for n, p in model.named_parameters() if n.startswith("towers.") and p.grad is None]
     assert not unused

@@ -6,7 +6,9 @@ Public API (DESIGN.md's contract)::
     zoo.list_modalities() / list_encoders(modality=None) / list_augmentations(modality=None)
     zoo.list_pair_strategies() / list_objectives() / list_datasets() / list_models(pattern=None)
     zoo.create_encoder(modality, name, **kw) / create_objective(name, **kw) / create_model(towers, embed_dim)
-    zoo.load(name, *, pretrained=True, device=None)
+    zoo.load(name, *, pretrained=True, device=None, dtype=None)
+    model.encode(modality, inputs, *, batch_size=32, normalize=True, progress=False, device=None, prompt_name=None)
+    model.similarity(a, b, *, scaled=False)
     zoo.train(recipe, overrides=None, *, dataset=None, eval_dataset=None, model=None) -> TrainResult
     zoo.evaluate(model, dataset, task="zero_shot", *, split="test", match="auto", label=None)
 """

@@ -15,14 +15,18 @@ from .offline import offline_hint, offline_while_unreachable
 from .plugins import registry
 
 
-def load(name: str, *, pretrained: bool = True, device=None):
+def load(name: str, *, pretrained: bool = True, device=None, dtype=None):
     """Load a model by catalog name; returns a :class:`ContrastiveModel` in eval mode.
 
-    ``pretrained=False`` builds the architecture only (random weights). The model's
-    ``source`` attribute says where its weights came from.
+    ``pretrained=False`` builds the architecture only (random weights). ``device`` and ``dtype``
+    (``torch.bfloat16``, ``"fp16"``…) move and cast the weights; ``encode`` casts each
+    preprocessed batch to its tower's dtype. The model's ``source`` attribute says where its
+    weights came from.
     """
     from .hub import check_device
     device = check_device(device)  # a missing GPU fails before anything is downloaded or built
+    from .inference import as_dtype
+    dtype = as_dtype(dtype)  # a bad dtype fails before anything loads
     reg = registry()
     prefix, sep, rest = name.partition(":")
     if not sep or (len(prefix) == 1 and os.name == "nt"):
@@ -43,7 +47,9 @@ def load(name: str, *, pretrained: bool = True, device=None):
     if not pretrained:
         model.source = f"{name} (architecture only, random weights)"
     model.eval()
-    return model.to(device) if device is not None else model
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model
 
 
 def _suggest_st(prefix: str, rest: str) -> None:

@@ -25,7 +25,8 @@ hookimpl = pluggy.HookimplMarker("zoo")
 def zoo_register_modalities(register):
     """Add modalities.
 
-    ``register(name, *, load, collate, extra=None, extensions=(), thumbnail=None, description="")``
+    ``register(name, *, load, collate, extra=None, extensions=(), thumbnail=None, is_single=None, length=None,
+    description="")``
 
     - ``load(path_or_value) -> raw``: read one input (a file path, bytes, an array…) into the
       modality's raw form.
@@ -37,6 +38,11 @@ def zoo_register_modalities(register):
     - ``thumbnail(raw) -> array | None`` (optional): a raw item as an ``(H, W)`` or ``(H, W, 3)``
       array in [0, 1], so pictures (``zoo.plots``) can show it; without it items are shown by
       their text or index.
+    - ``is_single(x) -> bool`` (optional): ``x`` is one raw input, not a list of them nor a
+      preprocessed batch, so ``model.encode(name, x)`` gives ``(D,)`` and ``preprocess`` a batch of
+      one. Default: anything but a list, tuple, numpy array, tensor or mapping (:mod:`zoo.inference`).
+    - ``length(raw) -> int`` (optional): the cost of a loaded raw (text: characters); ``encode``
+      sorts the inputs of a call by it so that batches pad little, and restores their order.
     """
 
 

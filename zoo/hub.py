@@ -139,7 +139,7 @@ def _short(items: list[str], n: int = 8) -> str:
     return "[" + ", ".join(items[:n]) + (f", … {len(items) - n} more" if len(items) > n else "") + "]"
 
 
-def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=None):
+def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=None, dtype=None):
     """Rebuild a model from a zoo checkpoint directory (registry + config) and load its weights."""
     from .model import ContrastiveModel, ModelConfig
     directory = Path(directory)
@@ -169,7 +169,10 @@ def load_local(directory: str | os.PathLike, *, pretrained: bool = True, device=
         load_weights_strict(model, directory / WEIGHTS)
         model.source = f"local-dir:{directory}"
     model.origins = list(config.get("origins") or [])
-    return model.to(device) if device is not None else model
+    if device is not None or dtype is not None:
+        from .inference import as_dtype
+        model.to(device=device, dtype=as_dtype(dtype))
+    return model
 
 
 def check_device(device) -> torch.device | None:

@@ -2,7 +2,9 @@
 
     model = zoo.create_model(towers={"image": {"encoder": "timm:resnet18"},
                                      "text": {"encoder": "hf:bert-base-uncased"}}, embed_dim=512)
-    z = model.encode("text", model.preprocess("text", ["a dog", "a cat"]))    # (B, D), L2-normalised
+    z = model.encode("text", ["a dog", "a cat"])          # (2, D), L2-normalised, no autograd
+    q = model.encode("text", "a dog")                      # (D,): one input gives one vector
+    model.similarity(z, q)                                 # (2,) cosine
 
 A tower's key is usually its modality; ``{"left": {"modality": "test", "encoder": "mlp"}}``
 gives two towers of one modality. Keys of a tower spec other than ``encoder``, ``modality``,
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import inference
 from .errors import PluginError, RecipeError, ShapeError, UnknownNameError
 from .plugins import registry
 from .utils import batch_size, call_factory, move_to, recipe_key
@@ -130,13 +133,23 @@ class Tower(nn.Module):
         out["final"] = self.projection(final) if final is not None else self(batch)
         return out
 
-    def preprocess(self, raws: list[Any]) -> Any:
-        """Raw inputs (paths, arrays, strings…) → the batch the encoder takes."""
+    def preprocess(self, raws: list[Any], prompt_name: str | None = None) -> Any:
+        """Raw inputs (paths, arrays, strings…) → the batch the encoder takes. ``prompt_name`` is handed to
+        an encoder whose ``preprocess`` takes one (sentence-transformers prompts); others refuse it."""
         entry = registry().get("modalities", self.config.modality)
+        self.check_prompt(prompt_name)
         loaded = [entry.factory(r) for r in raws]
-        if hasattr(self.encoder, "preprocess"):
-            return self.encoder.preprocess(loaded)
-        return entry.meta["collate"](loaded)
+        own = getattr(self.encoder, "preprocess", None)
+        if own is None:
+            return entry.meta["collate"](loaded)
+        return own(loaded, prompt_name=prompt_name) if prompt_name is not None else own(loaded)
+
+    def check_prompt(self, prompt_name: str | None) -> None:
+        """A ``prompt_name`` for an encoder whose ``preprocess`` takes none is an error, never ignored."""
+        own = getattr(self.encoder, "preprocess", None)
+        if prompt_name is not None and (own is None or "prompt_name" not in inspect.signature(own).parameters):
+            raise RecipeError(f"prompt_name={prompt_name!r}: encoder {self.config.encoder!r} has no prompts; "
+                              f"leave prompt_name unset for this tower.")
 
 
 class ContrastiveModel(nn.Module):
@@ -194,19 +207,46 @@ class ContrastiveModel(nn.Module):
         raise RecipeError(f"view {view!r} ({modality}) is ambiguous: towers {same} all encode {modality}; "
                           f"name a tower {view!r}.")
 
-    def preprocess(self, modality: str, raws: list[Any]) -> Any:
-        return self.tower(modality).preprocess(list(raws))
-
-    def encode(self, modality: str, batch: Any, normalize: bool = True) -> Tensor:
-        """``batch`` → ``(B, D)`` embeddings (L2-normalised unless ``normalize=False``)."""
+    def preprocess(self, modality: str, raws: Any, prompt_name: str | None = None) -> Any:
+        """Raw inputs → the tower's batch. One raw input (a string, an image tensor ``(C, H, W)``…, as the
+        modality's ``is_single`` says) is a batch of one, never iterated into characters or channels."""
         tower = self.tower(modality)
-        z = tower(move_to(batch, self.device))  # (B, D)
+        raws = [raws] if inference.is_single(tower.config.modality, raws) else list(raws)
+        return tower.preprocess(raws, prompt_name=prompt_name)
+
+    def encode(self, modality: str, inputs: Any, *, batch_size: int = 32, normalize: bool = True,
+               progress: bool = False, device: Any = None, prompt_name: str | None = None) -> Tensor:
+        """Embeddings of raw inputs, as ``SentenceTransformer.encode`` gives them.
+
+        ``inputs``: a list of raw inputs (strings, paths, PIL images, arrays, waveforms, SMILES, PyG
+        ``Data``…) → ``(N, D)``; one raw input → ``(D,)``; an already preprocessed batch (what
+        :meth:`preprocess` returns) → ``(B, D)``. Runs under ``torch.no_grad`` in eval mode (the mode is
+        restored after), ``batch_size`` inputs at a time, text sorted by length within the call (the
+        output keeps the input order), on the model's device (``device=`` moves the model there first);
+        ``progress=True`` shows a tqdm bar; ``prompt_name`` picks a sentence-transformers prompt (the
+        model's ``default_prompt_name`` applies otherwise). L2-normalised unless ``normalize=False``.
+        Embeddings stay on the model's device, in its dtype. Training goes through :meth:`forward`.
+        """
+        return inference.encode(self, modality, inputs, batch_size=batch_size, normalize=normalize, progress=progress,
+                      device=device, prompt_name=prompt_name)
+
+    def similarity(self, a: Tensor, b: Tensor, *, scaled: bool = False) -> Tensor:
+        """Cosine similarities ``(N, M)`` of embeddings ``a (N, D)`` and ``b (M, D)`` (a ``(D,)`` side drops its
+        axis). ``scaled=True`` gives the model's own logits, ``exp(logit_scale) · cos (+ logit_bias)``."""
+        return inference.similarity(self, a, b, scaled=scaled)
+
+    def embed_batch(self, modality: str, batch: Any, normalize: bool = True) -> Tensor:
+        """A preprocessed ``batch`` → ``(B, D)`` with autograd (the training path): moved to the model's
+        device, its floating tensors cast to the tower's dtype."""
+        tower = self.tower(modality)
+        z = tower(inference.cast_floats(move_to(batch, self.device), inference.module_dtype(tower)))  # (B, D)
         self._check(modality, z, batch)
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode_levels(self, modality: str, batch: Any, normalize: bool = True) -> dict[str, Tensor]:
         """``{level: (B, D)}`` for the tower's configured levels and ``"final"``."""
-        out = self.tower(modality).forward_levels(move_to(batch, self.device))
+        tower = self.tower(modality)
+        out = tower.forward_levels(inference.cast_floats(move_to(batch, self.device), inference.module_dtype(tower)))
         for lv, z in out.items():
             self._check(f"{modality}/{lv}", z, batch)
         return {lv: F.normalize(z, dim=-1) if normalize else z for lv, z in out.items()}
@@ -219,7 +259,7 @@ class ContrastiveModel(nn.Module):
         for name, (tower, batch) in views.items():
             wanted = (levels or {}).get(name)
             if not wanted:
-                out[name] = self.encode(tower, batch)
+                out[name] = self.embed_batch(tower, batch)
                 continue
             per_level = self.encode_levels(tower, batch)
             out[name] = per_level.pop("final")

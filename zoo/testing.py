@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -29,6 +30,13 @@ def load_vector(value: Any) -> Tensor:
     if t.dim() != 1:
         raise ShapeError(f"vector modality: expected a 1-D vector (F,), got shape {tuple(t.shape)}.")
     return t
+
+
+def is_single_vector(value: Any) -> bool:
+    """One vector: a 1-D tensor / array, or a flat list of numbers."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        return value.ndim == 1
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (int, float)) for v in value)
 
 
 def collate_vectors(raws: list[Tensor]) -> Tensor:
@@ -136,7 +144,7 @@ class SyntheticHierarchy(ZooDataset):
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("vector", load=load_vector, collate=collate_vectors, description="1-D float vectors (zoo.testing)")
+    register("vector", load=load_vector, collate=collate_vectors, is_single=is_single_vector, description="1-D float vectors (zoo.testing)")
 
 
 @hookimpl

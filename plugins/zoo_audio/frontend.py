@@ -45,14 +45,23 @@ class LogMel(nn.Module):
         """Valid frames per row: ``1 + (L - n_fft) // hop`` (at least 1)."""
         return (lengths.clamp(min=self.n_fft) - self.n_fft).div(self.hop_length, rounding_mode="floor") + 1
 
+    def _apply(self, fn, recurse=True):
+        """``.to(dtype)`` / ``.half()`` move the filterbank and window but keep them float32: the log-mel is
+        computed in float32 whatever the model's dtype (bf16 spectra lose the quiet bands)."""
+        super()._apply(fn, recurse)
+        self.mel.float()
+        return self
+
     def forward(self, waveform: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Computed in float32; returned in the waveform's dtype (the tower's, as ``encode`` casts it)."""
+        dtype = waveform.dtype if waveform.is_floating_point() else torch.float32
         if waveform.shape[-1] < self.n_fft:  # a batch of very short clips: one (zero-padded) frame
             waveform = nn.functional.pad(waveform, (0, self.n_fft - waveform.shape[-1]))
         with torch.autocast(waveform.device.type, enabled=False):
             power = self.mel(waveform.float())  # (B, n_mels, F)
         x = (torch.log(power + self.eps) - self.mean) / self.std
         frames = self.frame_lengths(lengths)  # (B,)
-        return x * frame_mask(frames, x.shape[-1])[:, None, :], frames
+        return (x * frame_mask(frames, x.shape[-1])[:, None, :]).to(dtype), frames
 
 
 def frame_mask(frames: Tensor, total: int) -> Tensor:

@@ -50,6 +50,14 @@ def load_audio(value: Any) -> Tensor:
     return _check_nonempty(to_mono(value), "waveform")
 
 
+def is_single_audio(value: Any) -> bool:
+    """One recording: a path, bytes, a ``(waveform, sample_rate)`` pair, or an array / tensor (a waveform
+    ``(T,)``, or channels ``(C, T)`` / ``(T, C)`` mixed to mono). A batch is the dict collate returns."""
+    if isinstance(value, tuple):
+        return len(value) == 2 and not np.isscalar(value[0]) and np.isscalar(value[1])
+    return isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, Tensor, np.ndarray))
+
+
 def _read_file(source: Any, label: str) -> Tensor:
     sf = require("soundfile")
     try:

@@ -72,6 +72,15 @@ def load_graph(value: Any) -> Any:
     return check_graph(value)
 
 
+def is_single_graph(value: Any) -> bool:
+    """One graph: a PyG ``Data`` (not a ``Batch``) or a dict with ``edge_index``."""
+    if isinstance(value, Mapping):
+        return "edge_index" in value
+    if type(value).__module__.startswith("torch_geometric"):
+        return not isinstance(value, require("torch_geometric.data").Batch)
+    return False
+
+
 def collate_graphs(raws: list[Any]) -> Any:
     """``list[Data]`` → ``Batch`` (``num_graphs`` rows; ``batch.batch`` maps nodes to graphs)."""
     Batch = require("torch_geometric.data").Batch

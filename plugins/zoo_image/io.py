@@ -129,6 +129,15 @@ def _decode(source: Any, name: str) -> Tensor:
     return from_pil(img)
 
 
+def is_single_image(value: Any) -> bool:
+    """One image: a path, bytes, a PIL image, an array ``(H, W[, C])`` or a tensor ``(H, W)`` / ``(C, H, W)``.
+    A ``(B, C, H, W)`` tensor is a preprocessed batch; a list is a list of images."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        return value.ndim in (2, 3)
+    return isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)) or \
+        type(value).__module__.startswith("PIL.") and hasattr(value, "mode")
+
+
 def collate_images(raws: list[Any]) -> Tensor:
     """Same-size raws → ``(B, C, H, W)``. Differing sizes are a :class:`ShapeError`."""
     if not raws:

@@ -125,8 +125,8 @@ class FingerprintMLP(nn.Module):
         if not isinstance(smiles, (list, tuple)) or not all(isinstance(s, str) for s in smiles):
             raise ShapeError(f"fingerprint_mlp: expected a molecule batch with .smiles (or a list of SMILES), "
                              f"got a {type(batch).__name__} without them.")
-        device = next(self.parameters()).device
-        return torch.stack([self.fingerprint(s) for s in smiles]).to(device)  # (B, n_bits)
+        weight = next(self.parameters())
+        return torch.stack([self.fingerprint(s) for s in smiles]).to(weight.device, weight.dtype)  # (B, n_bits)
 
     def forward_levels(self, batch: Any) -> dict[str, Tensor]:
         return mlp_levels(self.blocks, self.features(batch))  # {level: (B, hidden)}, "final": (B, out_dim)

@@ -77,4 +77,13 @@ def load_molecule(value: Any) -> Any:
                     f"a path to an .sdf/.mol file, an rdkit Mol or a featurised torch_geometric Data.")
 
 
+def is_single_molecule(value: Any) -> bool:
+    """One molecule: a SMILES / MOL string, a ``Path``, an rdkit ``Mol`` or a featurised ``Data`` (not a ``Batch``)."""
+    if isinstance(value, (str, Path)) or type(value).__module__.startswith("rdkit"):
+        return True
+    if type(value).__module__.startswith("torch_geometric"):
+        return not isinstance(value, require("torch_geometric.data", "molecule").Batch)
+    return False
+
+
 collate_molecules = collate_graphs  # Batch.from_data_list; batch.smiles is the list of SMILES

@@ -1,4 +1,4 @@
-"""``hf:<repo or directory>``: transformers' CLIP, SigLIP and CLAP checkpoints as ContrastiveModels.
+"""``hf:<repo or directory>``: transformers' CLIP, SigLIP, CLAP, X-CLIP and VideoMAE checkpoints as ContrastiveModels.
 
     zoo.load("hf:openai/clip-vit-base-patch32")         # Hub id (through the huggingface_hub cache)
     zoo.load("hf:google/siglip-base-patch16-224@<sha>")  # pinned to a revision
@@ -12,6 +12,16 @@ to the shared space. ``logit_scale`` stays in log space (``model.scale()`` is it
 SigLIP's ``logit_bias`` comes along. CLAP has two temperatures (``logit_scale_a`` for audio→text,
 ``logit_scale_t`` for text→audio, equal at initialisation); the zoo keeps ``logit_scale_a`` and
 ``model.source`` states both.
+
+Video: X-CLIP (``microsoft/xclip-base-patch32``) gives a video tower (``get_video_features``: per-frame
+CLIP vision, projection, multi-frame integration transformer) and a text tower (``get_text_features``).
+X-CLIP's video-specific prompt generator (``prompts_*`` weights) conditions each text on the video it is
+scored against, which no pair of independent towers can express: those weights are not loaded (the
+source says so), and ``model.similarity`` is the cosine of the two feature sets, not ``XCLIPModel``'s
+``logits_per_video``. VideoMAE (``MCG-NJU/videomae-base``…) loads as a one-tower video model (the mean
+of the last hidden states, ``embed_dim`` = hidden size, no trained temperature), and its tower
+``hf_videomae`` can join a recipe like any video encoder. Frames are sampled uniformly to the model's
+``num_frames``.
 """
 from __future__ import annotations
 
@@ -37,7 +47,7 @@ from ._common import (
     scalar,
     split_revision,
 )
-from .hf_towers import ENCODER_NAMES, FAMILIES, native_config, output_dim
+from .hf_towers import ENCODER_NAMES, FAMILIES, UNPREFIXED, native_config, output_dim
 
 CITATIONS = {
     "clip": "Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision "
@@ -46,13 +56,22 @@ CITATIONS = {
               "(ICCV 2023, arXiv:2303.15343)",
     "clap": "Wu, Chen, Zhang, Hui, Berg-Kirkpatrick, Dubnov 2023, Large-scale Contrastive Language-Audio "
             "Pretraining with Feature Fusion and Keyword-to-Caption Augmentation (ICASSP 2023, arXiv:2211.06687)",
+    "xclip": "Ni et al. 2022, Expanding Language-Image Pretrained Models for General Video Recognition "
+             "(ECCV 2022, arXiv:2208.02816)",
+    "videomae": "Tong, Song, Wang, Wang 2022, VideoMAE: Masked Autoencoders are Data-Efficient Learners for "
+                "Self-Supervised Video Pre-Training (NeurIPS 2022, arXiv:2203.12602)",
 }
 # Well-known checkpoints (loadable with network access or once in the cache); cached ones are listed too.
 KNOWN = ("openai/clip-vit-base-patch32", "openai/clip-vit-base-patch16", "openai/clip-vit-large-patch14",
          "openai/clip-vit-large-patch14-336", "google/siglip-base-patch16-224", "google/siglip-base-patch16-256",
          "google/siglip-large-patch16-256", "google/siglip-so400m-patch14-384", "laion/clap-htsat-unfused",
-         "laion/clap-htsat-fused", "laion/larger_clap_general", "laion/larger_clap_music_and_speech")
-SCALARS = {"clip": ("logit_scale",), "siglip": ("logit_scale", "logit_bias"), "clap": ("logit_scale_a", "logit_scale_t")}
+         "laion/clap-htsat-fused", "laion/larger_clap_general", "laion/larger_clap_music_and_speech",
+         "microsoft/xclip-base-patch32", "microsoft/xclip-base-patch16", "MCG-NJU/videomae-base",
+         "MCG-NJU/videomae-base-finetuned-kinetics")
+SCALARS = {"clip": ("logit_scale",), "siglip": ("logit_scale", "logit_bias"), "clap": ("logit_scale_a", "logit_scale_t"),
+           "xclip": ("logit_scale",), "videomae": ()}
+# native weights no pair of independent towers can use, dropped by name (and said so in model.source)
+NOT_LOADED = {"xclip": ("prompts_generator", "prompts_visual_layernorm", "prompts_visual_projection")}
 
 
 def _config(name: str):
@@ -70,7 +89,7 @@ def _config(name: str):
     if config.model_type not in FAMILIES:
         raise UnknownNameError(
             "transformers dual-encoder type", config.model_type, list(FAMILIES),
-            hint=f"hf:{name} is a {config.model_type!r} model; the hf: source wraps CLIP, SigLIP and CLAP. "
+            hint=f"hf:{name} is a {config.model_type!r} model; the hf: source wraps {', '.join(FAMILIES)}. "
                  f"For a single text encoder use a tower with encoder = 'hf:{name}' (zoo_text); for "
                  f"sentence-transformers models use st:<name>.")
     return source, revision, config
@@ -85,7 +104,7 @@ def _model_config(source: str, revision: str | None, config) -> ModelConfig:
     if len(set(dims.values())) != 1:
         raise CheckpointError(f"hf:{source}: its towers embed to different sizes {dims}; they cannot share a space.")
     scale = math.log(getattr(config, "logit_scale_init_value", 1 / 0.07)) if family == "clap" else \
-        float(getattr(config, "logit_scale_init_value", math.log(10.0)))
+        float(getattr(config, "logit_scale_init_value", math.log(1 / 0.07) if not SCALARS[family] else math.log(10.0)))
     return ModelConfig(towers=towers, embed_dim=next(iter(dims.values())), logit_scale=scale,
                        logit_bias=-10.0 if family == "siglip" else None, max_logit_scale=max_scale_for(scale))
 
@@ -95,7 +114,7 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
     source, revision, config = _config(name)
     native = _load_native(name, source, revision) if pretrained else None
     cfg = _model_config(source, revision, config)
-    if native is not None:  # the pretrained temperature (and bias) replace the init values
+    if native is not None and SCALARS[config.model_type]:  # the pretrained temperature (and bias) replace the init
         cfg.logit_scale = scalar(getattr(native, SCALARS[config.model_type][0]).detach())
         cfg.max_logit_scale = max_scale_for(cfg.logit_scale)
         if config.model_type == "siglip":
@@ -105,7 +124,8 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
         return model
     family = config.model_type
     state, unclaimed = rename(native.state_dict(), lambda k: _route(family, k))
-    unclaimed = [k for k in unclaimed if k not in SCALARS[family]]
+    dropped = [k for k in unclaimed if k.split(".", 1)[0] in NOT_LOADED.get(family, ())]
+    unclaimed = [k for k in unclaimed if k not in SCALARS[family] and k not in dropped]
     if unclaimed:
         raise CheckpointError(f"hf:{name}: weights {unclaimed[:8]} belong to no tower of the zoo model; the zoo "
                               f"does not drop weights silently.")
@@ -114,7 +134,9 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
         state["logit_bias"] = model.logit_bias.detach().clone()
     copy_weights(model, state, f"hf:{name}")
     model.source = f"hf:{name} (transformers {type(native).__name__} from {source}" + \
-        (f"@{revision}" if revision else "") + ")" + _clap_note(native)
+        (f"@{revision}" if revision else "") + ")" + _clap_note(native) + \
+        (f"; X-CLIP's video-conditioned text prompts ({len(dropped)} prompts_* tensors) not loaded: the towers give "
+         f"get_video_features / get_text_features" if dropped else "")
     return model
 
 
@@ -137,8 +159,11 @@ def _load_native(name: str, source: str, revision: str | None):
 
 
 def _route(family: str, key: str) -> str | None:
+    if family in UNPREFIXED:  # the native model is the (only) tower's module
+        (modality, part), = FAMILIES[family].items()
+        return f"towers.{modality}.encoder.{part.model_attr}.{key}"
     for modality, part in FAMILIES[family].items():
-        prefixes = (part.model_attr, part.projection) if part.projection else (part.model_attr,)
+        prefixes = (part.model_attr, *([part.projection] if part.projection else []), *part.extra)
         if key.split(".", 1)[0] in prefixes:
             return f"towers.{modality}.encoder.{key}"
     return None

@@ -1,4 +1,4 @@
-"""Towers of transformers' dual encoders (CLIP, SigLIP, CLAP) as zoo encoders.
+"""Towers of transformers' dual encoders (CLIP, SigLIP, CLAP, X-CLIP) and of VideoMAE as zoo encoders.
 
 Each encoder holds one side of the native model under the native attribute names
 (``vision_model`` + ``visual_projection`` for a CLIP image tower, ``audio_model`` +
@@ -15,6 +15,7 @@ weights are random until loaded (``zoo.load("hf:…")`` copies the native ones i
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError, UnknownNameError
+from zoo.errors import CheckpointError, ShapeError, UnknownNameError
 
 from ._common import require, set_checkpointing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,11 @@ class Part:
     """One side of a native dual encoder."""
 
     modality: str
-    sub_config: str          # attribute of the full config (vision_config, text_config, audio_config)
+    sub_config: str | None   # attribute of the full config (vision_config…); None: the whole config (VideoMAE)
     model_attr: str          # attribute of the full model, hence the state-dict prefix
     model_class: str         # transformers class of that side
     projection: str | None   # attribute of the projection after pooling (None: SigLIP's head is inside)
+    extra: tuple[str, ...] = ()  # further native modules of this side (X-CLIP's video side: "mit")
 
 
 FAMILIES: dict[str, dict[str, Part]] = {
@@ -45,10 +49,18 @@ FAMILIES: dict[str, dict[str, Part]] = {
                "text": Part("text", "text_config", "text_model", "SiglipTextModel", None)},
     "clap": {"audio": Part("audio", "audio_config", "audio_model", "ClapAudioModel", "audio_projection"),
              "text": Part("text", "text_config", "text_model", "ClapTextModel", "text_projection")},
+    # X-CLIP: frames → CLIP vision → projection → multi-frame integration transformer ("mit") = get_video_features
+    "xclip": {"video": Part("video", "vision_config", "vision_model", "XCLIPVisionModel", "visual_projection", ("mit",)),
+              "text": Part("text", "text_config", "text_model", "XCLIPTextModel", "text_projection")},
+    # VideoMAE: a video encoder alone (VideoMAEModel, whose keys have no prefix); mean of the last hidden states
+    "videomae": {"video": Part("video", None, "videomae", "VideoMAEModel", None)},
 }
+UNPREFIXED = ("videomae",)   # families whose native model is the tower itself (state-dict keys without a prefix)
 ENCODER_NAMES = {("clip", "image"): "hf_clip_vision", ("clip", "text"): "hf_clip_text",
                  ("siglip", "image"): "hf_siglip_vision", ("siglip", "text"): "hf_siglip_text",
-                 ("clap", "audio"): "hf_clap_audio", ("clap", "text"): "hf_clap_text"}
+                 ("clap", "audio"): "hf_clap_audio", ("clap", "text"): "hf_clap_text",
+                 ("xclip", "video"): "hf_xclip_video", ("xclip", "text"): "hf_xclip_text",
+                 ("videomae", "video"): "hf_videomae"}
 
 
 def native_config(source: str | None, revision: str | None, assets_dir: str | None):
@@ -61,15 +73,74 @@ def native_config(source: str | None, revision: str | None, assets_dir: str | No
     return tf.AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
 
 
-def load_processor(kind: str, source: str, revision: str | None = None):
-    """The native tokenizer / image processor / feature extractor of a checkpoint."""
+VOCAB_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+# the files each kind of processor reads, named in the error when they are missing
+PROCESSOR_FILES = {"text": "the tokenizer files (tokenizer.json, or tokenizer_config.json with vocab.json + merges.txt "
+                           "or the sentencepiece model)",
+                   "image": "preprocessor_config.json", "audio": "preprocessor_config.json",
+                   "video": "preprocessor_config.json"}
+
+
+def default_processor(family: str, kind: str, config):
+    """The family's default image processor / feature extractor sized from the model config, for a folder saved
+    without processor files (``model.save_pretrained`` alone); ``None`` where there is no such default (text)."""
     tf = require("transformers")
-    cls = {"text": tf.AutoTokenizer, "image": tf.AutoImageProcessor, "audio": tf.AutoFeatureExtractor}[kind]
-    return cls.from_pretrained(source, revision=revision, trust_remote_code=False)
+    vision = getattr(config, "vision_config", config)
+    size = int(getattr(vision, "image_size", 224))
+    if kind == "image" and family == "clip":
+        return tf.CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    if kind == "image" and family == "siglip":
+        return tf.SiglipImageProcessor(size={"height": size, "width": size})
+    if kind == "audio" and family == "clap":  # clips no longer than HTSAT's input (10 s for the released models)
+        audio = config.audio_config
+        frames = audio.spec_size * (audio.spec_size // audio.num_mel_bins)  # the time frames the encoder takes
+        fe = tf.ClapFeatureExtractor(feature_size=audio.num_mel_bins)
+        seconds = max(1, min(10, int((frames - 1) * fe.hop_length / fe.sampling_rate)))
+        return tf.ClapFeatureExtractor(feature_size=audio.num_mel_bins, max_length_s=seconds,
+                                       truncation="fusion" if audio.enable_fusion else "rand_trunc")
+    if kind == "video":
+        return tf.VideoMAEImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    return None
+
+
+def load_processor(kind: str, source: str, revision: str | None = None, family: str | None = None, config=None):
+    """The native tokenizer / image processor / feature extractor of a checkpoint. A folder without them gets
+    the family's default processor (image, audio, video) or a :class:`CheckpointError` naming the file (text)."""
+    tf = require("transformers")
+    cls = {"text": tf.AutoTokenizer, "image": tf.AutoImageProcessor, "audio": tf.AutoFeatureExtractor,
+           "video": tf.AutoImageProcessor}[kind]
+    try:
+        processor = cls.from_pretrained(source, revision=revision, trust_remote_code=False)
+        if kind == "text" and (len(processor) < 10 or Path(source).is_dir() and not any(
+                (Path(source) / f).is_file() for f in VOCAB_FILES)):  # transformers builds an empty vocabulary
+            raise OSError(f"no vocabulary file ({', '.join(VOCAB_FILES)}) in {source}")
+        return processor
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, TypeError… depending on what is missing
+        fallback = default_processor(family, kind, config) if family and config is not None else None
+        if fallback is None:
+            raise CheckpointError(
+                f"hf: {source} has no {kind} processor: {PROCESSOR_FILES[kind]} not found or unreadable "
+                f"({type(exc).__name__}: {str(exc)[:200]}). Save it next to the weights, e.g. "
+                f"AutoProcessor.from_pretrained(<the original repo>).save_pretrained({str(source)!r}).") from exc
+        log.warning("hf: %s has no %s (%s); using %s's default %s sized from config.json.", source,
+                    PROCESSOR_FILES[kind], type(exc).__name__, family.upper(), type(fallback).__name__)
+        return fallback
+
+
+def _extra(name: str, config) -> nn.Module:
+    """X-CLIP's multi-frame integration transformer, configured as ``XCLIPModel`` configures it."""
+    import copy
+
+    from transformers.models.x_clip.modeling_x_clip import XCLIPMultiframeIntegrationTransformer
+    vision = config.vision_config
+    mit = copy.copy(vision)
+    mit.hidden_size, mit.intermediate_size = vision.mit_hidden_size, vision.mit_intermediate_size
+    mit.num_hidden_layers, mit.num_attention_heads = vision.mit_num_hidden_layers, vision.mit_num_attention_heads
+    return XCLIPMultiframeIntegrationTransformer(mit)
 
 
 def _projection(family: str, config, sub) -> nn.Module | None:
-    if family == "clip":
+    if family in ("clip", "xclip"):
         return nn.Linear(sub.hidden_size, config.projection_dim, bias=False)
     if family == "clap":
         from transformers.models.clap.modeling_clap import ClapProjectionLayer
@@ -78,8 +149,8 @@ def _projection(family: str, config, sub) -> nn.Module | None:
 
 
 def output_dim(family: str, config, part: Part) -> int:
-    sub = getattr(config, part.sub_config)
-    if family in ("clip", "clap"):
+    sub = getattr(config, part.sub_config) if part.sub_config else config
+    if family in ("clip", "clap", "xclip"):
         return int(config.projection_dim)
     return int(getattr(sub, "projection_size", None) or sub.hidden_size)  # SigLIP: the head's width
 
@@ -94,11 +165,14 @@ class HFDualTower(nn.Module):
         self.family, self.modality, self.config, self.processor = family, modality, config, processor
         self.part = part = FAMILIES[family][modality]
         tf = require("transformers")
-        sub = getattr(config, part.sub_config)
+        sub = getattr(config, part.sub_config) if part.sub_config else config
         # the constructor the native dual encoder itself uses for each side (attention implementation included)
         setattr(self, part.model_attr, getattr(tf, part.model_class)._from_config(sub))
         if part.projection is not None:
             setattr(self, part.projection, _projection(family, config, sub))
+        for name in part.extra:
+            setattr(self, name, _extra(name, config))
+        self.num_frames = int(getattr(sub, "num_frames", 0) or 0) or None  # video: frames the model takes
         self.output_dim = output_dim(family, config, part)
         self.max_length = max_length or (int(sub.max_position_embeddings) if modality == "text" else None)
         if family == "clap" and modality == "text":
@@ -126,12 +200,32 @@ class HFDualTower(nn.Module):
         out = self.processor(waves, sampling_rate=sr, return_tensors="pt")
         return {k: out[k] for k in ("input_features", "is_longer") if k in out}
 
+    def _preprocess_video(self, raws: list[Tensor]) -> Tensor:
+        from zoo_video.io import frame_indices
+        videos = []
+        for r in raws:  # (T, C, H, W) in [0, 1]
+            r = r[frame_indices(r.shape[0], self.num_frames)] if self.num_frames else r  # the model's frame count
+            videos.append(list(r.expand(-1, 3, -1, -1) if r.shape[1] == 1 else r))  # grey → RGB frames (3, H, W)
+        call = getattr(self.processor, "preprocess", self.processor)  # VideoMAEImageProcessor: preprocess(videos)
+        out = call(videos, do_rescale=False, input_data_format="channels_first", return_tensors="pt")
+        return out["pixel_values"]  # (B, T, 3, H, W)
+
     def preprocess_config(self) -> dict[str, Any]:
-        return {"family": self.family, "processor": type(self.processor).__name__, "max_length": self.max_length}
+        return {"family": self.family, "processor": type(self.processor).__name__, "max_length": self.max_length,
+                **({"num_frames": self.num_frames} if self.modality == "video" else {})}
 
     # -- forward: the native get_*_features without the final normalisation ----------------------------
     def forward(self, batch: Any) -> Tensor:
         model = getattr(self, self.part.model_attr)
+        if self.modality == "video":
+            if not isinstance(batch, Tensor) or batch.dim() != 5:
+                raise ShapeError(f"{self.family} video tower: expected pixel_values (B, T, 3, H, W), got "
+                                 f"{_describe(batch)}; use preprocess(videos).")
+            if self.family == "videomae":
+                return model(pixel_values=batch).last_hidden_state.mean(dim=1)  # (B, hidden)
+            b, t = batch.shape[:2]
+            frames = self.visual_projection(model(pixel_values=batch.flatten(0, 1)).pooler_output)  # (B·T, P)
+            return self.mit(frames.view(b, t, -1)).pooler_output  # (B, P), as XCLIPModel.get_video_features
         if self.modality == "image":
             if not isinstance(batch, Tensor) or batch.dim() != 4:
                 raise ShapeError(f"{self.family} image tower: expected pixel_values (B, 3, H, W), got "
@@ -180,7 +274,8 @@ def build(family: str, modality: str, source: str | None = None, revision: str |
         raise ValueError(f"hf_{family} tower: {source or assets_dir} holds a {config.model_type!r} model, not "
                          f"{family!r}; use the tower of its own family (zoo list encoders).")
     from_assets = assets_dir is not None and (Path(assets_dir) / "config.json").is_file()
-    processor = load_processor(modality, assets_dir if from_assets else source, None if from_assets else revision)
+    processor = load_processor(modality, assets_dir if from_assets else source, None if from_assets else revision,
+                               family, config)
     return HFDualTower(family, modality, config, processor, max_length=max_length)
 
 

@@ -7,8 +7,10 @@ The sentence-transformers folder layout (``modules.json``, ``sentence_bert_confi
 ``1_Pooling/config.json``, ``2_Dense/…``) is read into a small JSON spec: the transformer's own
 config and tokenizer, the pooling modes (cls, max, mean, mean_sqrt_len_tokens, weightedmean,
 lasttoken — several are concatenated in that order, as sentence-transformers does), the Dense
-layers and whether the output is normalised. A module or an option the spec cannot express is
-an error naming it, never skipped. ``save_assets`` writes the transformer config, the tokenizer
+layers, whether the output is normalised, and the prompts of ``config_sentence_transformers.json``
+(``prompts``, ``default_prompt_name``: ``model.encode("text", texts, prompt_name="query")``; the
+default prompt applies when none is named, in training too, as in ``SentenceTransformer.encode``).
+A module or an option the spec cannot express is an error naming it, never skipped. ``save_assets`` writes the transformer config, the tokenizer
 and ``st_config.json`` (the spec), so the tower rebuilds offline from a zoo checkpoint.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import PluginError, ShapeError
+from zoo.errors import CheckpointError, PluginError, ShapeError, UnknownNameError
 
 from ._common import require, set_checkpointing
 
@@ -33,6 +35,9 @@ ACTIVATIONS = {"Tanh": nn.Tanh, "Identity": nn.Identity, "ReLU": nn.ReLU, "GELU"
 # sentence_bert_config.json keys that are harmless at these values (anything else is refused, not dropped)
 TRANSFORMER_DEFAULTS = {"model_args": {}, "tokenizer_args": {}, "config_args": {}, "cache_dir": None,
                         "backend": "torch", "transformer_task": "feature-extraction", "processing_kwargs": {}}
+MODEL_CONFIG = "config_sentence_transformers.json"
+# config_sentence_transformers.json keys with no effect on the embeddings; any other key must be read or refused
+MODEL_CONFIG_INERT = ("__version__", "requirements")
 
 
 # -- reading the sentence-transformers layout -------------------------------------------------------------
@@ -46,6 +51,7 @@ def read_spec(folder: Path) -> dict[str, Any]:
                           f"Dense… → Normalize. Load other layouts with sentence_transformers itself.")
     spec: dict[str, Any] = {"pooling": ["cls"], "dense": [], "normalize": False, "transformer_path": modules[0]["path"]}
     spec.update(_transformer_options(folder / modules[0]["path"]))
+    spec.update(model_options(folder, normalized="Normalize" in kinds))
     for m, kind in zip(modules[1:], kinds[1:]):
         sub = folder / m["path"]
         if kind == "Pooling":
@@ -73,6 +79,30 @@ def _transformer_options(path: Path) -> dict[str, Any]:
         raise PluginError(f"st: sentence_bert_config.json sets {sorted(extra)}, which the zoo's st tower does not "
                           f"implement; it refuses rather than ignore them.")
     return {"max_seq_length": cfg.get("max_seq_length"), "do_lower_case": bool(cfg.get("do_lower_case", False))}
+
+
+def model_options(folder: Path, normalized: bool) -> dict[str, Any]:
+    """Prompts and default prompt of ``config_sentence_transformers.json``; options that change the embeddings
+    or the similarity in ways the zoo cannot express (truncate_dim, a non-cosine similarity…) are refused."""
+    path = folder / MODEL_CONFIG
+    cfg = _read_json(path, folder) if path.is_file() else {}
+    prompts = cfg.get("prompts") or {}
+    default = cfg.get("default_prompt_name")
+    similarity = cfg.get("similarity_fn_name") or "cosine"
+    refused = {k: v for k, v in cfg.items() if k not in (*MODEL_CONFIG_INERT, "prompts", "default_prompt_name",
+                                                          "similarity_fn_name", "model_type")}
+    if cfg.get("model_type", "SentenceTransformer") != "SentenceTransformer":
+        refused["model_type"] = cfg["model_type"]
+    if similarity not in ("cosine", "dot") or similarity == "dot" and not normalized:
+        refused["similarity_fn_name"] = similarity  # the zoo scores by cosine; dot equals it on unit vectors only
+    if refused:
+        raise CheckpointError(f"st: {path} sets {refused}, which the zoo's st tower cannot express; it refuses rather "
+                              f"than give different embeddings or scores. Load this model with sentence_transformers.")
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise CheckpointError(f"st: {path}: prompts must map names to strings, got {prompts!r}.")
+    if default is not None and default not in prompts:
+        raise CheckpointError(f"st: {path}: default_prompt_name {default!r} is not one of the prompts {list(prompts)}.")
+    return {"prompts": dict(prompts), "default_prompt_name": default}
 
 
 def pooling_modes(cfg: dict[str, Any]) -> list[str]:
@@ -149,15 +179,60 @@ class SentenceTransformerEncoder(nn.Module):
         limit = getattr(hf_config, "max_position_embeddings", None)
         self.max_length = min(x for x in (spec["max_seq_length"], tokenizer.model_max_length, limit) if x)
 
-    def preprocess(self, raws: list[Any]) -> dict[str, Tensor]:
-        texts = [str(r).lower() if self.spec["do_lower_case"] else str(r) for r in raws]
-        enc = self.tokenizer(texts, padding=True, truncation="longest_first", max_length=self.max_length,
-                             return_tensors="pt")
+    def prompt(self, prompt_name: str | None = None) -> str:
+        """The text put before every input: the named prompt, else the default prompt, else none."""
+        prompts = self.spec.get("prompts") or {}
+        if prompt_name is None:
+            prompt_name = self.spec.get("default_prompt_name")
+            if prompt_name is None:
+                return ""
+        if prompt_name not in prompts:
+            raise UnknownNameError("prompt", prompt_name, list(prompts),
+                                   hint=f"This model's prompts are {prompts or 'none'} "
+                                        f"(config_sentence_transformers.json).")
+        return prompts[prompt_name]
+
+    def _texts(self, raws: list[Any], prompt_name: str | None) -> list[str]:
+        prompt = self.prompt(prompt_name)
+        texts = [prompt + str(r) for r in raws]
+        return [t.lower() for t in texts] if self.spec["do_lower_case"] else texts
+
+    def preprocess(self, raws: list[Any], prompt_name: str | None = None) -> dict[str, Tensor]:
+        enc = self.tokenizer(self._texts(raws, prompt_name), padding=True, truncation="longest_first",
+                             max_length=self.max_length, return_tensors="pt")
         return dict(enc.items())  # {input_ids: (B, L), attention_mask: (B, L), …}
+
+    def preprocess_items(self, raws: list[Any], prompt_name: str | None = None) -> tuple[list[dict], list[int]]:
+        """Every text tokenised in one (fast, batched) tokenizer call, unpadded, and its token count:
+        ``encode`` sorts by token count and pads each batch with :meth:`collate_items` — fewer pad tokens
+        than sorting by characters, and no second tokenisation."""
+        enc = self.tokenizer(self._texts(raws, prompt_name), truncation="longest_first", max_length=self.max_length)
+        keys = list(enc.keys())
+        items = [{k: enc[k][i] for k in keys} for i in range(len(raws))]
+        return items, [len(it["input_ids"]) for it in items]
+
+    def collate_items(self, items: list[dict]) -> dict[str, Tensor]:
+        """Token items → the batch :meth:`preprocess` gives for the same texts (padded on the tokenizer's side)."""
+        width = max(len(it["input_ids"]) for it in items)
+        pads = {"input_ids": self.tokenizer.pad_token_id or 0,
+                "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0)}
+        left = self.tokenizer.padding_side == "left"
+        out = {}
+        for key in items[0]:
+            t = torch.full((len(items), width), pads.get(key, 0), dtype=torch.long)  # (B, L)
+            for i, it in enumerate(items):
+                row = torch.as_tensor(it[key], dtype=torch.long)
+                if left:
+                    t[i, width - len(row):] = row
+                else:
+                    t[i, :len(row)] = row
+            out[key] = t
+        return out
 
     def preprocess_config(self) -> dict[str, Any]:
         return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length,
-                "pooling": self.spec["pooling"], "normalize": self.spec["normalize"]}
+                "pooling": self.spec["pooling"], "normalize": self.spec["normalize"],
+                "prompts": self.spec.get("prompts") or {}, "default_prompt_name": self.spec.get("default_prompt_name")}
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         if not isinstance(batch, dict) or "input_ids" not in batch or "attention_mask" not in batch:

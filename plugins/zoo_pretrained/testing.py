@@ -194,3 +194,26 @@ def add_to_hub_cache(cache: str | os.PathLike, repo_id: str, files: str | os.Pat
 def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return Path(dst)
+
+
+def make_xclip_dir(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """``XCLIPModel`` + ``XCLIPProcessor`` files: 4 frames of 32×32, CLIP BPE tokenizer."""
+    import transformers as tf
+    tok = clip_tokenizer()
+    text = dict(TEXT, vocab_size=len(tok), max_position_embeddings=16, bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(VISION, num_frames=4, mit_hidden_size=16, mit_intermediate_size=32, mit_num_hidden_layers=1,
+                  mit_num_attention_heads=2)
+    config = tf.XCLIPConfig(text_config=text, vision_config=vision, projection_dim=16, prompt_layers=1,
+                            prompt_attention_heads=2, prompt_num_attention_heads=2)
+    frames = tf.VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return _save(tf.XCLIPModel, config, tf.XCLIPProcessor(image_processor=frames, tokenizer=tok), directory, seed)
+
+
+def make_videomae_dir(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """``VideoMAEModel`` + its image processor: 4 frames of 32×32, tubelets of 2."""
+    import transformers as tf
+    config = tf.VideoMAEConfig(**TEXT, image_size=32, patch_size=8, num_frames=4, tubelet_size=2)
+    directory = _save(tf.VideoMAEModel, config, None, directory, seed)
+    tf.VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(directory)
+    return directory

@@ -44,6 +44,16 @@ def _read(path: Path) -> str:
     return _decode(data, f"file {path}")
 
 
+def is_single_text(value: Any) -> bool:
+    """One text (``str``, bytes or a ``Path``), not a list of them: ``encode("text", "a dog")`` gives ``(D,)``."""
+    return isinstance(value, (str, bytes, bytearray, memoryview, os.PathLike))
+
+
+def text_length(raw: str) -> int:
+    """Characters of a loaded text: ``encode`` sorts by it so that a batch pads to similar lengths."""
+    return len(raw)
+
+
 def collate_text(raws: list[Any]) -> list[str]:
     """``list[str]`` (checked): tokenisation belongs to the encoder's ``preprocess``."""
     bad = [i for i, r in enumerate(raws) if not isinstance(r, str)]

@@ -55,6 +55,13 @@ def load_video(value: Any, num_frames: int | None = None, sampling: str = "unifo
     return video[frame_indices(video.shape[0], num_frames, sampling, generator)]
 
 
+def is_single_video(value: Any) -> bool:
+    """One video: a path, bytes, or frames ``(T, [C,] H, W)`` / ``(T, H, W, C)``; ``(B, T, C, H, W)`` is a batch."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        return value.ndim in (3, 4)
+    return isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview))
+
+
 def read_video_file(source: Any, label: str) -> Tensor:
     """Decode every frame of the first video stream as RGB → ``(T, 3, H, W)`` float."""
     av = require_av()
