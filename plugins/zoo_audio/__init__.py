@@ -17,12 +17,12 @@ from .ast import ASTEncoder
 from .augment import AUGMENTATIONS
 from .cnn import CNNEncoder
 from .hf import HFAudioEncoder
-from .io import SAMPLE_RATE, collate_audio, load_audio  # noqa: F401 - public API
+from .io import SAMPLE_RATE, collate_audio, load_audio, render_audio  # noqa: F401 - public API
 
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("audio", load=load_audio, collate=collate_audio, extra="audio",
+    register("audio", load=load_audio, collate=collate_audio, extra="audio", render=render_audio,
              description=f"mono waveforms at {SAMPLE_RATE} Hz; batch {{waveform (B, T), lengths (B,)}}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from zoo import hookimpl
 
 from .augment import AUGMENTATIONS
-from .io import collate_images, load_image
+from .io import collate_images, load_image, render_image
 from .mlp import MLPImageEncoder
 
 __all__ = ["MLPImageEncoder", "build_open_clip", "build_timm", "collate_images", "load_image"]
@@ -36,7 +36,7 @@ def build_open_clip(arch: str, **kw: Any):
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("image", load=load_image, collate=collate_images, extra="image",
+    register("image", load=load_image, collate=collate_images, extra="image", render=render_image,
              description="images: float32 (C, H, W) in [0, 1] from paths, PIL, numpy (H, W[, C]) or tensors")
 
 

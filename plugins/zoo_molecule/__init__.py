@@ -12,12 +12,12 @@ from __future__ import annotations
 from zoo import hookimpl
 
 from . import augment, encoders
-from .modality import collate_molecules, load_molecule
+from .modality import collate_molecules, load_molecule, render_molecule
 
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("molecule", load=load_molecule, collate=collate_molecules, extra="molecule",
+    register("molecule", load=load_molecule, collate=collate_molecules, extra="molecule", render=render_molecule,
              description="molecules as OGB-featurised graphs (from SMILES, SDF/MOL or rdkit Mol)")
 
 

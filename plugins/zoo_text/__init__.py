@@ -17,7 +17,7 @@ from zoo import hookimpl
 from . import augment
 from .bow import BagOfWordsEncoder
 from .hf import build_hf
-from .modality import collate_text, load_text
+from .modality import collate_text, load_text, render_text
 from .objectives import SimCSESupervisedLoss
 from .openclip import build_open_clip
 from .pairs import TextTriplets
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 @hookimpl
 def zoo_register_modalities(register):
-    register("text", load=load_text, collate=collate_text, extra="text",
+    register("text", load=load_text, collate=collate_text, extra="text", render=render_text,
              description="text: str raws, list[str] batches (encoders tokenise)")
 
 
