@@ -64,7 +64,7 @@ class Searcher:
             raise UnknownNameError(
                 "query modality", modality, self.query_modalities(),
                 hint=f"The model of {self.out} encodes {', '.join(f'{m} (tower {k})' for k, m in towers.items())}; "
-                     f"query with one of those, or search an index made by a model with a {modality} tower.")
+                     f"query with one of those, or search an index made by a model with a tower for {modality}.")
         raise DataError(f"modality {modality!r} is encoded by several towers {same}; name the tower instead.")
 
     def target_field(self, towers: list[str], field: str | None) -> str:
