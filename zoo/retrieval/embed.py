@@ -85,7 +85,10 @@ def embed(model, dataset, out: str | os.PathLike, *, split: str = "test", fields
         "count": n, "dim": model.embed_dim, "dtype": dtype, "shard_size": shard_size,
         "num_shards": (n + shard_size - 1) // shard_size,
     }
-    _check_resumable(out, manifest)
+    old = _check_resumable(out, manifest)
+    if old and old.get("complete") and all(store.shard_ok(out, s) for s in range(old["num_shards"])):
+        log.info("%s already holds these embeddings, every shard intact: nothing to do", out)
+        return old  # (keeps its indexes)
     dist = init_distributed("cpu")
     try:
         if dist.main:
@@ -121,13 +124,14 @@ def embed(model, dataset, out: str | os.PathLike, *, split: str = "test", fields
     return manifest
 
 
-def _check_resumable(out: Path, new: dict[str, Any]) -> None:
-    """An existing directory resumes only for the same model weights, dataset, split, fields and layout."""
+def _check_resumable(out: Path, new: dict[str, Any]) -> dict[str, Any] | None:
+    """The existing manifest, if any; a directory resumes only for the same model weights, dataset, split,
+    fields and layout."""
     path = out / store.MANIFEST
     if not path.is_file():
         if out.is_dir() and any(out.iterdir()):
             raise DataError(f"{out} exists, is not empty and holds no {store.MANIFEST}; choose a new --out.")
-        return
+        return None
     old = json.loads(path.read_text())
     keys = {"model.sha256": lambda m: m["model"]["sha256"], "dataset": lambda m: {k: m["dataset"][k] for k in ("name", "split", "options")},
             "fields": lambda m: m["fields"], "count": lambda m: m["count"], "dtype": lambda m: m["dtype"],
@@ -136,6 +140,7 @@ def _check_resumable(out: Path, new: dict[str, Any]) -> None:
     if diff:
         raise DataError(f"{out} already holds embeddings made with a different {', '.join(diff)}; resuming would "
                         f"mix them. Choose a new --out, or delete {out} to start over.")
+    return old
 
 
 def _safe(get, m):
