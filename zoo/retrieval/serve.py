@@ -6,9 +6,10 @@ path reaches the filesystem; uploads are capped at ``max_upload`` bytes; a bad q
 with a message. Raw items are drawn by their modality plugin's ``render`` capability
 (``register(name, …, render=fn)``, ``fn(raw) -> (mime, bytes)``); a modality without one shows
 its pointer only.
-"""
-from __future__ import annotations
 
+(No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations, which name
+classes imported inside :func:`create_app`.)
+"""
 import functools
 import json
 import os
@@ -29,7 +30,7 @@ SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 def _require():
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401
     except ImportError as exc:
         raise DataError(f"`zoo serve` needs fastapi, uvicorn and python-multipart ({exc}); install them with: "
                         f"pip install zoo[serve]") from exc
