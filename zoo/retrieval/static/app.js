@@ -24,7 +24,8 @@ function onIndexChange() {
   const fields = Object.keys(ix.indexed);
   fillSelect($("field"), ["", ...fields], ["(another modality)", ...fields.map((f) => `${f} (${ix.fields[f]})`)]);
   const recall = Object.entries(ix.indexed).map(([f, e]) => `${f}: ${e.factory}, recall@10 ${Number(e["recall@10"]).toFixed(2)}`).join(" · ");
-  $("info").textContent = `${ix.count} items of ${ix.dataset} [${ix.split}] embedded by ${ix.model} — ${recall}`;
+  const model = (ix.model || "an in-memory model").replace(/^local-dir:.*[\\/]/, "run ");
+  $("info").textContent = `${ix.count} items of ${ix.dataset} [${ix.split}] embedded by ${model} — ${recall}`;
 }
 
 function media(hit) {
