@@ -136,7 +136,7 @@ def bench_index(tmp: Path, n: int, kinds: list[str], d: int = 256) -> None:
         for i in range(50):
             idx.search(q[i:i + 1], 10)
         one_ms = (time.perf_counter() - t0) * 1000 / 50
-        print(f"{n:>9,} × {d}: {e['factory']:<14} build {e['build_s']:7.1f} s (+ tuning {total - e['build_s']:5.1f} s) "
+        print(f"{n:>9,} × {d}: {e['factory']:<14} build {e['build_s']:7.1f} s (+ {total - e['build_s']:5.1f} s recall/tuning/write) "
               f"recall@10 {e['recall@10']:.3f} {e['params'] or '(exact)':<14} query {one_ms:7.2f} ms alone, "
               f"{batch_ms:6.3f} ms/query in a batch of 1000")
     del x

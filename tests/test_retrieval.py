@@ -71,6 +71,7 @@ def test_embed_resumes_at_the_last_finished_shard(tmp_path, tiny_model, monkeypa
         assert (tmp_path / "e/shards" / name).read_bytes() == (tmp_path / "ref/shards" / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_torchrun_ranks_share_the_shards_and_equal_one_process(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path / "model")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

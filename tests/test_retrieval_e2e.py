@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -64,6 +65,10 @@ def test_molecules_a_smiles_finds_its_caption(tmp_path, capsys):
     assert all(h["field"] == "caption" for r in res for h in r["hits"])
     print("molecule-text: own caption in the top 10 for", sum(found) / len(found), "of the SMILES queries")
     assert sum(found) / len(found) >= 0.45, sum(found) / len(found)
+    hit = api_hits(out, "molecule", ds[0]["molecule"])[0]  # the page shows captions as text …
+    assert hit["field"] == "caption" and hit["media"]["text"] == ds[hit["row"]]["caption"]
+    hit = api_hits(out, "text", ds[0]["caption"])[0]  # … and molecules as rdkit drawings
+    assert hit["media"]["mime"] == "image/svg+xml" and b"<svg" in api_get(out, hit["media"]["url"]).content
 
 
 def test_audio_a_caption_finds_its_tones(tmp_path, capsys):
@@ -76,6 +81,22 @@ def test_audio_a_caption_finds_its_tones(tmp_path, capsys):
     assert all(h["field"] == "audio" for r in res for h in r["hits"])
     print("clap-tones: precision@10 per class", precision)
     assert sum(precision) / len(precision) >= 0.7, precision  # chance: 1/9
+    hit = api_hits(out, "text", ds.class_names[0])[0]  # the page plays audio hits
+    wav = api_get(out, hit["media"]["url"])
+    assert hit["media"]["mime"] == "audio/wav" and wav.content[:4] == b"RIFF" and wav.content[8:12] == b"WAVE"
+
+
+def api_get(out: Path, url: str):
+    from fastapi.testclient import TestClient
+
+    from zoo.retrieval.serve import create_app
+    return TestClient(create_app([out])).get(url)
+
+
+def api_hits(out: Path, modality: str, q: str) -> list[dict]:
+    res = api_get(out, f"/api/search?modality={modality}&k=3&q={quote(q)}")
+    assert res.status_code == 200, res.text
+    return res.json()["hits"]
 
 
 # -- zoo serve: the JSON API (FastAPI TestClient) and the page in a real headless Chromium -----------------
