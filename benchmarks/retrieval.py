@@ -139,6 +139,8 @@ def bench_index(tmp: Path, n: int, kinds: list[str], d: int = 256) -> None:
         print(f"{n:>9,} × {d}: {e['factory']:<14} build {e['build_s']:7.1f} s (+ {total - e['build_s']:5.1f} s recall/tuning/write) "
               f"recall@10 {e['recall@10']:.3f} {e['params'] or '(exact)':<14} query {one_ms:7.2f} ms alone, "
               f"{batch_ms:6.3f} ms/query in a batch of 1000")
+        if e.get("tuning"):
+            print(f"{'':>16}recall@10 by {', '.join(f'{p}={v}: {r:.3f}' for p, t in e['tuning'].items() for v, r in t)}")
     del x
     shutil.rmtree(out, ignore_errors=True)
 

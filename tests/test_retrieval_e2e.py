@@ -80,7 +80,7 @@ def test_audio_a_caption_finds_its_tones(tmp_path, capsys):
     precision = [sum(h["labels"]["class"] == k for h in r["hits"]) / 10 for k, r in enumerate(res)]
     assert all(h["field"] == "audio" for r in res for h in r["hits"])
     print("clap-tones: precision@10 per class", precision)
-    assert sum(precision) / len(precision) >= 0.7, precision  # chance: 1/9
+    assert sum(precision) / len(precision) >= 0.9, precision  # 1.0 after these 4 epochs; chance: 1/9
     hit = api_hits(out, "text", ds.class_names[0])[0]  # the page plays audio hits
     wav = api_get(out, hit["media"]["url"])
     assert hit["media"]["mime"] == "audio/wav" and wav.content[:4] == b"RIFF" and wav.content[8:12] == b"WAVE"

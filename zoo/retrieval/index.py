@@ -117,15 +117,16 @@ def build_index(out: Path, manifest: dict, field: str, kind: str = "auto", metri
         queries = _rows(out, manifest, field, rows)
         k = min(10, n - 1)
         truth = _drop_self(exact_topk(out, manifest, field, queries, k + 1, metric), rows, k)
-        ps = fa.ParameterSpace()
+        ps, tried = fa.ParameterSpace(), []
         for value in ladder:
             ps.set_index_parameters(index, f"{param}={value}")
             _, got = index.search(queries, k + 1)
             rec = recall_at(_drop_self(got, rows, k), truth)
+            tried.append([value, round(rec, 4)])
             if rec >= target_recall:
                 break
         entry.update({"recall@10": round(rec, 4), "exact": False, "params": f"{param}={value}",
-                      "recall_queries": len(rows), "target_recall": target_recall})
+                      "recall_queries": len(rows), "target_recall": target_recall, "tuning": {param: tried}})
     (out / "index").mkdir(exist_ok=True)
     fa.write_index(index, os.fspath(out / entry["file"]))
     log.info("index %s/%s: %s, %d vectors, built in %.1f s, recall@10 %.3f %s", out.name, field, factory, n,

@@ -131,7 +131,7 @@ class Searcher:
             raise DataError(f"k must be ≥ 1, got {k}.")
         towers, q = self.embed_queries(queries)
         target = self.target_field(towers, field)
-        if len(towers) > 1 and self.manifest["indexes"].get(target, {}).get("metric", "ip") != "ip":
+        if len(towers) > 1 and self.manifest.get("indexes", {}).get(target, {}).get("metric", "ip") != "ip":
             raise DataError("a multi-modality (Symile) query needs an inner-product index: `zoo index DIR --metric ip`.")
         scores, rows = self.index_of(target).search(q, min(k, self.manifest["count"]))
         return [[self.hit(target, rank, float(s), int(r)) for rank, (s, r) in enumerate(zip(ss, rr)) if r >= 0]
