@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import eval_cli, hub_cli  # subcommands that live with their feature
     eval_cli.add_cli(sub)
     hub_cli.add_cli(sub)
+    from .retrieval import cli as retrieval_cli  # embed, index, search, serve
+    retrieval_cli.add_cli(sub)
     return p
 
 

@@ -17,12 +17,13 @@ from .ast import ASTEncoder
 from .augment import AUGMENTATIONS
 from .cnn import CNNEncoder
 from .hf import HFAudioEncoder
-from .io import SAMPLE_RATE, collate_audio, is_single_audio, load_audio  # noqa: F401 - public API
+from .io import SAMPLE_RATE, collate_audio, is_single_audio, load_audio, render_audio  # noqa: F401 - public API
 
 
 @hookimpl
 def zoo_register_modalities(register):
     register("audio", load=load_audio, collate=collate_audio, extra="audio", is_single=is_single_audio, length=len,
+             render=render_audio,
              extensions=(".wav", ".flac", ".ogg", ".mp3"),
              description=f"mono waveforms at {SAMPLE_RATE} Hz; batch {{waveform (B, T), lengths (B,)}}")
 

@@ -180,3 +180,16 @@ def check_batch(batch: Any, who: str) -> tuple[Tensor, Tensor]:
     if lengths.shape != (wave.shape[0],):
         raise ShapeError(f"{who}: expected lengths of shape ({wave.shape[0]},), got {tuple(lengths.shape)}.")
     return wave, lengths.to(wave.device)
+
+
+def render_audio(value: Any) -> tuple[str, bytes]:
+    """Audio (anything :func:`load_audio` reads) → ``("audio/wav", 16-bit PCM WAV bytes)`` for a web page."""
+    import wave
+    pcm = (load_audio(value).clamp(-1, 1) * 32767).round().to(torch.int16).numpy()  # (T,)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return "audio/wav", buf.getvalue()

@@ -16,7 +16,7 @@ from typing import Any
 from zoo import hookimpl
 
 from .augment import AUGMENTATIONS
-from .io import collate_images, is_single_image, load_image
+from .io import collate_images, is_single_image, load_image, render_image
 from .mlp import MLPImageEncoder
 
 __all__ = ["MLPImageEncoder", "build_open_clip", "build_timm", "collate_images", "load_image"]
@@ -37,6 +37,7 @@ def build_open_clip(arch: str, **kw: Any):
 @hookimpl
 def zoo_register_modalities(register):
     register("image", load=load_image, collate=collate_images, extra="image", thumbnail=thumbnail,
+             render=render_image,
              is_single=is_single_image,
              extensions=(".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
              description="images: float32 (C, H, W) in [0, 1] from paths, PIL, numpy (H, W[, C]) or tensors")

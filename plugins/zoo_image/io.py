@@ -150,3 +150,13 @@ def collate_images(raws: list[Any]) -> Tensor:
                              f"{tuple(expected)} (item 0), got {tuple(im.shape)} at item {i}. Use an encoder whose "
                              f"preprocess resizes (timm, open_clip, mlp) or a random_resized_crop with size=….")
     return torch.stack(images)  # (B, C, H, W)
+
+
+def render_image(value: Any) -> tuple[str, bytes]:
+    """An image (anything :func:`load_image` reads) → ``("image/png", PNG bytes)`` for a web page."""
+    pil = require("PIL.Image", "rendering images")
+    x = load_image(value)  # (C, H, W) in [0, 1]
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C)
+    buf = io.BytesIO()
+    pil.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return "image/png", buf.getvalue()

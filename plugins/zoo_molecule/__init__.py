@@ -12,12 +12,13 @@ from __future__ import annotations
 from zoo import hookimpl
 
 from . import augment, encoders
-from .modality import collate_molecules, is_single_molecule, load_molecule
+from .modality import collate_molecules, is_single_molecule, load_molecule, render_molecule
 
 
 @hookimpl
 def zoo_register_modalities(register):
     register("molecule", load=load_molecule, collate=collate_molecules, extra="molecule", is_single=is_single_molecule,
+             render=render_molecule,
              extensions=(".sdf", ".mol"),
              description="molecules as OGB-featurised graphs (from SMILES, SDF/MOL or rdkit Mol)")
 

@@ -87,3 +87,17 @@ def is_single_molecule(value: Any) -> bool:
 
 
 collate_molecules = collate_graphs  # Batch.from_data_list; batch.smiles is the list of SMILES
+
+
+def render_molecule(value: Any, size: tuple[int, int] = (240, 180)) -> tuple[str, bytes]:
+    """A molecule (anything :func:`load_molecule` reads) → ``("image/svg+xml", a 2-D drawing)`` via rdkit."""
+    from rdkit.Chem.Draw import rdMolDraw2D
+    smiles = getattr(load_molecule(value), "smiles", None)
+    mol = chem().MolFromSmiles(smiles) if smiles else None
+    if mol is None:
+        raise DataError(f"cannot draw molecule {smiles!r}: rdkit does not parse its SMILES.")
+    drawer = rdMolDraw2D.MolDraw2DSVG(*size)
+    drawer.drawOptions().clearBackground = False
+    drawer.DrawMolecule(mol)
+    drawer.FinishDrawing()
+    return "image/svg+xml", drawer.GetDrawingText().encode("utf-8")

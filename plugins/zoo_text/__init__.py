@@ -17,7 +17,7 @@ from zoo import hookimpl
 from . import augment
 from .bow import BagOfWordsEncoder
 from .hf import build_hf
-from .modality import collate_text, is_single_text, load_text, text_length
+from .modality import collate_text, is_single_text, load_text, render_text, text_length
 from .objectives import SimCSESupervisedLoss
 from .openclip import build_open_clip
 from .pairs import TextTriplets
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 @hookimpl
 def zoo_register_modalities(register):
     register("text", load=load_text, collate=collate_text, extra="text", is_single=is_single_text, length=text_length,
+             render=render_text,
              extensions=(".txt",),
              description="text: str raws, list[str] batches (encoders tokenise)")
 

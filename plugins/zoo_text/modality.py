@@ -66,3 +66,8 @@ def collate_text(raws: list[Any]) -> list[str]:
 def texts_of(raws: list[Any]) -> list[str]:
     """What encoders' ``preprocess`` tokenise: every input through ``load_text`` (a no-op for str)."""
     return [load_text(r) for r in raws]
+
+
+def render_text(value: Any) -> tuple[str, bytes]:
+    """Text → ``("text/plain; charset=utf-8", UTF-8 bytes)`` for a web page."""
+    return "text/plain; charset=utf-8", load_text(value).encode("utf-8")

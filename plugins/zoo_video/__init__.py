@@ -15,7 +15,7 @@ from zoo import hookimpl
 
 from .augment import AUGMENTATIONS
 from .frames import FramesEncoder
-from .io import collate_video, is_single_video, load_video, write_video  # noqa: F401
+from .io import collate_video, is_single_video, load_video, render_video, write_video  # noqa: F401
 from .objective import ClipIntra
 from .pairs import ShuffledFrames
 
@@ -23,6 +23,7 @@ from .pairs import ShuffledFrames
 @hookimpl
 def zoo_register_modalities(register):
     register("video", load=load_video, collate=collate_video, extra="video", thumbnail=thumbnail,
+             render=render_video,
              is_single=is_single_video,
              extensions=(".mp4", ".avi", ".mov", ".mkv", ".webm"),
              description="frames (T, C, H, W) in [0, 1]; batch (B, T, C, H, W)")

@@ -157,3 +157,13 @@ def write_video(path: str | os.PathLike, video: Any, fps: int = 8, codec: str = 
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())
+
+
+def render_video(value: Any) -> tuple[str, bytes]:
+    """A video (anything :func:`load_video` reads) → ``("image/png", its first frame as PNG)`` for a web page."""
+    from PIL import Image
+    frame = load_video(value)[0]  # (C, H, W) in [0, 1]
+    arr = (frame.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C)
+    buf = io.BytesIO()
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return "image/png", buf.getvalue()
