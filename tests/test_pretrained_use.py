@@ -15,21 +15,8 @@ from zoo_pretrained import testing as T
 import zoo
 from zoo.errors import CheckpointError, UnknownNameError
 
-from test_pretrained import TEXTS, close, images  # noqa: E402 - the shared inputs of the pretrained tests
-
-
-@pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("native")
-    return {"clip": T.make_clip_dir(root / "clip"), "siglip": T.make_siglip_dir(root / "siglip"),
-            "clap": T.make_clap_dir(root / "clap"), "openclip": T.make_openclip_dir(root / "openclip"),
-            "openclip_custom": T.make_openclip_dir(root / "openclip_custom", custom_text=True, logit_bias=-10.0,
-                                                   seed=1)}
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    return zoo.load("st:all-MiniLM-L6-v2")
+# the shared inputs and fixtures (tiny native checkpoints, MiniLM) of the pretrained tests
+from test_pretrained import TEXTS, close, dirs, images, minilm  # noqa: E402,F401
 
 
 # -- st: prompts, options ----------------------------------------------------------------------------------
