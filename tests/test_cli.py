@@ -174,3 +174,15 @@ def test_under_torchrun_only_rank_0_prints(monkeypatch, capsys):
     assert "hidden" not in captured.err and "[rank 1] WARNING zoo.train: shown" in captured.err
     assert "table" not in captured.out
     logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_a_closed_pipe_is_not_reported_as_a_bug():
+    """`zoo list encoders | head -1`: the reader leaves early; the CLI says nothing and prints no traceback."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "list", "encoders"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "internal error" not in err

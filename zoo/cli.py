@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 
@@ -176,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `zoo list … | head` closed the pipe: not an error of the zoo
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        except (AttributeError, OSError, ValueError):
+            pass
+        return 141
     except Exception as exc:  # anything else is a bug in the zoo or a plugin: say so, with the traceback
         print(f"zoo: internal error: {type(exc).__name__} is not an error the zoo documents, so this is a bug in "
               f"the zoo or a plugin (`zoo plugins` lists them): please report it with the command you ran and the "
