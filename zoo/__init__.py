@@ -1,6 +1,6 @@
 """zoo: a plugin-based multimodal contrastive model zoo.
 
-Public API (DESIGN.md's contract)::
+Public API (the contract; README.md documents it)::
 
     zoo.hookimpl
     zoo.list_modalities() / list_encoders(modality=None) / list_augmentations(modality=None)

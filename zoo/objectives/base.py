@@ -1,6 +1,6 @@
 """What every objective shares: the registration decorator and input checks.
 
-Contract (DESIGN.md)::
+Contract (every objective keeps it; README.md's "Objectives")::
 
     loss = objective(embeddings, logit_scale=s, logit_bias=b, labels=None, mask=None)
 
