@@ -223,11 +223,61 @@ def check_init(args, work: Path) -> dict:
     return {"compared": len(diffs), "of": len(ref), "max_abs_diff": max(diffs.values()) if diffs else None}
 
 
+def data_rate(args, work: Path) -> dict:
+    """Images/s of decode + augment + preprocess on one core, the zoo's path against open_clip_train's,
+    on the same shard files (A B B A, process CPU time; no model). The zoo: its ``webdataset`` dataset
+    (tar seek, PNG decode), the collator with the ``clip`` augmentation and the tower's preprocess
+    (normalise + collate); open_clip: the same members decoded with PIL and its ``preprocess_train``
+    (``RandomResizedCrop`` scale (0.9, 1.0), ``ToTensor``, ``Normalize``), stacked."""
+    import open_clip
+    from PIL import Image
+    from zoo.batching import Collator
+    from zoo.data import create_dataset
+    from zoo.finetune import build_model
+    from zoo.pairs import Paired
+    from zoo.recipes import load_recipe
+
+    torch.set_num_threads(1)
+    path = work / "data.toml"
+    path.write_text(RECIPE.format(embed=EMBED, arch=ARCH, urls=args.urls, batch=args.batch, workers=0, steps=1,
+                                  seed=0, **OPTIM))
+    recipe = load_recipe(str(path))
+    ds = create_dataset("webdataset", **recipe.data.options)
+    collator = Collator(build_model(recipe), Paired(fields=["image"], augment={"image": [{"name": "clip"}]}), ds, 0)
+    _, preprocess_train, _ = open_clip.create_model_and_transforms(ARCH)
+    n = min(len(ds), 512)
+
+    def zoo_pass():
+        for lo in range(0, n - args.batch + 1, args.batch):
+            collator([(i, ds[i]) for i in range(lo, lo + args.batch)])
+
+    raw = [_png_of(ds, i) for i in range(n)]
+
+    def oc_pass():
+        for lo in range(0, n - args.batch + 1, args.batch):
+            torch.stack([preprocess_train(Image.open(io.BytesIO(b)).convert("RGB")) for b in raw[lo:lo + args.batch]])
+
+    rates = {"zoo": [], "open_clip": []}
+    for r in range(4):
+        for name, fn in ((("zoo", zoo_pass), ("open_clip", oc_pass)) if r % 2 == 0 else
+                         (("open_clip", oc_pass), ("zoo", zoo_pass))):
+            t = time.process_time()
+            fn()
+            rates[name].append((n // args.batch) * args.batch / (time.process_time() - t))
+    return rates
+
+
+def _png_of(ds, i: int) -> bytes:
+    """The PNG bytes of sample ``i`` as stored in its shard (what open_clip's pipeline decodes)."""
+    from zoo_data.streams import read_member
+    return read_member(ds.samples[i]["png"])
+
+
 def child(args) -> int:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     register_arch(work)
-    result = {"open_clip": run_open_clip, "zoo": run_zoo, "init": check_init}[args.child](args, work)
+    result = {"open_clip": run_open_clip, "zoo": run_zoo, "init": check_init, "data": data_rate}[args.child](args, work)
     print("RESULT " + json.dumps(result))
     return 0
 
@@ -297,7 +347,8 @@ def parse(argv=None):
     p.add_argument("--copies", type=int, default=4, help="copies of the 1,797 digits, each with other captions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-check-init", action="store_true", help="skip the identical-initial-weights check")
-    p.add_argument("--child", choices=["open_clip", "zoo", "init"], help=argparse.SUPPRESS)
+    p.add_argument("--data-only", action="store_true", help="only images/s of decode + augment (both pipelines)")
+    p.add_argument("--child", choices=["open_clip", "zoo", "init", "data"], help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     p.add_argument("--urls", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -316,6 +367,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         urls, n = make_shards(work, args.copies)
+        rates = spawn("data", argv, work, urls)
+        print(f"decode + augment + preprocess, images/s on one core (A B B A × 2, batch {args.batch}): zoo "
+              f"{statistics.median(rates['zoo']):.0f}, open_clip_train's pipeline {statistics.median(rates['open_clip']):.0f} "
+              f"({statistics.median(rates['zoo']) / statistics.median(rates['open_clip']):.2f} x)\n", flush=True)
+        if args.data_only:
+            return 0
         if n < args.steps * args.batch:
             raise SystemExit(f"{n} samples < steps × batch = {args.steps * args.batch}; raise --copies")
         init = None if args.no_check_init else spawn("init", argv, work, urls)
