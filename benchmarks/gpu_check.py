@@ -305,7 +305,7 @@ def main(argv=None) -> int:
         name = "zoo Trainer" if k == "zoo" else "open_clip loop"
         print(f"| {name:<34} | {med[k]:>10.1f} | {statistics.median(r['peak'] for r in rs) / 2**30:>8.2f} | "
               f"{tf:>8.2f} | {mfu:>6} |")
-    print(f"\nzoo / open_clip: {med['zoo'] / med['open_clip']:.2f} x; FLOPs per step {flops / 1e12:.3f} TFLOP; "
+    print(f"\nzoo / open_clip: {med['zoo'] / med['open_clip']:.2f} x; FLOPs per step {flops / 1e9:.3f} GFLOP; "
           f"goal on an H100/H200: ≥ 1,500 samples/s; wall {time.perf_counter() - t0:.0f} s")
     return 0
 
