@@ -14,12 +14,14 @@ least-squares slope of log(cost) on log(N). A regression in scaling shows as a n
 | ``siglip`` | 2 | 2 |
 | ``symile n_squared`` M = 3 | 3 (N³·D) | 2 (one N×N slab at a time) |
 | training step (MLP towers + clip) | 1 (towers dominate) | 1 |
-| training step with GradCache (chunk fixed) | 1 | ≈ 0 (one chunk's activations; only N×D embeddings grow) |
+| training step with GradCache (chunk fixed) | 1 | ≪ 1 (one chunk's activations; only the N×D embeddings and the N×N loss grow) |
 
 At the smallest sizes fixed costs flatten the curve, so measured exponents sit below the
-asymptotic ones; compare numbers from the same machine and mode. Memory: the peak resident set
-during the run above the resident set before it (``/proc/self/clear_refs`` resets the high-water
-mark; see ``train_throughput.py``), after a warm-up run, so the allocator's reuse is included.
+asymptotic ones; compare numbers from the same machine and mode. Memory: the peak bytes of the
+tensors the run creates that are alive at once (tracked through the dispatcher, see
+:class:`PeakTensorBytes`; inputs made beforehand and the model's weights are not counted, their
+gradients and the optimizer's state on first use are) — the process's resident set cannot see
+memory the allocator reuses.
 """
 from __future__ import annotations
 
@@ -33,10 +35,38 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import peak_bytes, reset_peak  # noqa: E402
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 CPU = torch.device("cpu")
+
+
+class PeakTensorBytes(TorchDispatchMode):
+    """Peak bytes of the tensor storages created while it is active and alive at the same time (forward,
+    backward and optimizer ops all pass through the dispatcher). Storages are tracked by weak reference
+    and counted until they are freed; unlike the process's resident set this sees memory the allocator
+    reuses, so small sizes read true too."""
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.peak = 0
+
+    def _prune(self) -> int:
+        for key in [k for k, (ref, _) in self.live.items() if ref.expired()]:
+            del self.live[key]
+        return sum(n for _, n in self.live.values())
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self._prune()
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                st = t.untyped_storage()
+                self.live.setdefault(st.data_ptr(), (StorageWeakRef(st), st.nbytes()))
+        self.peak = max(self.peak, self._prune())
+        return out
 
 
 def unit(n: int, d: int, m: int = 2, seed: int = 0) -> list[torch.Tensor]:
@@ -133,16 +163,18 @@ def cases(quick: bool) -> list[dict]:
 
 
 def measure(fn, repeats: int) -> tuple[float, float]:
-    """(fastest seconds, peak bytes above the baseline) of ``fn()`` after one warm-up run. The fastest
-    of the repeats: on a shared machine stalls only ever add time, so the minimum is the steadiest."""
+    """(fastest seconds, peak tensor bytes) of ``fn()`` after one warm-up run. The fastest of the
+    repeats: on a shared machine stalls only ever add time, so the minimum is the steadiest. The
+    memory comes from one more run under :class:`PeakTensorBytes` (not timed: it slows every op)."""
     fn()
-    base = reset_peak(CPU)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times), max(peak_bytes(CPU) - base, 2.0**12)  # one page: below it RSS cannot tell
+    with PeakTensorBytes() as tracker:
+        fn()
+    return min(times), float(max(tracker.peak, 1))
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
