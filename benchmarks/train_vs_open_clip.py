@@ -316,6 +316,9 @@ def report(args, runs: dict[str, list[dict]], init: dict | None) -> None:
         name = "zoo train" if k == "zoo" else "open_clip_train"
         print(f"{name:<16} {med[k]['sps']:>10.1f} {med[k]['cpu']:>10.1f} {med[k]['mb']:>12.0f}   "
               f"{', '.join(f'{x:.1f}' for x in med[k]['each'])}")
+    pairs = [z / o for z, o in zip(med["zoo"]["each"], med["open_clip"]["each"])]
+    print(f"per round (zoo / open_clip_train, neighbouring runs under like load): "
+          f"{', '.join(f'{x:.2f}' for x in pairs)}")
     print(f"\n{med['zoo']['sps'] / med['open_clip']['sps']:.2f} x open_clip_train (samples/s; goal ≥ 1.1 on CPU); "
           f"{med['zoo']['cpu'] / med['open_clip']['cpu']:.2f} x per CPU-second (robust to other load); "
           f"peak memory {med['zoo']['mb'] / med['open_clip']['mb']:.2f} x")
