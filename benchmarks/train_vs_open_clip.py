@@ -21,7 +21,8 @@ workers. open_clip_train is driven through its own ``main`` with its own CLI arg
 
 Throughput: wall and process-CPU time between the end of optimizer step ``--warmup`` and the end of
 the last, read by torch's global optimizer-step hook in both (data loading, forward, backward and
-each trainer's own logging all fall in between); CPU time is the steadier number on a shared machine. Peak memory: the process's peak resident set (``VmHWM``), everything included.
+each trainer's own logging all fall in between); with ``--threads 1`` CPU time is the steadier number on
+a shared machine (with more threads, waiting OpenMP threads spin and count). Peak memory: the process's peak resident set (``VmHWM``), everything included.
 Runs alternate A B B A in fresh processes; medians are reported.
 
 Loss curves: both log the loss of every step. The initial weights are identical, but the two
@@ -320,7 +321,7 @@ def report(args, runs: dict[str, list[dict]], init: dict | None) -> None:
     print(f"per round (zoo / open_clip_train, neighbouring runs under like load): "
           f"{', '.join(f'{x:.2f}' for x in pairs)}")
     print(f"\n{med['zoo']['sps'] / med['open_clip']['sps']:.2f} x open_clip_train (samples/s; goal ≥ 1.1 on CPU); "
-          f"{med['zoo']['cpu'] / med['open_clip']['cpu']:.2f} x per CPU-second (robust to other load); "
+          f"{med['zoo']['cpu'] / med['open_clip']['cpu']:.2f} x per CPU-second (steady under other load with --threads 1; with more, idle threads spin); "
           f"peak memory {med['zoo']['mb'] / med['open_clip']['mb']:.2f} x")
     n = min(50, args.steps)
     print(f"\nloss, mean of each block of 10 steps over the first {n} (same initial weights; data order and crops "
