@@ -22,7 +22,8 @@ workers. open_clip_train is driven through its own ``main`` with its own CLI arg
 Throughput: wall and process-CPU time between the end of optimizer step ``--warmup`` and the end of
 the last, read by torch's global optimizer-step hook in both (data loading, forward, backward and
 each trainer's own logging all fall in between); with ``--threads 1`` CPU time is the steadier number on
-a shared machine (with more threads, waiting OpenMP threads spin and count). Peak memory: the process's peak resident set (``VmHWM``), everything included.
+a shared machine (with more threads, waiting OpenMP threads spin and count).
+Peak memory: the process's peak resident set (``VmHWM``), everything included.
 Runs alternate A B B A in fresh processes; medians are reported.
 
 Loss curves: both log the loss of every step. The initial weights are identical, but the two
