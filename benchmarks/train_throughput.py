@@ -12,7 +12,8 @@ the same batch size. The hand loop is what one writes without a framework::
         emb = {k: model.embed_batch(k, batch[k]) for k in ("x", "y")}
         loss = objective(emb, logit_scale=model.scale()); loss.backward(); opt.step(); opt.zero_grad()
 
-(the optimizer has the zoo's two parameter groups, weight decay on matrices only, as open_clip).
+(the optimizer has the zoo's two parameter groups, weight decay on matrices only, as open_clip, and
+the same AdamW kernel as the Trainer: torch's fused one where the parameters allow it).
 The zoo side is :class:`zoo.trainer.Trainer` built from the equivalent recipe, run by ``fit()``:
 its data pipeline (seeded per-sample collation, pair strategy, tower preprocessing), LR schedule,
 temperature clamp, NaN check, loss logging and progress accounting all count as its overhead.
@@ -180,9 +181,11 @@ def hand_steps(recipe_path: str, device: torch.device):
     objective = zoo.create_objective("clip")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "logit_" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "logit_" not in n)]
+    from zoo.optim import can_fuse  # the same AdamW kernel as the Trainer's (fused where torch has one):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.optim.weight_decay},  # as open_clip:
                              {"params": rest, "weight_decay": 0.0}],                       # no decay on biases
-                            lr=recipe.optim.lr, betas=tuple(recipe.optim.betas), eps=recipe.optim.eps)
+                            lr=recipe.optim.lr, betas=tuple(recipe.optim.betas), eps=recipe.optim.eps,
+                            fused=can_fuse(decay + rest) or None)  # the overhead measured is the trainer's own
     dataset = create_dataset("synthetic-pairs", **recipe.data.options)
     loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.data.batch_size, shuffle=True, drop_last=True,
                                          num_workers=recipe.data.num_workers, pin_memory=device.type == "cuda")

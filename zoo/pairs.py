@@ -63,6 +63,13 @@ class PairStrategy:
             raw = aug(raw, g)
         return raw
 
+    def augment_all(self, f: str, raws: list[Any], gens) -> list[Any]:
+        """:meth:`augment` of each raw with its sample's generator; without augmentations for ``f`` the
+        raws as they are (the generators, seeded lazily, are then never touched)."""
+        if not (self._augment or {}).get(f):
+            return list(raws)
+        return [self.augment(f, r, g) for r, g in zip(raws, gens)]
+
     def chosen(self) -> list[str]:
         return self.fields or list(self.dataset_fields)
 
@@ -83,8 +90,7 @@ class Paired(PairStrategy):
     """Each chosen field is one view (rows aligned across modalities)."""
 
     def views_of(self, samples, gens):
-        return {f: (self.dataset_fields[f], [self.augment(f, s[f], g) for s, g in zip(samples, gens)])
-                for f in self.chosen()}
+        return {f: (self.dataset_fields[f], self.augment_all(f, [s[f] for s in samples], gens)) for f in self.chosen()}
 
 
 class TwoViews(PairStrategy):
@@ -102,7 +108,7 @@ class TwoViews(PairStrategy):
     def views_of(self, samples, gens):
         (f,) = self.chosen()
         mod = self.dataset_fields[f]
-        return {f"{f}.{k}": (mod, [self.augment(f, s[f], g) for s, g in zip(samples, gens)]) for k in (1, 2)}
+        return {f"{f}.{k}": (mod, self.augment_all(f, [s[f] for s in samples], gens)) for k in (1, 2)}
 
 
 class DropoutTwins(TwoViews):
@@ -110,7 +116,7 @@ class DropoutTwins(TwoViews):
 
     def views_of(self, samples, gens):
         (f,) = self.chosen()
-        raws = [self.augment(f, s[f], g) for s, g in zip(samples, gens)]
+        raws = self.augment_all(f, [s[f] for s in samples], gens)
         return {f"{f}.1": (self.dataset_fields[f], raws), f"{f}.2": (self.dataset_fields[f], list(raws))}
 
 

@@ -80,7 +80,7 @@ def _to_unit_float(t: Tensor, what: str) -> Tensor:
     if not t.is_floating_point():
         raise DataError(f"image modality: unsupported {what} dtype {t.dtype}; use uint8, uint16 or float in [0, 1].")
     t = t.float()
-    lo, hi = t.aminmax()
+    lo, hi = (float(v) for v in t.aminmax())  # Python floats: each tensor comparison below would cost µs
     if lo < -_TOL or hi > 1 + _TOL:
         raise DataError(f"image modality: a float {what} must hold values in [0, 1], got [{lo:.4g}, {hi:.4g}]. "
                         f"Divide 0–255 values by 255 (or pass uint8).")

@@ -229,7 +229,7 @@ def row_logits(sa: Tensor, q: Tensor, diag: Tensor, bias: Tensor | None, block: 
     if bias is not None:
         t += bias
     own = torch.arange(block.start, block.stop, device=t.device)
-    t[own - block.start, own] = diag[block]
+    t[own - block.start, own] = diag[block].to(t.dtype)  # autocast: the GEMM may run in bf16/fp16
     return t
 
 
