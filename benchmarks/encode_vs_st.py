@@ -36,18 +36,8 @@ import zoo
 
 
 # -- measuring -----------------------------------------------------------------------------------------------
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import reset_peak as _reset_peak, status_mb as _status_mb  # noqa: E402 - shared with the other benchmarks
 
 
 def run_once(fn) -> dict:
