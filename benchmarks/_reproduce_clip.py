@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from _reproduce_common import Context, direction, embed, few_label_indices, knn, merge, probe, row, stats, train, \
     verdict
 
@@ -32,12 +30,13 @@ SETTING = ("digits image–caption pairs (1,438 train / 359 test), MLP image tow
 
 
 def _quick(recipe: dict, ctx: Context) -> dict:
-    return merge(recipe, **{"run.steps": 3}) if ctx.quick else recipe
+    return merge(recipe, **{"run.steps": 3, "data.options.size": ctx.size()}) if ctx.quick else recipe
 
 
-def zero_shot(model, dataset: str = "digits") -> float:
+def zero_shot(model, dataset: str = "digits", size: int | None = None) -> float:
     import zoo
-    return zoo.evaluate(model, dataset, task="zero_shot", field="image", label="class")["top1"]
+    return zoo.evaluate(model, dataset, task="zero_shot", field="image", label="class",
+                        dataset_options={"size": size})["top1"]
 
 
 @row("siglip", paper="Zhai et al. 2023, Sigmoid Loss for Language Image Pre-Training (ICCV)",
@@ -55,7 +54,7 @@ def siglip(ctx: Context) -> dict[str, Any]:
             vals = []
             for seed in ctx.seeds:
                 model, _ = train(_quick(merge(recipe, **{"run.seed": seed}), ctx), ctx)
-                vals.append(zero_shot(model))
+                vals.append(zero_shot(model, size=ctx.size()))
                 runs.append({"row": "siglip", "variant": f"{name} @ batch {b}", "seed": seed, "top1": vals[-1]})
             results[f"{name} @ batch {b}"] = stats(vals)
     small = batches[0]
@@ -83,13 +82,13 @@ LEVELS = [
 ]
 
 
-def level_scores(model, seed: int) -> dict[str, float]:
+def level_scores(model, seed: int, size: int | None = None) -> dict[str, float]:
     import zoo
-    tr, te = (zoo.create_dataset("digits-groups", split=s) for s in ("train", "test"))
+    tr, te = (zoo.create_dataset("digits-groups", split=s, size=size) for s in ("train", "test"))
     x_tr, y_tr = embed(model, tr, "image")
     x_te, y_te = embed(model, te, "image")
     few = few_label_indices(y_tr["class"], 2, seed)                      # 20 labelled images
-    return {"zero-shot class top-1": zero_shot(model, "digits-groups"),
+    return {"zero-shot class top-1": zero_shot(model, "digits-groups", size),
             "class 5-NN": knn(x_tr, y_tr["class"], x_te, y_te["class"]),
             "group 5-NN": knn(x_tr, y_tr["group"], x_te, y_te["group"]),
             "few-label probe (2 per class)": probe(x_tr[few], y_tr["class"][few], x_te, y_te["class"]),
@@ -110,7 +109,7 @@ def hierarchical(ctx: Context) -> dict[str, Any]:
         vals = []
         for seed in ctx.seeds:
             model, _ = train(_quick(merge(recipe, **{"run.seed": seed}), ctx), ctx)
-            vals.append(level_scores(model, seed))
+            vals.append(level_scores(model, seed, ctx.size()))
             runs.append({"row": "hierarchical", "variant": name, "seed": seed, **vals[-1]})
         per[name] = {k: stats([v[k] for v in vals]) for k in vals[0]}
         results.update({f"{name}: {k}": s for k, s in per[name].items()})
@@ -128,5 +127,3 @@ def hierarchical(ctx: Context) -> dict[str, Any]:
                    + ". The verdict counts the coarse level and the few-label probes (the claim's regime).",
             "runs": runs}
 
-
-__all__ = ["siglip", "hierarchical", "np"]

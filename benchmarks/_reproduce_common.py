@@ -44,8 +44,9 @@ class Context:
     results_dir: Path
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="zoo-reproduce-")))
 
-    def steps(self, full: int, quick: int = 3) -> int:
-        return quick if self.quick else full
+    def size(self, quick: int = 300) -> int | None:
+        """Rows of a dataset to use: all (``None``), or ``quick`` in a quick run."""
+        return quick if self.quick else None
 
 
 def _no_pictures(*args, **kw) -> list:

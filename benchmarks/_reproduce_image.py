@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from _reproduce_common import (Context, align_uniform, compare, direction, embed, fmt, knn, merge, probe, row,
+from _reproduce_common import (Context, align_uniform, direction, embed, knn, merge, probe, row,
                                stats, train, verdict)
 
 AUG = [{"name": "random_resized_crop", "scale": [0.5, 1.0], "ratio": [0.8, 1.25]}]
@@ -43,7 +43,7 @@ SETTING = ("digits (1,438 train / 359 test), MLP image tower → 32-d, two rando
 
 
 def _quick(recipe: dict, ctx: Context) -> dict:
-    return merge(recipe, **{"run.steps": 3}) if ctx.quick else recipe
+    return merge(recipe, **{"run.steps": 3, "data.options.size": ctx.size()}) if ctx.quick else recipe
 
 
 @torch.no_grad()
@@ -63,10 +63,10 @@ def _views(model, images: list[torch.Tensor], seed: int) -> tuple[np.ndarray, np
     return out[0], out[1]
 
 
-def score(model, seed: int) -> dict[str, float]:
-    """Linear probe, 5-NN, alignment and uniformity of a digits image model."""
+def score(model, seed: int, size: int | None = None) -> dict[str, float]:
+    """Linear probe, 5-NN, alignment and uniformity of a digits image model (``size``: rows per split)."""
     import zoo
-    tr, te = (zoo.create_dataset("digits", split=s) for s in ("train", "test"))
+    tr, te = (zoo.create_dataset("digits", split=s, size=size) for s in ("train", "test"))
     x_tr, y_tr = embed(model, tr, "image")
     x_te, y_te = embed(model, te, "image")
     z1, z2 = _views(model, [te[i]["image"] for i in range(len(te))], seed)
@@ -83,7 +83,7 @@ def simclr_runs(ctx: Context, names: list[str], batch: int, row_name: str) -> tu
         vals = []
         for seed in ctx.seeds:
             model, _ = train(_quick(merge(recipe, **{"run.seed": seed}), ctx), ctx)
-            s = score(model, seed)
+            s = score(model, seed, ctx.size())
             runs.append({"row": row_name, "variant": f"{name} @ batch {batch}", "seed": seed, **s})
             vals.append(s)
         out[name] = {k: stats([v[k] for v in vals]) for k in vals[0]}
@@ -142,7 +142,7 @@ def cross_entropy_run(ctx: Context, seed: int, batch: int) -> Any:
     recipe = merge(SIMCLR, **{"run.seed": seed, "data.batch_size": batch})
     model = untrained(recipe, ctx, seed).train()
     head = torch.nn.Linear(32, 10)
-    ds = zoo.create_dataset("digits", split="train")
+    ds = zoo.create_dataset("digits", split="train", size=ctx.size())
     steps = 3 if ctx.quick else EPOCHS * (len(ds) // batch)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=3e-3, weight_decay=1e-4)
@@ -174,7 +174,7 @@ def supcon(ctx: Context) -> dict[str, Any]:
     res, runs = simclr_runs(ctx, ["SupCon", "NT-Xent"], 64, "supcon")
     ce = []
     for seed in ctx.seeds:
-        s = score(cross_entropy_run(ctx, seed, 64), seed)
+        s = score(cross_entropy_run(ctx, seed, 64), seed, ctx.size())
         runs.append({"row": "supcon", "variant": "cross-entropy @ batch 64", "seed": seed, **s})
         ce.append(s)
     ce_stats = {k: stats([v[k] for v in ce]) for k in ce[0]}
@@ -208,7 +208,7 @@ def alignment(ctx: Context) -> dict[str, Any]:
         f = ctx.results_dir / f"{name}.json"
         data = json.loads(f.read_text("utf-8")) if f.exists() else ROWS[name].run(ctx)
         runs += [r for r in data["runs"] if r["row"] == name]
-    init = [score(untrained(merge(SIMCLR, **{"run.seed": s}), ctx, s), s) for s in ctx.seeds]
+    init = [score(untrained(merge(SIMCLR, **{"run.seed": s}), ctx, s), s, ctx.size()) for s in ctx.seeds]
     acc = np.array([r["probe"] for r in runs])
     al, un = np.array([r["alignment"] for r in runs]), np.array([r["uniformity"] for r in runs])
     rho = {k: float(spearmanr(-x, acc)[0]) for k, x in (("alignment", al), ("uniformity", un), ("sum", al + un))}

@@ -44,12 +44,13 @@ VARIANTS = {
 }
 
 
-def scaffold_split() -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
-    """(SMILES, activity, {split: row ids}) of CHEMBL2321810 split by Bemis–Murcko scaffold."""
+def scaffold_split(size: int | None = None) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """(SMILES, activity, {split: row ids}) of CHEMBL2321810 (the first ``size`` compounds) split
+    by Bemis–Murcko scaffold."""
     from rdkit import Chem, rdBase
     from rdkit.Chem.Scaffolds import MurckoScaffold
     from zoo_data.molecules import chembl_rows
-    _, smiles, act = chembl_rows()
+    _, smiles, act = (list(v[:size]) for v in chembl_rows())
     groups: dict[str, list[int]] = {}
     with rdBase.BlockLogs():
         for i, s in enumerate(smiles):
@@ -101,8 +102,9 @@ def ridge(x: np.ndarray, y: np.ndarray, split: dict[str, np.ndarray], fraction: 
            "scratch, most where labels are few (the abstracts report state-of-the-art on MoleculeNet; no single "
            "headline number).")
 def molclr(ctx: Context) -> dict[str, Any]:
-    smiles, y, split = scaffold_split()
-    quick = {"run.steps": 3, "data.options": {"size": 256}, "data.batch_size": 32} if ctx.quick else {}
+    smiles, y, split = scaffold_split(ctx.size(200))
+    quick = {"run.steps": 3, "data.options": {"size": 128}, "data.batch_size": 32,
+                                "model.towers.molecule.hidden": 16} if ctx.quick else {}
     # 1) choose the pre-training variant on the validation split (seed 0, 10 % labels)
     val, models0 = {}, {}
     for name, r in VARIANTS.items():

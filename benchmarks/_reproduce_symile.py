@@ -27,10 +27,10 @@ def recipe(name: str) -> dict[str, Any]:
     return r
 
 
-def xor_top1(model, score: str = "mip") -> float:
+def xor_top1(model, score: str = "mip", size: int = 12500) -> float:
     import zoo
     return zoo.evaluate(model, "binary-xor", task="zero_shot", target="b", score=score,
-                        dataset_options={"d": 5, "p": 1.0, "size": 12500})["top1"]
+                        dataset_options={"d": 5, "p": 1.0, "size": size})["top1"]
 
 
 @row("symile", paper="Saporta et al. 2024, Contrasting with Symile (NeurIPS)",
@@ -39,12 +39,13 @@ def xor_top1(model, score: str = "mip") -> float:
 def symile(ctx: Context) -> dict[str, Any]:
     sym, clip = recipe("xor-symile"), recipe("xor-pairwise-clip")
     if ctx.quick:
-        sym, clip = (merge(r, **{"run.steps": 3}) for r in (sym, clip))
+        sym, clip = (merge(r, **{"run.steps": 3, "data.batch_size": 50}) for r in (sym, clip))
+    size = ctx.size(500) or 12500
     fractions = FRACTIONS[:1] if ctx.quick else FRACTIONS
     variants: dict[str, tuple[dict, str]] = {"Symile (complete data)": (sym, "mip"),
                                               "pairwise CLIP (complete data)": (clip, "pairwise")}
     for f in fractions:
-        opts = {"d": 5, "p": 1.0, "size": 12500, "missing": f}
+        opts = {"d": 5, "p": 1.0, "size": size, "missing": f}
         variants[f"Symile, {f:.0%} missing c, masked"] = (merge(sym, **{
             "data.dataset": "binary-xor-missing", "data.options": opts, "pairs.strategy": "paired_masked"}), "mip")
         variants[f"Symile, {f:.0%} missing c, rows dropped"] = (merge(sym, **{
@@ -53,10 +54,11 @@ def symile(ctx: Context) -> dict[str, Any]:
             "data.dataset": "binary-xor-missing", "data.options": {**opts, "drop": True}}), "pairwise")
     results, runs = {}, []
     for name, (r, score) in variants.items():
+        r = merge(r, **{"data.options.size": size})
         vals = []
         for seed in ctx.seeds:
             model, _ = train(merge(r, **{"run.seed": seed}), ctx)
-            vals.append(xor_top1(model, score))
+            vals.append(xor_top1(model, score, size))
             runs.append({"row": "symile", "variant": name, "seed": seed, "top1": vals[-1]})
         results[name] = stats(vals)
     xor = direction(results["Symile (complete data)"], results["pairwise CLIP (complete data)"])

@@ -8,7 +8,6 @@ the topic is never trained on): precision@1 and mean average precision.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,10 @@ def simcse_recipe() -> dict[str, Any]:
     return r
 
 
-def topic_retrieval(model) -> dict[str, float]:
+def topic_retrieval(model, size: int | None = None) -> dict[str, float]:
     """Leave-one-out same-topic retrieval on the labelled test sentences: P@1 and mAP."""
     import zoo
-    ds = zoo.create_dataset("pydoc-topics-labelled", split="test")
+    ds = zoo.create_dataset("pydoc-topics-labelled", split="test", size=size)
     x, y = embed(model, ds, "text")
     y = y["topic"]
     sim = x @ x.T                                                          # (N, N) cosine
@@ -50,7 +49,7 @@ def topic_retrieval(model) -> dict[str, float]:
 def simcse(ctx: Context) -> dict[str, Any]:
     base = simcse_recipe()
     if ctx.quick:
-        base = merge(base, **{"run.steps": 3})
+        base = merge(base, **{"run.steps": 3, "data.options.size": 128})
     esim = merge(base, pairs={"strategy": "two_views", "options": {"field": "text", "augment": {
         "text": [{"name": "word_repetition", "dup_rate": 0.32}]}}})
     per: dict[str, list[dict[str, float]]] = {"untrained (mean-pooled)": [], "SimCSE": [], "ESimCSE (word rep.)": []}
@@ -60,7 +59,7 @@ def simcse(ctx: Context) -> dict[str, Any]:
                   "SimCSE": train(merge(base, **{"run.seed": seed}), ctx)[0],
                   "ESimCSE (word rep.)": train(merge(esim, **{"run.seed": seed}), ctx)[0]}
         for name, m in models.items():
-            per[name].append(topic_retrieval(m))
+            per[name].append(topic_retrieval(m, ctx.size(100)))
             runs.append({"row": "simcse", "variant": name, "seed": seed, **per[name][-1]})
     st = {n: {k: stats([v[k] for v in vals]) for k in vals[0]} for n, vals in per.items()}
     results = {f"{n}: {k}": s for n, d in st.items() for k, s in d.items()}
@@ -78,5 +77,3 @@ def simcse(ctx: Context) -> dict[str, Any]:
             "why": f"SimCSE vs untrained (P@1, mAP): {', '.join(vs_untrained)}; ESimCSE vs SimCSE: "
                    f"{', '.join(vs_simcse)}.", "runs": runs}
 
-
-__all__ = ["simcse", "math"]
