@@ -15,7 +15,7 @@ from typing import Any
 from _reproduce_common import Context, direction, merge, row, stats, train, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
-FRACTIONS = (0.5, 0.8)
+FRACTIONS = (0.5, 0.8, 0.95)
 
 
 def recipe(name: str) -> dict[str, Any]:
@@ -67,8 +67,9 @@ def symile(ctx: Context) -> dict[str, Any]:
     vs_clip = [direction(results[f"Symile, {f:.0%} missing c, masked"],
                          results[f"pairwise CLIP, {f:.0%} missing c, rows dropped"]) for f in fractions]
     return {"setting": "binary-xor (d = 5, p = 1; 10,000 train / 2,500 test), three linear towers → 32-d, batch 500, "
-                       "8 epochs (the recipes xor-symile / xor-pairwise-clip); missing: c absent in 50 % / 80 % of "
-                       "the training rows, masked (all rows, paired_masked) vs dropped (complete rows only), same epochs",
+                       "8 epochs (the recipes xor-symile / xor-pairwise-clip); missing: c absent in "
+                       + " / ".join(f"{f:.0%}" for f in fractions) + " of the training rows, masked (all rows, "
+                       "paired_masked) vs dropped (complete rows only), same epochs",
             "metric": "zero-shot top-1 of b from (a, c), chance 0.031", "results": results,
             "ours": [k for k in results if k.startswith("Symile")],
             "baseline": [k for k in results if k.startswith("pairwise")], "verdict": verdict([xor, *masked, *vs_clip]),

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         res = run_row(name, ctx)
         (out / f"{name}.json").write_text(json.dumps(res, indent=1, ensure_ascii=False), "utf-8")
         print(f"[reproduce] {name}: {res['verdict']} ({res['seconds']} s) — {res['why']}", flush=True)
+    shutil.rmtree(ctx.scratch, ignore_errors=True)
     if args.write_docs:
         path = write_docs(out, ROOT / "docs" / "results.md" if out == RESULTS else out / "results.md", ORDER)
         print(f"[reproduce] wrote {path}")
