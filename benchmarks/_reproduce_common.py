@@ -27,12 +27,13 @@ class Row:
     claim: str
     run: Callable[["Context"], dict[str, Any]]
     needs: tuple[str, ...] = ()        # rows whose saved results this row reads (alignment)
+    notes: str = ""                    # why the row comes out as it does at this scale (docs)
 
 
-def row(name: str, *, paper: str, claim: str, needs: tuple[str, ...] = ()):
+def row(name: str, *, paper: str, claim: str, needs: tuple[str, ...] = (), notes: str = ""):
     """Decorator: register a row function under ``name`` (where it is defined)."""
     def deco(fn):
-        ROWS[name] = Row(name, paper, claim, fn, needs)
+        ROWS[name] = Row(name, paper, claim, fn, needs, notes)
         return fn
     return deco
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from _reproduce_common import fmt
+from _reproduce_common import ROWS, fmt
 
 HEAD = """# Reproducing the papers
 
@@ -57,17 +57,24 @@ def write_docs(results_dir: Path, path: Path, order: list[str]) -> Path:
             f"{_cell(_results(d, d['ours']))} | {_cell(_results(d, d['baseline']))} | "
             f"**{d['verdict']}**{quick} | `{d['command']}` ({d['seconds']:.0f} s) |")
     total = sum(d["seconds"] for d in rows.values())
-    per_row = ", ".join(f"{n} {d['seconds']:.0f} s" for n, d in rows.items())
+    cpu = [d.get("cpu_seconds") for d in rows.values()]
+    per_row = ", ".join(f"{n} {d['seconds']:.0f} s" + (f" (CPU {d['cpu_seconds']:.0f} s, load {d['load'][0]}→{d['load'][1]})"
+                                                       if "cpu_seconds" in d else "") for n, d in rows.items())
     machine = next(iter(rows.values()))["machine"] if rows else "—"
-    lines += ["", f"Total run time of the rows above: **{total / 60:.1f} min** ({per_row}), on {machine}.", "",
+    lines += ["", f"Run time of the rows above: **{total / 60:.1f} min** wall clock in all ({per_row}), on {machine}."]
+    if all(c is not None for c in cpu) and cpu:
+        lines += [f"Their CPU time, {sum(cpu) / 60:.1f} min with one torch thread, is what they take on a quiet machine; "
+                  "the wall clock above was measured while other jobs loaded the 2 cores (load average at each row's "
+                  "start → end in brackets)."]
+    lines += ["",
               "## Why each row came out as it did", ""]
     for i, name in enumerate(order, 1):
         d = rows.get(name)
         if d is None:
             continue
         lines += [f"### {i}. {name}: {d['verdict']}", "", _cell(d["why"]), ""]
-        if d.get("notes"):
-            lines += [d["notes"], ""]
+        if name in ROWS and ROWS[name].notes:
+            lines += [ROWS[name].notes, ""]
         lines += ["| variant | mean ± sd | per seed |", "|---|---|---|"]
         for k, s in d["results"].items():
             lines.append(f"| {_cell(k)} | {fmt(s)} | {', '.join(f'{v:.3f}' for v in s['values'])} |")

@@ -46,10 +46,11 @@ def command(name: str, seeds: int) -> str:
 def run_row(name: str, ctx: Context) -> dict:
     import torch
     r = ROWS[name]
-    t0 = time.perf_counter()
+    t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     out = r.run(ctx)
     out.update(name=name, paper=r.paper, claim=r.claim, seeds=ctx.seeds, quick=ctx.quick,
-               seconds=round(time.perf_counter() - t0, 1), command=command(name, len(ctx.seeds)),
+               seconds=round(time.perf_counter() - t0, 1), cpu_seconds=round(time.process_time() - c0, 1),
+               load=[round(load0, 1), round(os.getloadavg()[0], 1)], command=command(name, len(ctx.seeds)),
                machine=f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
                        f"{torch.get_num_threads()} threads")
     return out
