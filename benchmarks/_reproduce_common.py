@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -66,10 +67,15 @@ def train(recipe: dict[str, Any], ctx: Context, overrides: dict[str, Any] | None
     work = Path(tempfile.mkdtemp(dir=ctx.scratch))
     path = work / "recipe.toml"
     path.write_text(tomli_w.dumps(recipe), "utf-8")
+    t0 = time.perf_counter()
     try:
         result = zoo.train(path, overrides=overrides, run_dir=work / "run", progress=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    r = recipe
+    print(f"[reproduce]   trained {r['objective']['name']} on {r['data']['dataset']}, batch {r['data']['batch_size']}, "
+          f"seed {r['run'].get('seed', 0)}: {result.metrics.get('steps')} steps, {time.perf_counter() - t0:.1f} s",
+          flush=True)
     result.model.eval()
     return result.model, result.metrics
 
