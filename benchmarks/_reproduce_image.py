@@ -200,17 +200,24 @@ def supcon(ctx: Context) -> dict[str, Any]:
                         "and Uniformity on the Hypersphere (ICML)",
      claim="Contrastive training lowers both alignment (positives close) and uniformity (features spread) losses, "
            "and the two agree strongly with downstream accuracy (no single headline number).",
-     needs=("dcl", "debiased", "supcon"))
+     needs=("dcl", "debiased"),
+     notes="The runs are the self-supervised ones (NT-Xent, DCL, DCLW, debiased, hard negatives at every batch "
+           "and seed): the paper's claim is about unsupervised contrastive representations. Supervised runs "
+           "(SupCon, cross-entropy) are left out on purpose: they collapse each class, which lowers alignment but "
+           "raises the uniformity loss while accuracy goes up. At this scale every self-supervised run reaches a "
+           "probe accuracy within about a point of the others (near the raw-pixel ceiling), so the ranking the "
+           "metrics should predict is mostly seed noise.")
 def alignment(ctx: Context) -> dict[str, Any]:
     """Reads the runs of the rows in ``needs`` (runs them first when their results are missing)."""
     from scipy.stats import spearmanr
 
     from _reproduce_common import ROWS, untrained
-    runs = []
-    for name in ("dcl", "debiased", "supcon"):
+    found: dict[tuple[str, int], dict] = {}
+    for name in ("dcl", "debiased"):
         f = ctx.results_dir / f"{name}.json"
         data = json.loads(f.read_text("utf-8")) if f.exists() else ROWS[name].run(ctx)
-        runs += [r for r in data["runs"] if r["row"] == name]
+        found.update({(r["variant"], r["seed"]): r for r in data["runs"]})   # NT-Xent @ 64 is in both
+    runs = list(found.values())
     init = [score(untrained(merge(SIMCLR, **{"run.seed": s}), ctx, s), s, ctx.size()) for s in ctx.seeds]
     acc = np.array([r["probe"] for r in runs])
     al, un = np.array([r["alignment"] for r in runs]), np.array([r["uniformity"] for r in runs])
@@ -226,7 +233,7 @@ def alignment(ctx: Context) -> dict[str, Any]:
     predicts = rho["sum"] > 0 and p_sum < 0.05
     v = "reproduced" if moved and predicts else \
         "reproduced in direction only" if moved and rho["sum"] > 0 else "not reproduced"
-    return {"setting": f"the {len(runs)} trained runs of rows dcl, debiased and supcon (every objective, batch and "
+    return {"setting": f"the {len(runs)} self-supervised runs of rows dcl and debiased (every objective, batch and "
                        "seed) against the untrained encoder; metrics on the 359 test images, two random-resized-crop "
                        "views (alignment α = 2, uniformity t = 2, uniformity averaged over the two views)",
             "metric": "alignment and uniformity losses (lower = better); Spearman ρ against probe accuracy",
