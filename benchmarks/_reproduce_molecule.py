@@ -100,7 +100,13 @@ def ridge(x: np.ndarray, y: np.ndarray, split: dict[str, np.ndarray], fraction: 
 @row("molclr", paper="Wang et al. 2022, MolCLR (Nature Machine Intelligence); You et al. 2020, GraphCL (NeurIPS)",
      claim="Contrastive pre-training of a GNN on unlabelled molecules improves property prediction over training from "
            "scratch, most where labels are few (the abstracts report state-of-the-art on MoleculeNet; no single "
-           "headline number).")
+           "headline number).",
+     notes="Why: pre-training does beat the same encoder at random initialisation at every label fraction, but not "
+           "Morgan fingerprints, which the papers' GNNs beat after pre-training on about 10 million molecules "
+           "(PubChem) for many epochs on a GPU; here 4 epochs on 3,993 NCI molecules with a 3-layer × 64 GINE. "
+           "The ChEMBL series is a Free–Wilson set (R-groups on a shared core), where substructure bits are "
+           "exactly the right features. With 1 % of the labels (8 compounds) no feature set predicts the test "
+           "scaffolds (R² ≤ 0 within noise).")
 def molclr(ctx: Context) -> dict[str, Any]:
     smiles, y, split = scaffold_split(ctx.size(200))
     quick = {"run.steps": 3, "data.options": {"size": 128}, "data.batch_size": 32,
