@@ -18,7 +18,8 @@ on the claimed side by more than two standard errors of the difference (Welch); 
 in direction only* when none is clearly on the wrong side and most are on the claimed side;
 otherwise *not reproduced*. These are small models on small data: a claim that does not
 reproduce here is not refuted at the paper's scale — each row says why we think it came out
-as it did.
+as it did. The number in each claim is the paper's own headline, from its abstract.
+Row anchors (`results.md#row-dcl`, …) are stable: model cards and recipes can cite them.
 
 """
 
