@@ -64,8 +64,8 @@ def write_docs(results_dir: Path, path: Path, order: list[str]) -> Path:
     machine = next(iter(rows.values()))["machine"] if rows else "—"
     lines += ["", f"Run time of the rows above: **{total / 60:.1f} min** wall clock in all ({per_row}), on {machine}."]
     if all(c is not None for c in cpu) and cpu:
-        lines += [f"Their CPU time, {sum(cpu) / 60:.1f} min with one torch thread, is what they take on a quiet machine; "
-                  "the wall clock above was measured while other jobs loaded the 2 cores (load average at each row's "
+        lines += [f"Their CPU time, {sum(cpu) / 60:.1f} min with one torch thread, is about what they take on a quiet "
+                  "machine; the wall clock above was measured while other jobs loaded the 2 cores (load average at each row's "
                   "start → end in brackets)."]
     lines += ["",
               "## Why each row came out as it did", ""]
