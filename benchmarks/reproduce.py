@@ -1,9 +1,9 @@
 """Reproduce the papers' claims on the data the install ships: one row per claim.
 
-    python benchmarks/reproduce.py                       # every row, 3 seeds; writes docs/results/<row>.json
-    python benchmarks/reproduce.py --only dcl --seeds 5  # one row
+    python benchmarks/reproduce.py                       # every row, 3 seeds → docs/results/<row>.json + docs/results.md
+    python benchmarks/reproduce.py --only dcl --seeds 5  # one row (the page is regenerated from all saved rows)
     python benchmarks/reproduce.py --quick --seeds 1     # CI-sized: a few steps per run (fields only)
-    python benchmarks/reproduce.py --write-docs          # regenerate docs/results.md from docs/results/*.json
+    python benchmarks/reproduce.py --write-docs          # only regenerate docs/results.md from docs/results/*.json
 
 Every run trains through ``zoo.train`` into a fresh temporary run directory; each row trains
 the claim's method and the baseline its paper compares against in the same script, over the
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a few steps per run: checks that every row runs")
     p.add_argument("--out", type=Path, help="where the row JSON goes (default docs/results/; scratch with --quick)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    p.add_argument("--write-docs", action="store_true", help="regenerate docs/results.md from the saved JSON "
-                                                                "(alone: without running anything)")
+    p.add_argument("--write-docs", action="store_true", help="only regenerate docs/results.md from the saved JSON "
+                                                                "(with --only or --quick: run those rows first)")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be ≥ 1")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / f"{name}.json").write_text(json.dumps(res, indent=1, ensure_ascii=False), "utf-8")
         print(f"[reproduce] {name}: {res['verdict']} ({res['seconds']} s) — {res['why']}", flush=True)
     shutil.rmtree(ctx.scratch, ignore_errors=True)
-    if args.write_docs:
+    if names or args.write_docs:    # the page always follows the saved rows
         path = write_docs(out, ROOT / "docs" / "results.md" if out == RESULTS else out / "results.md", ORDER)
         print(f"[reproduce] wrote {path}")
     return 0
