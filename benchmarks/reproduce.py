@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--quick", action="store_true", help="a few steps per run: checks that every row runs")
     p.add_argument("--out", type=Path, help="where the row JSON goes (default docs/results/; scratch with --quick)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: the models are tiny, and 2 threads on 2 busy cores spin for minutes)")
     p.add_argument("--write-docs", action="store_true", help="only regenerate docs/results.md from the saved JSON "
                                                                 "(with --only or --quick: run those rows first)")
     args = p.parse_args(argv)
