@@ -32,3 +32,17 @@ def test_a_model_trained_from_scratch_claims_no_licence(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path / "m", recipe_text=RECIPE)
     card = ModelCard.load(tmp_path / "m" / "README.md")
     assert card.data.license is None and card.data.base_model is None and "Objective: `clip`" in card.text
+
+
+def test_a_run_from_a_reproducing_recipe_cites_its_row_of_the_results_table():
+    """recipes/xor-symile.toml is the setting of docs/results.md's Symile row: its model card says so."""
+    from pathlib import Path
+    from zoo.card import model_card
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "recipes" / "xor-symile.toml").read_text()
+    model = zoo.create_model(towers={"a": {"modality": "vector", "encoder": "mlp", "in_dim": 4, "hidden": 8,
+                                           "out_dim": 8}}, embed_dim=4)
+    card = model_card(model, recipe_text=text)
+    assert "Reproduces: `docs/results.md#row-symile`" in card
+    assert '<a id="row-symile"></a>' in (root / "docs" / "results.md").read_text()  # the anchor exists
+    assert "Reproduces" not in model_card(model, recipe_text=text.replace("reproduces", "# reproduces"))

@@ -16,6 +16,14 @@ TASK = {"zero_shot": "zero-shot-classification", "retrieval": "retrieval", "line
         "alignment": "alignment"}
 
 
+def _reproduces(recipe_text: str | None) -> str:
+    """``[run] reproduces`` of a recipe's text: the ``docs/results.md#row-…`` it reproduces, or ``""``."""
+    try:
+        return str(tomllib.loads(recipe_text or "").get("run", {}).get("reproduces", ""))
+    except tomllib.TOMLDecodeError:
+        return ""
+
+
 def _recipe_facts(recipe_text: str | None) -> tuple[str, str, str, str]:
     """(objective name, citation, dataset, eval split) from a recipe's text, where known."""
     if not recipe_text:
@@ -95,6 +103,10 @@ def model_card(model, *, recipe_text: str | None = None, metrics: dict[str, Any]
         lines += [f"Objective: `{objective}`" + (f" — {citation}" if citation else ""), ""]
     if dataset:
         lines += [f"Training data: `{dataset}`" + (f" (metrics on the `{split}` split)" if split else ""), ""]
+    reproduces = _reproduces(recipe_text)
+    if reproduces:  # a claim of the objective's paper, measured by benchmarks/reproduce.py
+        lines += [f"Reproduces: `{reproduces}` in the zoo's repository — the paper's claim, our setting and "
+                  f"result, and the command that regenerates the row.", ""]
     if metrics:
         lines += ["## Metrics", "", "```json", json.dumps(metrics, indent=2, sort_keys=True, default=str), "```", ""]
     lines += ["## Use", "", "```python", "import zoo", f'model = zoo.load("{name}")',

@@ -96,6 +96,7 @@ class RunSection:
     fsdp: bool = False                # FSDP instead of DDP under torchrun
     on_nonfinite: str = "stop"        # NaN/inf loss: stop (NonFiniteLossError) | skip the batch and count it
     max_skips: int = 10               # with on_nonfinite = "skip": stop after this many skipped batches
+    reproduces: str = ""              # the row of docs/results.md this recipe reproduces (cited in the model card)
 
 
 @dataclass
