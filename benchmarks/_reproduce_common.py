@@ -64,6 +64,8 @@ def train(recipe: dict[str, Any], ctx: Context, overrides: dict[str, Any] | None
     import zoo
     import zoo.plots
     zoo.plots.plot_training = zoo.plots.report_pictures = _no_pictures
+    if ctx.quick:  # a few steps: no warmup (a warmup beyond the run is a RecipeError)
+        recipe = merge(recipe, **{"optim.warmup_steps": 0})
     work = Path(tempfile.mkdtemp(dir=ctx.scratch))
     path = work / "recipe.toml"
     path.write_text(tomli_w.dumps(recipe), "utf-8")
@@ -175,6 +177,8 @@ def untrained(recipe: dict[str, Any], ctx: Context, seed: int):
     from zoo.checkpoint import seed_everything
     from zoo.finetune import build_model
     from zoo.recipes import load_recipe
+    if ctx.quick:  # a few steps: no warmup (a warmup beyond the run is a RecipeError)
+        recipe = merge(recipe, **{"optim.warmup_steps": 0})
     work = Path(tempfile.mkdtemp(dir=ctx.scratch))
     path = work / "recipe.toml"
     path.write_text(tomli_w.dumps(recipe), "utf-8")

@@ -173,7 +173,7 @@ def cross_entropy_run(ctx: Context, seed: int, batch: int) -> Any:
                 x = a(x, g)
             xs.append(x)
             ys.append(ds[i]["class"])
-        z = model.encode("image", model.preprocess("image", xs))             # (B, 32) L2-normalised
+        z = model.embed_batch("image", model.preprocess("image", xs))           # (B, 32) L2-normalised
         loss = torch.nn.functional.cross_entropy(head(z) * 10.0, torch.tensor(ys))
         opt.zero_grad()
         loss.backward()

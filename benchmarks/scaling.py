@@ -127,7 +127,7 @@ def train_case(dim: int, hidden: int, layers: int, chunk: int | None):
         views = {v: (v, torch.randn(n, dim, generator=g)) for v in ("x", "y")}
 
         def encode(vs):
-            return {v: model.encode(t, b) for v, (t, b) in vs.items()}
+            return {v: model.embed_batch(t, b) for v, (t, b) in vs.items()}
 
         def loss_fn(emb):
             return objective(emb, logit_scale=model.scale())
