@@ -44,18 +44,10 @@ TINY_CFG = {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": 1, "widt
 CAPTIONS = ["a photo of a {}", "a {} on the table", "a blurry picture of a {}", "the {} in the morning"]
 WORDS = ["cat", "dog", "car", "tree", "house", "boat", "bird", "flower"]
 
-RECIPE = """
-[model]
-embed_dim = {embed}
-[model.towers.image]
-modality = "image"
-encoder = "open_clip:{arch}"
-projection = "none"
-[model.towers.text]
-modality = "text"
-encoder = "open_clip:{arch}"
-projection = "none"
-[data]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _recipes import OPEN_CLIP_MODEL  # noqa: E402 - shared with the other open_clip benchmark
+
+RECIPE = OPEN_CLIP_MODEL + """[data]
 batch_size = {batch}
 num_workers = {workers}
 [pairs]

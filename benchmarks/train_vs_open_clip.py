@@ -57,18 +57,10 @@ TEXT = {"context_length": 16, "width": 128, "heads": 2, "layers": 2}
 EMBED = 128
 OPTIM = {"lr": 5e-4, "beta1": 0.9, "beta2": 0.98, "eps": 1e-6, "wd": 0.2}
 
-RECIPE = """
-[model]
-embed_dim = {embed}
-[model.towers.image]
-modality = "image"
-encoder = "open_clip:{arch}"
-projection = "none"
-[model.towers.text]
-modality = "text"
-encoder = "open_clip:{arch}"
-projection = "none"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _recipes import OPEN_CLIP_MODEL  # noqa: E402 - shared with the other open_clip benchmark
 
+RECIPE = OPEN_CLIP_MODEL + """
 [data]
 dataset = "webdataset"
 options = {{ urls = {{ train = "{urls}" }}, fields = {{ image = "png", caption = "txt" }} }}
