@@ -80,3 +80,7 @@ def closest(name: str, known: Iterable[str], n: int = 5) -> list[str]:
             out.append(k)
     return out[:n]
 
+
+
+class GradientError(ZooError, RuntimeError):
+    """A backward pass that cannot run: the loss was computed without gradients."""

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import ZooDataset
-from .errors import DataError, ShapeError
+from .errors import DataError, RecipeError, ShapeError
 from .hookspecs import hookimpl
 from .utils import check_sizes, mlp_blocks, mlp_levels
 
@@ -68,7 +68,7 @@ class MLPEncoder(nn.Module):
 
 def gaussian_noise(std: float = 0.1):
     if std < 0:
-        raise ValueError(f"std must be ≥ 0, got {std}.")
+        raise RecipeError(f"std must be ≥ 0, got {std}.")
 
     def apply(raw: Tensor, generator: torch.Generator) -> Tensor:
         return raw + std * torch.randn(raw.shape, generator=generator)

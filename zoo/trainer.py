@@ -16,24 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .batching import Batch, Collator
+from .batching import Batch
 from .checkpoint import seed_everything
-from .data import EpochSampler, Indexed, create_dataset
+from .data import create_dataset
 from .distributed import gather_all, init_distributed, local_loss, shutdown, wrap
-from .errors import DataError, RecipeError, ZooError
+from .errors import RecipeError, ZooError
 from .evaluation import check_metric_fields
 from .finetune import apply_freeze, build_model, prepare_encoders
 from .fsdp import PlainCopy, average_replicated_grads, shard
 from .gradcache import grad_cache_backward
 from .inmemory import datasets, recipe_with_objects
+from .loader import training_loader
 from .logs import progress_logging
 from .model import ContrastiveModel
 from .optim import lr_lambda, make_optimizer
 from .plugins import registry
-from .preflight import allocation_guard, pick_device, worker_count
+from .preflight import allocation_guard, pick_device
 from .recipes import Recipe
 from .resume import Checkpointing, logged_eval, repair_metrics
 from .rundir import (claim_run_dir, finite_json, read_results, stop_on_signals, stored_recipe, write_results,
@@ -131,36 +131,9 @@ class Trainer(Checkpointing):
 
     # -- data ------------------------------------------------------------------------------
     def _make_loader(self):
-        d, r = self.recipe.data, self.recipe.run
-        dataset = self.given.get("train")
-        if dataset is None:
-            with recipe_key("data.options"), allocation_guard("[data]"):
-                dataset = create_dataset(d.dataset, split=d.split, **d.options)
-        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise DataError(f"dataset {d.dataset!r} is a stream (no length, no indexing); training needs a map-style "
-                            f"dataset — turn streaming off (e.g. data.options.streaming = false) or use webdataset "
-                            f"shards. Streams serve embedding and evaluation.")
-        if d.drop_last and len(dataset) < d.batch_size:
-            raise DataError(f"data.batch_size = {d.batch_size} is larger than dataset {d.dataset!r} "
-                            f"({len(dataset)} rows in split {d.split!r}); lower the batch size.")
-        with recipe_key("pairs.options"):
-            strategy = call_factory(f"pair strategy {self.recipe.pairs.strategy!r}",
-                                    registry().get("pair_strategies", self.recipe.pairs.strategy).factory,
-                                    **self.recipe.pairs.options)
-        collator = Collator(self.model, strategy, dataset, r.seed)
-        if d.batch_size % self.dist.world:
-            raise RecipeError(f"data.batch_size = {d.batch_size} (the global batch) must be divisible by the "
-                              f"number of processes ({self.dist.world}).")
-        per_rank = d.batch_size // self.dist.world
-        sampler = EpochSampler(len(dataset), r.seed, shuffle=d.shuffle, rank=self.dist.rank, world=self.dist.world,
-                               batch=per_rank)
-        loader = DataLoader(Indexed(dataset), batch_size=per_rank, sampler=sampler, collate_fn=collator,
-                            num_workers=worker_count(d.num_workers), drop_last=d.drop_last,
-                            pin_memory=self.device.type == "cuda",
-                            generator=torch.Generator().manual_seed(r.seed))  # keeps the global RNG untouched
-        if len(loader) == 0:
-            raise DataError(f"dataset {d.dataset!r} yields no full batch of {d.batch_size}.")
-        self.dataset = dataset
+        """The training split's loader (built by :func:`zoo.loader.training_loader`)."""
+        self.dataset, loader, sampler, collator = training_loader(self.recipe, self.model, self.dist, self.device,
+                                                                  self.given.get("train"))
         return loader, sampler, collator
 
     def batches(self):

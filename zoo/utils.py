@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .errors import OptionError, RecipeError, ZooError
+from .errors import OptionError, RecipeError, ShapeError, ZooError
 
 
 def move_to(batch: Any, device: torch.device | str | None, non_blocking: bool = False) -> Any:
@@ -95,6 +95,11 @@ def call_factory(what: str, factory: Callable[..., Any], *args: Any, **kw: Any) 
             raise
         shown = f" = {short_repr(kw[exc.option])}" if exc.option in kw else ""
         raise OptionError(exc.option, f"{key}.{exc.option}{shown}: {what}: {exc}") from exc
+    except RecipeError as exc:  # a constructor's own check: add the recipe key and the options it was given
+        if not key or type(exc) is not RecipeError or str(exc).startswith(key):
+            raise
+        options = ", ".join(f"{k} = {short_repr(v)}" for k, v in kw.items()) or "no options"
+        raise RecipeError(f"{where}{what} could not be built with {options}: {exc}") from exc
     except ZooError:
         raise
     except _OPTION_FAILURES as exc:
@@ -231,8 +236,8 @@ def slice_batch(batch: Any, start: int, stop: int) -> Any:
         return {k: slice_batch(v, start, stop) if batch_size(v) == n else v for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return batch[start:stop]
-    raise TypeError(f"cannot split a batch of type {type(batch).__name__} into chunks; "
-                    f"GradCache needs tensors, dicts of tensors, lists or PyG batches.")
+    raise ShapeError(f"cannot split a batch of type {type(batch).__name__} into chunks; "
+                     f"GradCache needs tensors, dicts of tensors, lists or PyG batches.")
 
 
 def mlp_blocks(dims: Sequence[int], activation: Callable[[], nn.Module] = nn.GELU,

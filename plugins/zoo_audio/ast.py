@@ -15,6 +15,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.errors import RecipeError
 from zoo.utils import check_sizes
 
 from .frontend import Frontend
@@ -32,10 +33,10 @@ class ASTEncoder(nn.Module):
         check_sizes("audio ast", hidden_size=hidden_size, layers=layers, heads=heads, patch_size=patch_size,
                     dropout=dropout)
         if hidden_size % heads:
-            raise ValueError(f"audio ast: hidden_size ({hidden_size}) must be divisible by heads ({heads}).")
+            raise RecipeError(f"audio ast: hidden_size ({hidden_size}) must be divisible by heads ({heads}).")
         if max_frames < patch_size or n_mels < patch_size:
-            raise ValueError(f"audio ast: n_mels ({n_mels}) and max_frames ({max_frames}) must be ≥ patch_size "
-                             f"({patch_size}).")
+            raise RecipeError(f"audio ast: n_mels ({n_mels}) and max_frames ({max_frames}) must be ≥ patch_size "
+                              f"({patch_size}).")
         transformers = require("transformers")
         cfg = transformers.ASTConfig(
             hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from zoo.errors import RecipeError
+
 from .io import SAMPLE_RATE
 
 Aug = Callable[[Tensor, torch.Generator], Tensor]
@@ -29,7 +31,7 @@ def _randint(lo: int, hi: int, g: torch.Generator) -> int:
 
 def _check_range(name: str, lo: float, hi: float) -> None:
     if lo > hi:
-        raise ValueError(f"{name}: the range is empty ({lo} > {hi}); give min ≤ max.")
+        raise RecipeError(f"{name}: the range is empty ({lo} > {hi}); give min ≤ max.")
 
 
 def gain(min_db: float = -6.0, max_db: float = 6.0) -> Aug:
@@ -58,7 +60,7 @@ def noise(min_snr_db: float = 10.0, max_snr_db: float = 30.0) -> Aug:
 def time_shift(max_seconds: float = 0.1, roll: bool = True) -> Aug:
     """Shift by up to ``max_seconds`` either way; wrap around (``roll``) or fill with silence."""
     if max_seconds < 0:
-        raise ValueError(f"time_shift: max_seconds must be ≥ 0, got {max_seconds}.")
+        raise RecipeError(f"time_shift: max_seconds must be ≥ 0, got {max_seconds}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         limit = min(int(max_seconds * SAMPLE_RATE), raw.shape[0] - 1)
@@ -76,7 +78,7 @@ def time_shift(max_seconds: float = 0.1, roll: bool = True) -> Aug:
 def random_crop(seconds: float = 1.0) -> Aug:
     """A random window of exactly ``seconds``; shorter clips are zero-padded at the end."""
     if seconds <= 0:
-        raise ValueError(f"random_crop: seconds must be > 0, got {seconds}.")
+        raise RecipeError(f"random_crop: seconds must be > 0, got {seconds}.")
     size = max(1, round(seconds * SAMPLE_RATE))
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
@@ -91,7 +93,7 @@ def random_crop(seconds: float = 1.0) -> Aug:
 def time_mask(max_seconds: float = 0.1, masks: int = 1) -> Aug:
     """Silence ``masks`` random spans of up to ``max_seconds`` each (SpecAugment's time masking)."""
     if max_seconds < 0 or masks < 0:
-        raise ValueError(f"time_mask: max_seconds and masks must be ≥ 0, got {max_seconds}, {masks}.")
+        raise RecipeError(f"time_mask: max_seconds and masks must be ≥ 0, got {max_seconds}, {masks}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         out = raw.clone()
@@ -108,7 +110,7 @@ def freq_mask(max_hz: float = 1000.0, masks: int = 1) -> Aug:
     """Remove ``masks`` random frequency bands of up to ``max_hz`` each (SpecAugment's frequency
     masking, done on the waveform: zero the band's Fourier coefficients)."""
     if max_hz < 0 or masks < 0:
-        raise ValueError(f"freq_mask: max_hz and masks must be ≥ 0, got {max_hz}, {masks}.")
+        raise RecipeError(f"freq_mask: max_hz and masks must be ≥ 0, got {max_hz}, {masks}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         spec = torch.fft.rfft(raw)  # (T//2 + 1,), bin k ↔ k·sr/T Hz

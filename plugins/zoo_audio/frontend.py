@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from zoo.errors import RecipeError
+
 from .io import SAMPLE_RATE, require
 
 
@@ -30,10 +32,10 @@ class LogMel(nn.Module):
                  eps: float = 1e-6):
         super().__init__()
         if n_mels < 1 or hop_length < 1 or n_fft < 2:
-            raise ValueError(f"log-mel needs n_mels ≥ 1, hop_length ≥ 1 and n_fft ≥ 2; "
-                             f"got {n_mels}, {hop_length}, {n_fft}.")
+            raise RecipeError(f"log-mel needs n_mels ≥ 1, hop_length ≥ 1 and n_fft ≥ 2; "
+                              f"got {n_mels}, {hop_length}, {n_fft}.")
         if std <= 0:
-            raise ValueError(f"log-mel std must be > 0, got {std}.")
+            raise RecipeError(f"log-mel std must be > 0, got {std}.")
         transforms = require("torchaudio.transforms")
         self.mel = transforms.MelSpectrogram(sample_rate=SAMPLE_RATE, n_fft=n_fft, win_length=win_length,
                                              hop_length=hop_length, f_min=f_min, f_max=f_max, n_mels=n_mels,
@@ -77,7 +79,7 @@ class SpecAugment(nn.Module):
         super().__init__()
         given = {"freq_masks": freq_masks, "freq_width": freq_width, "time_masks": time_masks, "time_width": time_width}
         if min(given.values()) < 0:
-            raise ValueError(f"specaugment: mask counts and widths must be ≥ 0, got {given}.")
+            raise RecipeError(f"specaugment: mask counts and widths must be ≥ 0, got {given}.")
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.time_masks, self.time_width = time_masks, time_width
 

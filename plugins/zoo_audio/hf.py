@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, RecipeError
 
 from .frontend import frame_mask
 from .io import SAMPLE_RATE, check_batch, require
@@ -39,8 +39,8 @@ def _build_model(name: str, config: dict | None, pretrained: bool, assets_dir: s
         try:
             cfg = transformers.AutoConfig.for_model(name, **config)
         except ValueError as exc:
-            raise ValueError(f"audio hf:{name} with config=…: {name!r} must be a transformers model type such as "
-                             f"'wav2vec2', 'hubert', 'wavlm' or 'data2vec-audio' ({exc}).") from exc
+            raise RecipeError(f"audio hf:{name} with config=…: {name!r} must be a transformers model type such as "
+                              f"'wav2vec2', 'hubert', 'wavlm' or 'data2vec-audio' ({exc}).") from exc
         return transformers.AutoModel.from_config(cfg, trust_remote_code=False)
     if assets_dir is not None and (Path(assets_dir) / "config.json").is_file():
         return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False),
@@ -100,8 +100,8 @@ class HFAudioEncoder(nn.Module):
         super().__init__()
         self.model = _build_model(name, config, pretrained, assets_dir)
         if not hasattr(self.model.config, "conv_kernel"):
-            raise ValueError(f"audio hf:{name} is a {type(self.model).__name__}, not a wav2vec2/HuBERT-style model "
-                             f"(a convolutional feature encoder over raw waveforms).")
+            raise RecipeError(f"audio hf:{name} is a {type(self.model).__name__}, not a wav2vec2/HuBERT-style model "
+                              f"(a convolutional feature encoder over raw waveforms).")
         settings = _extractor_settings(name, config, assets_dir, self.model)
         self.normalize = settings["do_normalize"] if normalize is None else normalize
         self.use_attention_mask = settings["return_attention_mask"] if attention_mask is None else attention_mask

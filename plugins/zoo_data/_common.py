@@ -11,7 +11,7 @@ from types import ModuleType
 
 import torch
 
-from zoo.errors import DataError, PluginError
+from zoo.errors import DataError, PluginError, RecipeError
 
 SPLITS = ("train", "test")
 SPLIT_SEED = 20240601
@@ -37,7 +37,7 @@ def limit(indices: torch.Tensor, size: int | None) -> torch.Tensor:
     if size is None:
         return indices
     if size < 1:
-        raise ValueError(f"size must be ≥ 1 (or None for the whole split), got {size}.")
+        raise RecipeError(f"size must be ≥ 1 (or None for the whole split), got {size}.")
     return indices[:size]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from zoo.errors import RecipeError
 from zoo import hookimpl
 from zoo.pairs import Paired, RawViews
 
@@ -33,10 +34,10 @@ class BinaryXORMissing(BinaryXOR):
                  missing_seed: int = 0, **kw: Any):
         super().__init__(split=split, **kw)
         if not 0.0 <= missing < 1.0:
-            raise ValueError(f"binary-xor-missing: missing is the fraction of rows without {field!r}, in [0, 1); "
+            raise RecipeError(f"binary-xor-missing: missing is the fraction of rows without {field!r}, in [0, 1); "
                              f"got {missing}.")
         if field not in self.fields:
-            raise ValueError(f"binary-xor-missing: field {field!r} is not one of {list(self.fields)}.")
+            raise RecipeError(f"binary-xor-missing: field {field!r} is not one of {list(self.fields)}.")
         self.missing_field = field
         n = len(self.indices)
         absent = torch.zeros(n, dtype=torch.bool)                                   # (N_split,)

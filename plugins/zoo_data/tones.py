@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from zoo.errors import RecipeError
 from zoo.data import ZooDataset
 
 from ._common import check_split, split_indices
@@ -68,7 +69,7 @@ class TonesCaptions(ZooDataset):
     def __init__(self, split: str = "train", size: int = 900, seconds: float = 0.5, seed: int = 0):
         self.split = check_split("tones-captions", split)
         if seconds < 0.2:
-            raise ValueError(f"tones-captions: seconds must be ≥ 0.2 to fit three beeps, got {seconds}.")
+            raise RecipeError(f"tones-captions: seconds must be ≥ 0.2 to fit three beeps, got {seconds}.")
         self.indices = split_indices(size, split)                       # (N_split,) ids in the pool
         self.seconds, self.seed = seconds, seed
 

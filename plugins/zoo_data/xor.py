@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from zoo.errors import RecipeError
 from zoo.data import ZooDataset
 
 from ._common import check_split, split_indices
@@ -43,11 +44,11 @@ class BinaryXOR(ZooDataset):
                  seed: int = 0):
         self.split = check_split("binary-xor", split)
         if not 1 <= d <= 16:
-            raise ValueError(f"binary-xor: d must be in 1…16 (labels index all 2^d vectors), got {d}.")
+            raise RecipeError(f"binary-xor: d must be in 1…16 (labels index all 2^d vectors), got {d}.")
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"binary-xor: p is a probability, got {p}.")
+            raise RecipeError(f"binary-xor: p is a probability, got {p}.")
         if not 2 <= inputs <= 25:
-            raise ValueError(f"binary-xor: inputs must be in 2…25 (one letter per field), got {inputs}.")
+            raise RecipeError(f"binary-xor: inputs must be in 2…25 (one letter per field), got {inputs}.")
         names = list(string.ascii_lowercase[: inputs + 1])
         self.fields = {name: "vector" for name in names}
         self.d, self.p = d, p

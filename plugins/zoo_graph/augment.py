@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from zoo.errors import RecipeError
 
 Augment = Callable[[Any, torch.Generator], Any]
 
@@ -27,8 +28,8 @@ Augment = Callable[[Any, torch.Generator], Any]
 def check_ratio(name: str, ratio: float, *, allow_all: bool = False) -> float:
     """A fraction in ``[0, 1)``; ``[0, 1]`` with ``allow_all`` (masks, which remove nothing)."""
     if not (0 <= ratio <= 1 if allow_all else 0 <= ratio < 1):
-        raise ValueError(f"{name}: ratio must be in [0, {'1]' if allow_all else '1)'} (a fraction of nodes or "
-                         f"edges), got {ratio}.")
+        raise RecipeError(f"{name}: ratio must be in [0, {'1]' if allow_all else '1)'} (a fraction of nodes or "
+                          f"edges), got {ratio}.")
     return float(ratio)
 
 
@@ -152,7 +153,7 @@ def add_random_edges(data: Any, k: int, g: torch.Generator, *, undirected: bool)
 def attr_mask(ratio: float = 0.2, fill: str = "mean") -> Augment:
     check_ratio("attr_mask", ratio, allow_all=True)
     if fill not in ("mean", "zero"):
-        raise ValueError(f"attr_mask: fill must be 'mean' or 'zero', got {fill!r}.")
+        raise RecipeError(f"attr_mask: fill must be 'mean' or 'zero', got {fill!r}.")
 
     def apply(data: Any, g: torch.Generator) -> Any:
         n = data.num_nodes

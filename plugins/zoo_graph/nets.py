@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError, UnknownNameError
+from zoo.errors import RecipeError, ShapeError, UnknownNameError
 from zoo.utils import check_sizes as sizes
 
 from ._pyg import require
@@ -141,11 +141,11 @@ class GraphEncoder(GNNBase):
     def __init__(self, conv: str, *, in_dim: int | None, hidden: int, layers: int, out_dim: int, dropout: float,
                  readout: str, node_level: bool, norm: str, heads: int = 1):
         if in_dim is None or in_dim < 1:
-            raise ValueError(f"graph/{conv} needs in_dim = the number of node features (data.x.shape[1]), "
-                             f"got {in_dim}.")
+            raise RecipeError(f"graph/{conv} needs in_dim = the number of node features (data.x.shape[1]), "
+                              f"got {in_dim}.")
         check_sizes(layers, hidden, out_dim, dropout)
         if heads < 1 or hidden % heads:
-            raise ValueError(f"hidden ({hidden}) must be a positive multiple of heads ({heads}).")
+            raise RecipeError(f"hidden ({hidden}) must be a positive multiple of heads ({heads}).")
         convs = [make_conv(conv, in_dim if i == 0 else hidden, hidden, heads) for i in range(layers)]
         super().__init__(convs, hidden=hidden, out_dim=out_dim, dropout=dropout, readout=readout,
                          node_level=node_level, norm=norm)

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from zoo.errors import RecipeError
+
 from ._common import check_probability, check_range, pair, require
 from .preprocess import INTERPOLATIONS
 
@@ -71,7 +73,7 @@ def factor_range(value: float | Sequence[float], name: str, center: float = 1.0,
     """``0.4`` → ``(0.6, 1.4)`` (``center ± value``, clipped at 0 for multiplicative factors); ``None`` if no-op."""
     if isinstance(value, (int, float)):
         if value < 0:
-            raise ValueError(f"{name} must be ≥ 0, got {value}.")
+            raise RecipeError(f"{name} must be ≥ 0, got {value}.")
         lo_hi = (max(center - value, 0.0) if center else -value, center + value)
     else:
         lo_hi = check_range(value, name, low=-bound if not center else 0.0, high=bound)
@@ -85,9 +87,9 @@ def random_resized_crop(size: int | Sequence[int] | None = None, scale: Sequence
     out_size, scale = pair(size, "size"), check_range(scale, "scale", 0.0, 1.0)
     ratio = check_range(ratio, "ratio", 1e-6)
     if scale[1] <= 0:
-        raise ValueError(f"scale must allow a non-empty crop, got {list(scale)}.")
+        raise RecipeError(f"scale must allow a non-empty crop, got {list(scale)}.")
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}.")
+        raise RecipeError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         h, w = raw.shape[-2:]
@@ -117,7 +119,7 @@ def color_jitter(brightness: float | Sequence[float] = 0.4, contrast: float | Se
     ranges = {"brightness": factor_range(brightness, "brightness"), "contrast": factor_range(contrast, "contrast"),
               "saturation": factor_range(saturation, "saturation"), "hue": factor_range(hue, "hue", 0.0, 0.5)}
     if ranges["hue"] and max(map(abs, ranges["hue"])) > 0.5:
-        raise ValueError(f"hue must be within [-0.5, 0.5], got {hue}.")
+        raise RecipeError(f"hue must be within [-0.5, 0.5], got {hue}.")
     kernels = ("adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
@@ -150,7 +152,7 @@ def gaussian_blur(kernel_size: int | None = None, sigma: Sequence[float] = (0.1,
     """With probability ``p``, blur with σ ~ U(sigma); ``kernel_size`` default: 10% of the shorter side, odd."""
     p, sigma = check_probability(p), check_range(sigma, "sigma", 1e-6)
     if kernel_size is not None and (kernel_size < 1 or kernel_size % 2 == 0):
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}.")
+        raise RecipeError(f"kernel_size must be a positive odd int, got {kernel_size}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         if not coin(g, p):
@@ -172,7 +174,7 @@ def solarize(threshold: float = 0.5, p: float = 0.2) -> Augment:
     """With probability ``p``, invert the values above ``threshold`` (BYOL's solarisation)."""
     p = check_probability(p)
     if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1] for images in [0, 1], got {threshold}.")
+        raise RecipeError(f"threshold must be in [0, 1] for images in [0, 1], got {threshold}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         return _F().solarize(raw, threshold) if coin(g, p) else raw
@@ -195,7 +197,7 @@ def simclr(size: int | Sequence[int] | None = None, strength: float = 1.0, scale
     """SimCLR's views (Chen et al., 2020, appendix A): random resized crop, flip p=0.5, colour jitter
     (0.8s, 0.8s, 0.8s, 0.2s) p=0.8, greyscale p=0.2, Gaussian blur σ∈[0.1, 2] p=0.5 (``blur=False`` for CIFAR)."""
     if strength < 0:
-        raise ValueError(f"strength must be ≥ 0, got {strength}.")
+        raise RecipeError(f"strength must be ≥ 0, got {strength}.")
     s = strength
     steps = [random_resized_crop(size, scale=scale), hflip(0.5),
              color_jitter(0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5), p=0.8), grayscale(0.2)]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError
+from zoo.errors import RecipeError, ShapeError
 from zoo.utils import check_sizes, mlp_blocks, mlp_levels
 
 from .preprocess import ImagePreprocess, PreprocessMixin
@@ -29,7 +29,7 @@ class MLPImageEncoder(PreprocessMixin, nn.Module):
                  std: float | Sequence[float] = 1.0, interpolation: str = "bilinear"):
         super().__init__()
         if len(in_shape) != 3 or not all(isinstance(s, int) and s > 0 for s in in_shape):
-            raise ValueError(f"in_shape must be [channels, height, width] of positive ints, got {list(in_shape)}.")
+            raise RecipeError(f"in_shape must be [channels, height, width] of positive ints, got {list(in_shape)}.")
         check_sizes("image mlp", hidden=hidden, out_dim=out_dim, layers=layers, dropout=dropout)
         self.in_shape = tuple(in_shape)
         c, h, w = self.in_shape

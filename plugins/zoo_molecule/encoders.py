@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError
+from zoo.errors import RecipeError, ShapeError
 from zoo.utils import mlp_blocks, mlp_levels
 from zoo_graph._pyg import require
 from zoo_graph.nets import GNNBase, check_sizes, gin_mlp
@@ -93,8 +93,8 @@ class FingerprintMLP(nn.Module):
         super().__init__()
         check_sizes(layers, hidden, out_dim, dropout)
         if radius < 0 or n_bits < 1:
-            raise ValueError(f"fingerprint_mlp needs radius ≥ 0 and n_bits ≥ 1, got radius={radius}, "
-                             f"n_bits={n_bits}.")
+            raise RecipeError(f"fingerprint_mlp needs radius ≥ 0 and n_bits ≥ 1, got radius={radius}, "
+                              f"n_bits={n_bits}.")
         self.radius, self.n_bits, self.output_dim = radius, n_bits, out_dim
         dims = [n_bits] + [hidden] * (layers - 1) + [out_dim]
         self.blocks = mlp_blocks(dims, nn.ReLU, dropout)

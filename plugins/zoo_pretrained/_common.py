@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo.errors import CheckpointError, PluginError
+from zoo.errors import CheckpointError, PluginError, RecipeError
 
 
 def require(module: str, extra: str = "text") -> ModuleType:
@@ -110,8 +110,8 @@ def set_checkpointing(model, enable: bool) -> None:
         getattr(model, "activation_checkpointing_disable", model.gradient_checkpointing_disable)()
         return
     if not getattr(model, "supports_gradient_checkpointing", False):
-        raise ValueError(f"{type(model).__name__} does not support gradient checkpointing in transformers; "
-                         f"set run.grad_checkpointing = false.")
+        raise RecipeError(f"{type(model).__name__} does not support gradient checkpointing in transformers; "
+                          f"set run.grad_checkpointing = false.")
     kwargs = {"use_reentrant": False}
     if hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)

@@ -144,7 +144,7 @@ def _load_native(name: str, source: str, revision: str | None):
     tf = require("transformers")
     if local_path(source) is not None:
         require_safetensors(Path(source).expanduser(), f"hf:{name}", (
-            f"python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{source}', "
+            f"python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{source}', trust_remote_code=False, "
             f"use_safetensors=False).save_pretrained('{source}')\" (adds model.safetensors beside it)."))
     try:
         native, info = tf.AutoModel.from_pretrained(source, revision=revision, output_loading_info=True,

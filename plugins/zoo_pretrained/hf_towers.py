@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import CheckpointError, ShapeError, UnknownNameError
+from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
 from ._common import require, set_checkpointing
 
@@ -69,7 +69,7 @@ def native_config(source: str | None, revision: str | None, assets_dir: str | No
     if assets_dir is not None and (Path(assets_dir) / "config.json").is_file():
         return tf.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False)
     if source is None:
-        raise ValueError("hf tower: give source=<Hub id or directory of a transformers checkpoint>.")
+        raise RecipeError("hf tower: give source=<Hub id or directory of a transformers checkpoint>.")
     return tf.AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
 
 
@@ -113,7 +113,7 @@ def load_processor(kind: str, source: str, revision: str | None = None, family: 
         processor = cls.from_pretrained(source, revision=revision, trust_remote_code=False)
         if kind == "text" and (len(processor) < 10 or Path(source).is_dir() and not any(
                 (Path(source) / f).is_file() for f in VOCAB_FILES)):  # transformers builds an empty vocabulary
-            raise OSError(f"no vocabulary file ({', '.join(VOCAB_FILES)}) in {source}")
+            raise CheckpointError(f"no vocabulary file ({', '.join(VOCAB_FILES)}) in {source}")
         return processor
     except Exception as exc:  # noqa: BLE001 - OSError, ValueError, TypeError… depending on what is missing
         fallback = default_processor(family, kind, config) if family and config is not None else None
@@ -271,8 +271,8 @@ def build(family: str, modality: str, source: str | None = None, revision: str |
           max_length: int | None = None, assets_dir: str | None = None) -> HFDualTower:
     config = native_config(source, revision, assets_dir)
     if config.model_type != family:
-        raise ValueError(f"hf_{family} tower: {source or assets_dir} holds a {config.model_type!r} model, not "
-                         f"{family!r}; use the tower of its own family (zoo list encoders).")
+        raise RecipeError(f"hf_{family} tower: {source or assets_dir} holds a {config.model_type!r} model, not "
+                          f"{family!r}; use the tower of its own family (zoo list encoders).")
     from_assets = assets_dir is not None and (Path(assets_dir) / "config.json").is_file()
     processor = load_processor(modality, assets_dir if from_assets else source, None if from_assets else revision,
                                family, config)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import CheckpointError, PluginError, ShapeError, UnknownNameError
+from zoo.errors import CheckpointError, PluginError, RecipeError, ShapeError, UnknownNameError
 
 from ._common import require, set_checkpointing
 
@@ -284,7 +284,7 @@ def build_st(source: str | None = None, revision: str | None = None,
         return SentenceTransformerEncoder(tf.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False),
                                           tf.AutoTokenizer.from_pretrained(assets_dir, trust_remote_code=False), spec)
     if source is None:
-        raise ValueError("text/st needs source=<sentence-transformers name or directory>.")
+        raise RecipeError("text/st needs source=<sentence-transformers name or directory>.")
     from .st_source import folder_of
     folder = folder_of(source, revision)
     spec = read_spec(folder)

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from zoo.errors import RecipeError
 
 Augmentation = Callable[[str, torch.Generator], str]
 
 
 def _check_prob(name: str, value: float, high_open: bool = True) -> None:
     if not (0.0 <= value < 1.0 if high_open else 0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1{')' if high_open else ']'}, got {value}.")
+        raise RecipeError(f"{name} must be in [0, 1{')' if high_open else ']'}, got {value}.")
 
 
 def word_deletion(p: float = 0.1) -> Augmentation:
@@ -43,7 +44,7 @@ def word_deletion(p: float = 0.1) -> Augmentation:
 def word_swap(n_swaps: int = 1) -> Augmentation:
     """Swap ``n_swaps`` random adjacent pairs (position ``i`` with ``i + 1``), one after another."""
     if n_swaps < 0:
-        raise ValueError(f"word_swap: n_swaps must be ≥ 0, got {n_swaps}.")
+        raise RecipeError(f"word_swap: n_swaps must be ≥ 0, got {n_swaps}.")
 
     def apply(text: str, generator: torch.Generator) -> str:
         words = text.split()

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import PluginError, ShapeError, UnknownNameError
+from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
 
 from .modality import texts_of
 
@@ -66,12 +66,12 @@ def load_tokenizer(source: str, padding_side: str | None = None):
                           f"available offline or a directory with tokenizer files>.") from exc
     if tok.pad_token is None:
         if tok.eos_token is None:
-            raise ValueError(f"hf encoder: tokenizer {source!r} has neither a pad nor an EOS token; batches "
-                             f"cannot be padded. Use a tokenizer with a pad token.")
+            raise RecipeError(f"hf encoder: tokenizer {source!r} has neither a pad nor an EOS token; batches "
+                              f"cannot be padded. Use a tokenizer with a pad token.")
         tok.pad_token = tok.eos_token
     if padding_side is not None:
         if padding_side not in ("left", "right"):
-            raise ValueError(f"hf encoder: padding_side must be 'left' or 'right', got {padding_side!r}.")
+            raise RecipeError(f"hf encoder: padding_side must be 'left' or 'right', got {padding_side!r}.")
         tok.padding_side = padding_side
     return tok
 
@@ -125,21 +125,21 @@ def _from_config_dict(tf, name: str, cfg: dict, tokenizer: str | None, padding_s
         raise UnknownNameError("transformers model type", model_type, list(known.keys()),
                                hint="With config={...}, write the model type as the variant (hf:bert).")
     if tokenizer is None:
-        raise ValueError(f"hf:{name} with config=… needs tokenizer=<Hub id or directory>, e.g. "
-                         f"'sentence-transformers/all-MiniLM-L6-v2'; its vocabulary sizes the embedding.")
+        raise RecipeError(f"hf:{name} with config=… needs tokenizer=<Hub id or directory>, e.g. "
+                          f"'sentence-transformers/all-MiniLM-L6-v2'; its vocabulary sizes the embedding.")
     tok = load_tokenizer(tokenizer, padding_side)
     cfg.setdefault("vocab_size", len(tok))
     if cfg["vocab_size"] < len(tok):
-        raise ValueError(f"hf:{name}: config vocab_size={cfg['vocab_size']} is smaller than the tokenizer's "
-                         f"{len(tok)} tokens; set vocab_size = {len(tok)} or leave it out.")
+        raise RecipeError(f"hf:{name}: config vocab_size={cfg['vocab_size']} is smaller than the tokenizer's "
+                          f"{len(tok)} tokens; set vocab_size = {len(tok)} or leave it out.")
     return tf.AutoModel.from_config(tf.AutoConfig.for_model(model_type, **cfg), trust_remote_code=False), tok
 
 
 def _enable_checkpointing(model: nn.Module) -> None:
     """Recompute each block's activations in backward (non-reentrant; takes effect in train mode)."""
     if not getattr(model, "supports_gradient_checkpointing", False):
-        raise ValueError(f"hf encoder: {type(model).__name__} does not support gradient checkpointing; "
-                         f"set gradient_checkpointing = false.")
+        raise RecipeError(f"hf encoder: {type(model).__name__} does not support gradient checkpointing; "
+                          f"set gradient_checkpointing = false.")
     kwargs = {"use_reentrant": False}
     if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5 name
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
@@ -160,7 +160,7 @@ class HFTextEncoder(nn.Module):
         if pooling not in POOLINGS:
             raise UnknownNameError("pooling", pooling, POOLINGS)
         if max_length < 1:
-            raise ValueError(f"hf encoder: max_length must be ≥ 1, got {max_length}.")
+            raise RecipeError(f"hf encoder: max_length must be ≥ 1, got {max_length}.")
         self.model, self.tokenizer, self.pooling, self.max_length = model, tokenizer, pooling, max_length
         cfg = model.config
         self.output_dim = int(cfg.hidden_size)
@@ -168,7 +168,7 @@ class HFTextEncoder(nn.Module):
         self.level_layers = list(range(1, n + 1)) if level_layers is None else list(level_layers)
         bad = [i for i in self.level_layers if not 0 <= i <= n]
         if bad:
-            raise ValueError(f"hf encoder: level_layers must be in 0..{n} (0 = embeddings), got {bad}.")
+            raise RecipeError(f"hf encoder: level_layers must be in 0..{n} (0 = embeddings), got {bad}.")
         self.level_dims = {f"layer{i}": self.output_dim for i in self.level_layers}
         self._inputs = set(inspect.signature(model.forward).parameters)  # e.g. DistilBERT takes no token_type_ids
         self.gradient_checkpointing = bool(gradient_checkpointing)

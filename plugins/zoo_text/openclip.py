@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from zoo.errors import PluginError, ShapeError, UnknownNameError
+from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
 from zoo.remote_code import no_remote_code, uses_transformers
 
 from .modality import texts_of
@@ -110,8 +110,8 @@ def build_open_clip(arch: str, *, pretrained: str | None = None, text_cfg: dict 
     cfg = model_config(arch, assets_dir)
     if (text_cfg or embed_dim) and not from_assets:
         if pretrained:
-            raise ValueError(f"open_clip:{arch}: text_cfg/embed_dim change the architecture and cannot be "
-                             f"combined with pretrained={pretrained!r}; drop one of them.")
+            raise RecipeError(f"open_clip:{arch}: text_cfg/embed_dim change the architecture and cannot be "
+                              f"combined with pretrained={pretrained!r}; drop one of them.")
         cfg["text_cfg"] = {**cfg["text_cfg"], **(text_cfg or {})}
         cfg["embed_dim"] = embed_dim or cfg["embed_dim"]
     if from_assets:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.errors import RecipeError
+
 from .io import frame_indices
 
 Aug = Callable[[Tensor, torch.Generator], Tensor]
@@ -25,7 +27,7 @@ def temporal_crop(num_frames: int = 8) -> Aug:
     """``num_frames`` consecutive frames from a random start (the ``random_clip`` sampling);
     a shorter video repeats its last frame."""
     if num_frames < 1:
-        raise ValueError(f"temporal_crop: num_frames must be ≥ 1, got {num_frames}.")
+        raise RecipeError(f"temporal_crop: num_frames must be ≥ 1, got {num_frames}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         return raw[frame_indices(raw.shape[0], num_frames, "random_clip", g)]
@@ -37,7 +39,7 @@ def frame_drop(p: float = 0.25) -> Aug:
     """Drop each frame with probability ``p`` (keeping at least one), then re-sample the kept
     frames uniformly back to the original length T."""
     if not 0 <= p < 1:
-        raise ValueError(f"frame_drop: p must be in [0, 1), got {p}.")
+        raise RecipeError(f"frame_drop: p must be in [0, 1), got {p}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         t = raw.shape[0]
@@ -53,8 +55,8 @@ def spatial_crop(scale: tuple[float, float] = (0.5, 1.0), ratio: tuple[float, fl
     """Random-resized crop: one box (area fraction in ``scale``, aspect in ``ratio``) for all
     frames, resized back to the original H × W (bilinear)."""
     if not 0 < scale[0] <= scale[1] <= 1 or not 0 < ratio[0] <= ratio[1]:
-        raise ValueError(f"spatial_crop: need 0 < scale[0] ≤ scale[1] ≤ 1 and 0 < ratio[0] ≤ ratio[1]; "
-                         f"got scale={scale}, ratio={ratio}.")
+        raise RecipeError(f"spatial_crop: need 0 < scale[0] ≤ scale[1] ≤ 1 and 0 < ratio[0] ≤ ratio[1]; "
+                          f"got scale={scale}, ratio={ratio}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         h, w = raw.shape[-2:]
@@ -73,7 +75,7 @@ def spatial_crop(scale: tuple[float, float] = (0.5, 1.0), ratio: tuple[float, fl
 def hflip(p: float = 0.5) -> Aug:
     """Mirror every frame left–right with probability ``p`` (one draw per video)."""
     if not 0 <= p <= 1:
-        raise ValueError(f"hflip: p must be in [0, 1], got {p}.")
+        raise RecipeError(f"hflip: p must be in [0, 1], got {p}.")
 
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         return raw.flip(-1) if _rand(g) < p else raw

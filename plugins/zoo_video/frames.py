@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ShapeError, UnknownNameError
+from zoo.errors import RecipeError, ShapeError, UnknownNameError
 from zoo.utils import check_sizes
 
 from .io import collate_video, frame_indices, load_video
@@ -34,10 +34,10 @@ class TemporalTransformer(nn.Module):
         super().__init__()
         check_sizes("video frames", dim=dim, layers=layers, heads=heads, max_frames=max_frames, dropout=dropout)
         if dim % heads:
-            raise ValueError(f"video frames: the image features ({dim}) must be divisible by heads ({heads}); "
-                             f"change heads or the image encoder's output size.")
+            raise RecipeError(f"video frames: the image features ({dim}) must be divisible by heads ({heads}); "
+                              f"change heads or the image encoder's output size.")
         if layers < 1 or max_frames < 1:
-            raise ValueError(f"video frames: temporal_layers and max_frames must be ≥ 1, got {layers}, {max_frames}.")
+            raise RecipeError(f"video frames: temporal_layers and max_frames must be ≥ 1, got {layers}, {max_frames}.")
         self.pos = nn.Parameter(torch.randn(max_frames, dim) * 0.02)  # (T_max, D)
         layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, activation="gelu", batch_first=True,
                                            norm_first=True)
@@ -67,7 +67,7 @@ class FramesEncoder(nn.Module):
         self.temporal = (TemporalTransformer(dim, temporal_layers, heads, max_frames, dropout)
                          if temporal == "transformer" else None)
         if num_frames is not None and num_frames < 1:
-            raise ValueError(f"video frames: num_frames must be ≥ 1, got {num_frames}.")
+            raise RecipeError(f"video frames: num_frames must be ≥ 1, got {num_frames}.")
         self.num_frames = num_frames
         self.output_dim = dim
         self.level_dims = {"frame_mean": dim, "temporal": dim}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.errors import DataError, PluginError, ShapeError
+from zoo.errors import DataError, PluginError, RecipeError, ShapeError
 
 CHANNELS = (1, 3)
 SAMPLINGS = ("uniform", "random_clip")
@@ -116,16 +116,16 @@ def frame_indices(total: int, num_frames: int, sampling: str = "uniform",
                   generator: torch.Generator | None = None) -> Tensor:
     """``num_frames`` indices into ``total`` frames (repeats the last frame of a short video)."""
     if num_frames < 1:
-        raise ValueError(f"num_frames must be ≥ 1, got {num_frames}.")
+        raise RecipeError(f"num_frames must be ≥ 1, got {num_frames}.")
     if sampling == "uniform":
         return ((torch.arange(num_frames) + 0.5) * total / num_frames).long().clamp(max=total - 1)
     if sampling == "random_clip":
         if generator is None:
-            raise ValueError("sampling='random_clip' needs generator=torch.Generator().manual_seed(…) so the clip is "
-                             "reproducible; in training use the temporal_crop augmentation.")
+            raise RecipeError("sampling='random_clip' needs generator=torch.Generator().manual_seed(…) so the clip is "
+                              "reproducible; in training use the temporal_crop augmentation.")
         start = int(torch.randint(max(total - num_frames, 0) + 1, (), generator=generator))
         return (start + torch.arange(num_frames)).clamp(max=total - 1)
-    raise ValueError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}.")
+    raise RecipeError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}.")
 
 
 def collate_video(raws: list[Tensor]) -> Tensor:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..distributed import all_reduce_logsumexp
-from ..errors import ShapeError
+from ..errors import RecipeError, ShapeError
 from ._autograd import SecondOrderError, compute_dtype, no_autocast
 from ._chunked import _SLAB_ELEMENTS, clip_lse_blocked, clip_products_blocked, softplus_sum, spans
 from .base import as_scalar, check_embeddings
@@ -124,8 +124,8 @@ def siglip_local(local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], ra
                  logit_scale, logit_bias, *, mask=None, chunk_size: int | None = None) -> Tensor:
     """This rank's part of the SigLIP loss: rows ``rank_offset…`` of the first view against all columns."""
     if logit_bias is None:
-        raise ValueError("siglip needs a logit_bias (the paper initialises it to -10): build the model with a "
-                         "logit_bias (ContrastiveModel.logit_bias) and pass it, or use 'clip'.")
+        raise RecipeError("siglip needs a logit_bias (the paper initialises it to -10): build the model with a "
+                          "logit_bias (ContrastiveModel.logit_bias) and pass it, or use 'clip'.")
     a, cols, offset = local_pair(local, gathered, rank_offset, mask, "siglip (local)")
     if cols.shape[0] == 0:  # no row has both views on any rank
         return (a.sum() + cols.sum()) * 0.0

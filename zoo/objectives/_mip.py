@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ShapeError
 from ._autograd import graph_of_gradient, no_autocast
 from ._chunked import spans
 
@@ -183,7 +184,7 @@ class MipLse(torch.autograd.Function):
                 xs, weights, s64 = [x.double() for x in xs], [w.double() for w in weights], scale.double()
                 lse, shifts, kept = mip_lse_forward(xs, s64, rows, keep)
             if not shift_is_exact(lse, weights, shifts):
-                raise ValueError("symile: the MIP logits span more than float64 can exponentiate with one shift "
+                raise ShapeError("symile: the MIP logits span more than float64 can exponentiate with one shift "
                                  "per row (logit_scale × MIP range > 354). Pass L2-normalised embeddings and keep "
                                  "logit_scale ≤ 100 (clamp it as CLIP does).")
             ctx.kept, ctx.rows, ctx.n_views, ctx.save_elements = kept, rows, n_views, save_elements

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import OptionError, ShapeError
+from ..errors import OptionError, RecipeError, ShapeError
 from ..utils import check_option
 from ._autograd import compute_dtype, graph_of_gradient, no_autocast
 from ._chunked import clip_lse_blocked, clip_products_blocked, row_slabs
@@ -169,7 +169,7 @@ def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, *, label_smooth
     Example: ``clip_loss(z_image, z_text, model.logit_scale.exp())``.
     """
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1] (as in torch cross_entropy), got {label_smoothing}.")
+        raise RecipeError(f"label_smoothing must be in [0, 1] (as in torch cross_entropy), got {label_smoothing}.")
     check_chunk_size(chunk_size)
     a, b, scale = two_views(a, b, logit_scale, "clip_loss")
     return _ClipFunction.apply(a, b, scale, float(label_smoothing), chunk_size)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import GradientError, RecipeError
 from ._autograd import graph_of_gradient, no_autocast
 from ._chunked import siglip_blocked, siglip_rows_per_block
 from .base import as_scalar, check_embeddings, full_precision, register_objective
@@ -56,8 +57,8 @@ def scale_saved_gradients(ctx, grad: Tensor, who: str) -> tuple:
     scaled by the incoming ``grad`` (``None`` for the non-tensor inputs), or, when a graph of the
     gradient is requested, those of :func:`siglip_reference`."""
     if not ctx.saved_tensors:
-        raise RuntimeError(f"{who}: the loss was computed without gradients (torch.no_grad); recompute it "
-                           f"with gradients enabled to backpropagate.")
+        raise GradientError(f"{who}: the loss was computed without gradients (torch.no_grad); recompute it "
+                            f"with gradients enabled to backpropagate.")
     ua, ub, scale, d_scale, d_bias, *tensors = ctx.saved_tensors
     if torch.is_grad_enabled():  # create_graph=True
         inputs = list(ctx.others)
@@ -97,8 +98,8 @@ def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: T
     Example: ``siglip_loss(z_image, z_text, model.logit_scale.exp(), model.logit_bias)``.
     """
     if logit_bias is None:
-        raise ValueError("siglip needs a logit_bias (the paper initialises it to -10): pass logit_bias=… "
-                         "(e.g. model.logit_bias, a learnable scalar), or use the 'clip' objective.")
+        raise RecipeError("siglip needs a logit_bias (the paper initialises it to -10): pass logit_bias=… "
+                          "(e.g. model.logit_bias, a learnable scalar), or use the 'clip' objective.")
     check_chunk_size(chunk_size)
     a, b, scale = two_views(a, b, logit_scale, "siglip_loss")
     bias = as_scalar(logit_bias, a)
@@ -139,8 +140,8 @@ class SigLipLoss(nn.Module):
                 mask=None) -> Tensor:
         check_embeddings(embeddings, min_views=2, max_views=2, who="siglip")
         if logit_bias is None:
-            raise ValueError("siglip needs a logit_bias (the paper initialises it to -10): build the model "
-                             "with a logit_bias (ContrastiveModel.logit_bias) and pass it, or use 'clip'.")
+            raise RecipeError("siglip needs a logit_bias (the paper initialises it to -10): build the model "
+                              "with a logit_bias (ContrastiveModel.logit_bias) and pass it, or use 'clip'.")
         a, b = present_pair(embeddings, mask, list(embeddings))
         if a.shape[0] == 0:  # no row has both views
             return (a.sum() + b.sum()) * 0.0

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..errors import OptionError, ShapeError
+from ..errors import OptionError, RecipeError, ShapeError
 from .base import as_scalar, check_embeddings, full_precision, register_objective, require_labels
 
 
@@ -18,8 +18,8 @@ def choose_label(labels: Mapping[str, Tensor] | None, label: str | None, who: st
         raise ShapeError(f"{who}: needs labels {{level: (B,) ids}} to define the positives, got none. Use a "
                          f"dataset with labels and a pair strategy that passes them (e.g. 'two_views').")
     if len(labels) > 1:
-        raise ValueError(f"{who}: labels has several levels ({', '.join(labels)}); say which one defines the "
-                         f"positives with the option label=<one of them>.")
+        raise RecipeError(f"{who}: labels has several levels ({', '.join(labels)}); say which one defines the "
+                          f"positives with the option label=<one of them>.")
     return next(iter(labels))
 
 
