@@ -63,16 +63,18 @@ def train(recipe: dict[str, Any], ctx: Context, overrides: dict[str, Any] | None
 
     import zoo
     import zoo.plots
-    zoo.plots.plot_training = zoo.plots.report_pictures = _no_pictures
     if ctx.quick:  # a few steps: no warmup (a warmup beyond the run is a RecipeError)
         recipe = merge(recipe, **{"optim.warmup_steps": 0})
     work = Path(tempfile.mkdtemp(dir=ctx.scratch))
     path = work / "recipe.toml"
     path.write_text(tomli_w.dumps(recipe), "utf-8")
     t0 = time.perf_counter()
+    drawn = zoo.plots.plot_training, zoo.plots.report_pictures  # put back afterwards: the process goes on
     try:
+        zoo.plots.plot_training = zoo.plots.report_pictures = _no_pictures
         result = zoo.train(path, overrides=overrides, run_dir=work / "run", progress=False)
     finally:
+        zoo.plots.plot_training, zoo.plots.report_pictures = drawn
         shutil.rmtree(work, ignore_errors=True)
     r = recipe
     print(f"[reproduce]   trained {r['objective']['name']} on {r['data']['dataset']}, batch {r['data']['batch_size']}, "
