@@ -62,19 +62,19 @@ def train(recipe: dict[str, Any], ctx: Context, overrides: dict[str, Any] | None
     import tomli_w
 
     import zoo
-    import zoo.plots
+    import zoo.evaluation.plots
     if ctx.quick:  # a few steps: no warmup (a warmup beyond the run is a RecipeError)
         recipe = merge(recipe, **{"optim.warmup_steps": 0})
     work = Path(tempfile.mkdtemp(dir=ctx.scratch))
     path = work / "recipe.toml"
     path.write_text(tomli_w.dumps(recipe), "utf-8")
     t0 = time.perf_counter()
-    drawn = zoo.plots.plot_training, zoo.plots.report_pictures  # put back afterwards: the process goes on
+    drawn = zoo.evaluation.plots.plot_training, zoo.evaluation.plots.report_pictures  # put back afterwards: the process goes on
     try:
-        zoo.plots.plot_training = zoo.plots.report_pictures = _no_pictures
+        zoo.evaluation.plots.plot_training = zoo.evaluation.plots.report_pictures = _no_pictures
         result = zoo.train(path, overrides=overrides, run_dir=work / "run", progress=False)
     finally:
-        zoo.plots.plot_training, zoo.plots.report_pictures = drawn
+        zoo.evaluation.plots.plot_training, zoo.evaluation.plots.report_pictures = drawn
         shutil.rmtree(work, ignore_errors=True)
     r = recipe
     print(f"[reproduce]   trained {r['objective']['name']} on {r['data']['dataset']}, batch {r['data']['batch_size']}, "
@@ -140,14 +140,14 @@ def direction(a: dict[str, Any], b: dict[str, Any]) -> str:
 @torch.no_grad()
 def embed(model, ds, field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``(embeddings (N, D), {label: (N,)})`` of one field of a dataset split."""
-    from zoo.embed import embed_dataset
+    from zoo.evaluation.embed import embed_dataset
     e = embed_dataset(model, ds, fields=[field])
     return e.emb[field].numpy(), {k: v.numpy() for k, v in e.labels.items()}
 
 
 def probe(x_tr, y_tr, x_te, y_te) -> float:
     """Logistic-regression accuracy on standardised features (the zoo's linear probe)."""
-    from zoo.evaluation import _fit_probe
+    from zoo.evaluation.tasks import _fit_probe
     return _fit_probe(x_tr, y_tr, x_te, y_te, "accuracy")
 
 
@@ -176,8 +176,8 @@ def untrained(recipe: dict[str, Any], ctx: Context, seed: int):
     """The recipe's model at its seeded initialisation (no training): the 'random init' baseline."""
     import tomli_w
 
-    from zoo.checkpoint import seed_everything
-    from zoo.finetune import build_model
+    from zoo.training.checkpoints import seed_everything
+    from zoo.training.build import build_model
     from zoo.recipes import load_recipe
     if ctx.quick:  # a few steps: no warmup (a warmup beyond the run is a RecipeError)
         recipe = merge(recipe, **{"optim.warmup_steps": 0})

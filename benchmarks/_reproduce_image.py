@@ -51,7 +51,7 @@ def _quick(recipe: dict, ctx: Context) -> dict:
 @torch.no_grad()
 def _views(model, images: list[torch.Tensor], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two random-resized-crop views of each image, embedded: ``(N, D)`` twice (alignment)."""
-    from zoo.pairs import make_augmentation
+    from zoo.data.pairs import make_augmentation
     aug = [make_augmentation("image", s) for s in AUG]
     out = []
     for k in (1, 2):
@@ -153,7 +153,7 @@ def cross_entropy_run(ctx: Context, seed: int, batch: int) -> Any:
     cross-entropy through a linear head on the 32-d embedding (the head is dropped afterwards)."""
     import zoo
     from _reproduce_common import untrained
-    from zoo.pairs import make_augmentation
+    from zoo.data.pairs import make_augmentation
     recipe = merge(SIMCLR, **{"run.seed": seed, "data.batch_size": batch})
     model = untrained(recipe, ctx, seed).train()
     head = torch.nn.Linear(32, 10)

@@ -121,8 +121,8 @@ def peak(device: torch.device) -> float:
 # ------------------------------------------------------------------------------ the two loops
 
 def run_zoo(args, device: torch.device) -> dict:
-    from zoo.inmemory import recipe_with_objects
-    from zoo.trainer import Trainer, TrainResult
+    from zoo.data.inmemory import recipe_with_objects
+    from zoo.training.trainer import Trainer, TrainResult
 
     arch, embed = setup(args)
     data = Synthetic(args.batch * args.batches, args.size)

@@ -113,7 +113,7 @@ def symile_case(d: int):
 def train_case(dim: int, hidden: int, layers: int, chunk: int | None):
     """One training step of two MLP towers + clip (+ AdamW), optionally with GradCache."""
     import zoo
-    from zoo.gradcache import grad_cache_backward
+    from zoo.training.gradcache import grad_cache_backward
     from zoo.model import ContrastiveModel, ModelConfig
 
     def make(n):

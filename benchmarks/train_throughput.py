@@ -14,7 +14,7 @@ the same batch size. The hand loop is what one writes without a framework::
 
 (the optimizer has the zoo's two parameter groups, weight decay on matrices only, as open_clip, and
 the same AdamW kernel as the Trainer: torch's fused one where the parameters allow it).
-The zoo side is :class:`zoo.trainer.Trainer` built from the equivalent recipe, run by ``fit()``:
+The zoo side is :class:`zoo.training.trainer.Trainer` built from the equivalent recipe, run by ``fit()``:
 its data pipeline (seeded per-sample collation, pair strategy, tower preprocessing), LR schedule,
 temperature clamp, NaN check, loss logging and progress accounting all count as its overhead.
 
@@ -153,7 +153,7 @@ def zoo_trainer(recipe_path: str, run_dir: Path, after_step):
     """The Trainer, running ``fit()`` unchanged; ``after_step(step)`` is called after each step's
     own bookkeeping, and the final save and plots (not part of the steps) are skipped."""
     from zoo.recipes import load_recipe
-    from zoo.trainer import Trainer, TrainResult
+    from zoo.training.trainer import Trainer, TrainResult
 
     class TimedTrainer(Trainer):
         def _after_step(self, loss, batch_size):
@@ -171,7 +171,7 @@ def hand_steps(recipe_path: str, device: torch.device):
     it, each further one runs one step."""
     import zoo
     from zoo.data import create_dataset
-    from zoo.finetune import build_model, prepare_encoders
+    from zoo.training.build import build_model, prepare_encoders
     from zoo.recipes import load_recipe
 
     recipe = load_recipe(recipe_path)
@@ -181,7 +181,7 @@ def hand_steps(recipe_path: str, device: torch.device):
     objective = zoo.create_objective("clip")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "logit_" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "logit_" not in n)]
-    from zoo.optim import can_fuse  # the same AdamW kernel as the Trainer's (fused where torch has one):
+    from zoo.training.optim import can_fuse  # the same AdamW kernel as the Trainer's (fused where torch has one):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.optim.weight_decay},  # as open_clip:
                              {"params": rest, "weight_decay": 0.0}],                       # no decay on biases
                             lr=recipe.optim.lr, betas=tuple(recipe.optim.betas), eps=recipe.optim.eps,
@@ -256,7 +256,7 @@ def step_flops(recipe_path: str, device: torch.device) -> float:
     import zoo
     from torch.utils.flop_counter import FlopCounterMode
     from zoo.data import create_dataset
-    from zoo.finetune import build_model
+    from zoo.training.build import build_model
     from zoo.recipes import load_recipe
 
     recipe = load_recipe(recipe_path)

@@ -174,7 +174,7 @@ def run_open_clip(args, work: Path) -> dict:
 
 def run_zoo(args, work: Path) -> dict:
     from zoo.recipes import load_recipe
-    from zoo.trainer import Trainer, TrainResult
+    from zoo.training.trainer import Trainer, TrainResult
 
     losses, clock = [], StepClock()
 
@@ -197,7 +197,7 @@ def run_zoo(args, work: Path) -> dict:
 def check_init(args, work: Path) -> dict:
     """Build both models from the same seed; the largest weight difference (0.0: identical)."""
     import open_clip
-    from zoo.finetune import build_model
+    from zoo.training.build import build_model
     from zoo.recipes import load_recipe
     from open_clip_train.main import random_seed
 
@@ -206,7 +206,7 @@ def check_init(args, work: Path) -> dict:
     path = work / "init.toml"
     path.write_text(RECIPE.format(embed=EMBED, arch=ARCH, urls=args.urls, batch=args.batch, workers=0,
                                   steps=1, seed=args.seed, **OPTIM))
-    from zoo.checkpoint import seed_everything
+    from zoo.training.checkpoints import seed_everything
     seed_everything(args.seed)
     ours = build_model(load_recipe(str(path))).state_dict()
     diffs = {}
@@ -225,10 +225,10 @@ def data_rate(args, work: Path) -> dict:
     (``RandomResizedCrop`` scale (0.9, 1.0), ``ToTensor``, ``Normalize``), stacked."""
     import open_clip
     from PIL import Image
-    from zoo.batching import Collator
+    from zoo.data.collate import Collator
     from zoo.data import create_dataset
-    from zoo.finetune import build_model
-    from zoo.pairs import Paired
+    from zoo.training.build import build_model
+    from zoo.data.pairs import Paired
     from zoo.recipes import load_recipe
 
     torch.set_num_threads(1)

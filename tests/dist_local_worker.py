@@ -1,7 +1,7 @@
 """Run under torchrun by test_distributed_local.py: the local-loss path of clip and siglip.
 
 Every rank holds ``b = N / world`` rows of a fixed global batch and evaluates
-:func:`zoo.distributed.local_loss` on them; the gradients are combined as DDP would (rows
+:func:`zoo.training.distributed.local_loss` on them; the gradients are combined as DDP would (rows
 concatenated, shared scalars averaged) and rank 0 writes them to the output JSON with the
 per-rank peak memory of the loss computation (local path vs the gather-everything one).
 """
@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import zoo
-from zoo.distributed import gather_with_grad, init_distributed, local_loss, shutdown
+from zoo.training.distributed import gather_with_grad, init_distributed, local_loss, shutdown
 
 N, D = 16, 8  # the global batch of the parity cases (divisible by 2 and 4 ranks)
 CASES = {  # name: (objective, options, with a mask)

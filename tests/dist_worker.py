@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 import zoo
-from zoo.distributed import gather_with_grad, init_distributed, shutdown
+from zoo.training.distributed import gather_with_grad, init_distributed, shutdown
 
 CASES = {"clip": (2, {}), "siglip": (2, {}), "symile": (3, {"negative_sampling": "n_squared"})}
 

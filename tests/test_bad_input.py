@@ -8,7 +8,7 @@ import pytest
 
 import zoo
 from zoo.errors import DataError, ShapeError, UnknownNameError
-from zoo.trainer import train
+from zoo.training.trainer import train
 
 from conftest import QUICK
 

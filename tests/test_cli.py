@@ -17,7 +17,7 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 def test_plugins_lists_core_modules(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "zoo.testing" in out and "encoders: vector/mlp" in out and "zoo core" in out
+    assert "zoo.data.vector" in out and "encoders: vector/mlp" in out and "zoo core" in out
 
 
 @pytest.mark.parametrize("kind, expect", [("encoders", "vector    mlp"), ("objectives", "clip"),
@@ -121,7 +121,7 @@ def test_offline_hub_names_fail_at_once_with_the_way_out(monkeypatch):
     import huggingface_hub
 
     import zoo
-    from zoo import offline
+    from zoo.hub import offline
     monkeypatch.setattr(offline, "_probe", {})
     monkeypatch.setattr(offline, "_reachable", lambda *a: False)  # no network
     seen = []

@@ -2,10 +2,10 @@
 import torch
 
 import zoo
-from zoo.batching import Collator, SampleGenerators, sample_seed
-from zoo.data import create_dataset
+from zoo.data.collate import Collator, SampleGenerators, sample_seed
+from zoo.data.datasets import create_dataset
 from zoo.model import ContrastiveModel, ModelConfig
-from zoo.pairs import Paired, TwoViews
+from zoo.data.pairs import Paired, TwoViews
 
 
 def model(dim=8):

@@ -4,7 +4,7 @@ runs them on a machine with a GPU: ``pytest -m cuda tests/test_cuda.py``.
 - bf16 / fp16 autocast losses (clip, siglip, symile) against float32 on the same inputs;
 - ``run.compile`` training on CUDA: finite losses that follow the eager run's;
 - a 1-GPU NCCL process group: the zoo's gathers and the all-reduce log-sum-exp;
-- FSDP (``zoo.fsdp.shard``) on one GPU: loss and gradients equal the unsharded model's.
+- FSDP (``zoo.training.fsdp.shard``) on one GPU: loss and gradients equal the unsharded model's.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_autocast_loss_matches_float32(name, dtype):
 
 def _train(tmp_path, compile_: bool, precision: str = "fp32"):
     from zoo.recipes import load_recipe
-    from zoo.trainer import Trainer
+    from zoo.training.trainer import Trainer
     text = (tmp_path.parent / "recipe.toml")
     text.write_text(f"""
 [model]
@@ -122,7 +122,7 @@ def nccl_group():
 
 
 def test_nccl_one_gpu_gathers(nccl_group):
-    from zoo.distributed import all_reduce_logsumexp, gather_plain, gather_with_grad
+    from zoo.training.distributed import all_reduce_logsumexp, gather_plain, gather_with_grad
     assert nccl_group.get_backend() == "nccl"
     x = torch.randn(8, 4, device="cuda", requires_grad=True)
     assert torch.equal(gather_plain(x), x.detach())
@@ -134,7 +134,7 @@ def test_nccl_one_gpu_gathers(nccl_group):
 
 
 def test_fsdp_one_gpu_equals_unsharded(nccl_group):
-    from zoo.fsdp import average_replicated_grads, full_model_state, shard
+    from zoo.training.fsdp import average_replicated_grads, full_model_state, shard
     plain, sharded = small_model().cuda(), small_model().cuda()
     shard(sharded, torch.device("cuda"), 1)
     g = torch.Generator().manual_seed(3)

@@ -1,7 +1,7 @@
 """Data at scale: webdataset shards and Hugging Face datasets split across ranks and loader workers.
 
 Both generic datasets of ``zoo_data`` are map-style, so the trainer's own loader splits them:
-:class:`zoo.data.EpochSampler` gives rank ``r`` rows ``r·b … (r+1)·b`` of every global batch of
+:class:`zoo.data.datasets.EpochSampler` gives rank ``r`` rows ``r·b … (r+1)·b`` of every global batch of
 one seeded permutation per epoch, and the DataLoader's workers fetch the indices the sampler
 hands them (each batch is fetched by one worker). These tests build the trainer's loader for
 each rank of a world of 2 with 2 workers (rank and world enter only through the sampler) and
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.distributed import DistInfo
+from zoo.training.distributed import DistInfo
 from zoo.recipes import load_recipe
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 RANKS, WORKERS, PER_RANK = 2, 2, 4  # global batch = 8
 SHARDS = (13, 13, 14)               # 40 training samples over 3 shards of uneven sizes

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.data import EpochSampler
+from zoo.data.datasets import EpochSampler
 
 from conftest import assert_same_training, logged_losses
 
@@ -57,7 +57,7 @@ def test_torchrun_training_matches_one_process_on_the_global_batch(tmp_path):
     single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
     assert_same_training(tmp_path / "ddp", single.run_dir)
     # a checkpoint written by 2 ranks resumes in one process at the same step
-    t = zoo.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, sets), run_dir=tmp_path / "ddp", resume=True)
+    t = zoo.training.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, sets), run_dir=tmp_path / "ddp", resume=True)
     assert t.step == 4
 
 
@@ -94,7 +94,7 @@ def test_fsdp_training_matches_one_process_and_resumes_across_modes(tmp_path):
 
 def test_fsdp_with_grad_cache_is_a_clear_error():
     with pytest.raises(zoo.RecipeError, match="grad_cache_chunk with run.fsdp"):
-        zoo.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, ["run.fsdp=true", "run.grad_cache_chunk=8"]))
+        zoo.training.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, ["run.fsdp=true", "run.grad_cache_chunk=8"]))
 
 
 def test_ddp_resume_continues_every_ranks_rng(tmp_path):

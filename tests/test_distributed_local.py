@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import zoo
-import zoo.trainer
-from zoo.distributed import DistInfo
+import zoo.training.trainer
+from zoo.training.distributed import DistInfo
 from zoo.recipes import load_recipe
-from zoo.objectives._local import clip_local, siglip_local
+from zoo.objectives._per_rank import clip_local, siglip_local
 
 import dist_local_worker as worker
 from conftest import assert_same_training
@@ -87,10 +87,10 @@ def test_local_path_memory_does_not_grow_with_world():
 
 def test_trainer_takes_the_local_path_when_the_objective_has_one(monkeypatch, tmp_path):
     recipe = load_recipe(QUICKSTART, {"run.progress": False, "data.options.size": 64, "data.batch_size": 16})
-    t = zoo.trainer.Trainer(recipe, run_dir=tmp_path)
+    t = zoo.training.trainer.Trainer(recipe, run_dir=tmp_path)
     batch = next(iter(t.loader))
     calls = []
-    monkeypatch.setattr(zoo.trainer, "local_loss", lambda *a, **kw: calls.append(a) or torch.tensor(1.0))
+    monkeypatch.setattr(zoo.training.trainer, "local_loss", lambda *a, **kw: calls.append(a) or torch.tensor(1.0))
     t.objective_loss(t.encode(batch.views), batch)
     assert not calls  # one process: the plain objective
     t.dist = DistInfo(rank=0, world=2)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import zoo
-from zoo.embed import Embedded
-from zoo.evaluation import alignment_uniformity, mip_zero_shot, retrieval, topk_accuracy
+from zoo.evaluation.embed import Embedded
+from zoo.evaluation.tasks import alignment_uniformity, mip_zero_shot, retrieval, topk_accuracy
 from zoo.objectives.align_uniform import alignment
-from zoo.trainer import train
+from zoo.training.trainer import train
 
 from conftest import QUICK
 

@@ -7,7 +7,7 @@ import torch
 import zoo
 from zoo.cli import main
 from zoo.errors import UnknownNameError
-from zoo.export import ExportError
+from zoo.hub.export import ExportError
 
 TEXTS = ["a dog", "A much longer sentence about cats and the weather in Paris, with a comma.", "x"]
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}

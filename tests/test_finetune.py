@@ -15,9 +15,9 @@ from zoo_pretrained import testing as T
 
 import zoo
 from zoo.errors import RecipeError
-from zoo.finetune import apply_freeze, build_model
+from zoo.training.build import apply_freeze, build_model
 from zoo.recipes import load_recipe
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 from conftest import logged_losses
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from zoo.recipes import load_recipe
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 from conftest import QUICK
 
@@ -41,7 +41,7 @@ def test_dropout_masks_are_restored(tmp_path):
     _, g_cache, t, batch = _grads_after_one_step(tmp_path, 16, 0.3)
     t.optimizer.zero_grad(set_to_none=True)
     torch.manual_seed(123)  # the same starting RNG state as the GradCache pass
-    from zoo.utils import slice_batch
+    from zoo.data.batches import slice_batch
     chunks = [t.encode({v: (tw, slice_batch(b, lo, lo + 16)) for v, (tw, b) in batch.views.items()})
               for lo in range(0, 64, 16)]
     emb = {k: chunks[0][k] if k.startswith("__") else torch.cat([c[k] for c in chunks]) for k in chunks[0]}
@@ -53,7 +53,7 @@ def test_dropout_masks_are_restored(tmp_path):
 PEAK = """
 import sys, torch
 from zoo.recipes import load_recipe
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 chunk, batch = int(sys.argv[1]), int(sys.argv[2])
 over = {"data.batch_size": batch, "data.options.size": batch, "run.grad_cache_chunk": chunk, "run.progress": False,
         "optim.warmup_steps": 0,

@@ -149,7 +149,7 @@ def test_zoo_push_cli_sends_the_run_as_trained(tmp_path, monkeypatch, capsys):
 
 
 def test_push_refuses_a_run_that_does_not_load(tmp_path):
-    from zoo.hub_cli import push_run
+    from zoo.hub.cli import push_run
     api = FakeApi(tmp_path / "sent")
     with pytest.raises(CheckpointError, match="config.json"):
         push_run(tmp_path, "me/empty", api=api)

@@ -54,7 +54,7 @@ def test_a_model_bigger_than_the_machine_is_refused_before_it_is_built(saved, mo
         real(self, *a, **k)
         built.append(next(self.parameters()).device.type)
     monkeypatch.setattr(zoo.model.ContrastiveModel, "__init__", spy)
-    monkeypatch.setattr("zoo.integrity.machine_memory", lambda: 2**20)  # a 1 MiB machine
+    monkeypatch.setattr("zoo.hub.integrity.machine_memory", lambda: 2**20)  # a 1 MiB machine
     with pytest.raises(CheckpointError, match="GiB of parameters"):
         zoo.load(f"local-dir:{saved}")
     assert built == ["meta"]  # estimated on the meta device, never allocated

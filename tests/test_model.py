@@ -62,7 +62,7 @@ def test_save_load_round_trip(tiny_model, tmp_path):
     assert loaded.logit_scale.item() == 3.0
     config = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert config["model"]["towers"]["x"]["encoder_kwargs"] == {"in_dim": 16, "out_dim": 24}
-    assert "zoo.testing" in config["plugins"]
+    assert "zoo.data.vector" in config["plugins"]
 
 
 def test_pretrained_false_builds_architecture_only(tiny_model, tmp_path):

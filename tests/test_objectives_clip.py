@@ -258,7 +258,7 @@ def test_gradgradcheck_clip_and_siglip_functions(chunk):
 def test_local_paths_second_order_siglip_works_clip_says_why():
     """One process: the local SigLIP gives the same second order; the local CLIP raises, never a zero."""
     from zoo.objectives._autograd import SecondOrderError
-    from zoo.objectives._local import clip_local, siglip_local
+    from zoo.objectives._per_rank import clip_local, siglip_local
 
     a, b = views(6, 4, seed=9, dtype=torch.float64)
     emb = {"x": a, "y": b}

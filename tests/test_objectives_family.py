@@ -123,7 +123,7 @@ def test_debiased_clamp_is_exercised_and_matches():
     x2 = (x1.detach() + 0.01 * torch.randn_like(x1)).requires_grad_(True)
     s = scale_leaf(3.0)
     a, b = unit(x1, x2)
-    from zoo.objectives._contrast import two_view_scores
+    from zoo.objectives._two_view import two_view_scores
     pos, logits, not_negative = two_view_scores(a, b, s)
     n = 14
     raw_ng = (logits.exp().masked_fill(not_negative, 0).sum(1) - 0.9 * n * pos.exp()) / 0.1

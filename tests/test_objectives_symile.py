@@ -13,7 +13,7 @@ from symile import MIPSimilarity, Symile
 
 import zoo
 from zoo.errors import ShapeError, UnknownNameError
-from zoo.objectives._mip import MipLse, RowLse, mip_lse
+from zoo.objectives._symile_kernels import MipLse, RowLse, mip_lse
 from zoo.objectives.anchored_clip import AnchoredClipLoss
 from zoo.objectives.pairwise_clip import PairwiseClipLoss
 from zoo.objectives.symile import SymileLoss, mip_similarity

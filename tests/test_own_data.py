@@ -12,7 +12,7 @@ import torch
 
 import zoo
 from zoo.cli import main as zoo_main
-from zoo.data import ListDataset
+from zoo.data.datasets import ListDataset
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "own-data.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zoo.embed import Embedded
+from zoo.evaluation.embed import Embedded
 from zoo.objectives.symile import mip_similarity
-from zoo.plots import embeddings_figure, readable, retrieval_figure, similarity_figure, training_figure
+from zoo.evaluation.plots import embeddings_figure, readable, retrieval_figure, similarity_figure, training_figure
 
 
 def _embedded(n=12, classes=3, fields=("image", "caption"), seed=0, raws=None, modalities=None):
@@ -26,12 +26,12 @@ def test_importing_and_drawing_keeps_the_users_backend(tmp_path):
     code = textwrap.dedent(f"""
         import matplotlib
         matplotlib.use("svg")                         # what a notebook or a GUI session would have chosen
-        import json, zoo.plots
+        import json, zoo.evaluation.plots
         rows = [{{"step": 1, "loss": 2.0, "lr": 0.1, "logit_scale": 14.0}},
                 {{"step": 1, "eval": {{"zero_shot/top1": 0.5}}}}]
         p = __import__("pathlib").Path({str(tmp_path)!r}) / "metrics.jsonl"
         p.write_text("\\n".join(json.dumps(r) for r in rows))
-        assert zoo.plots.plot_training(p, p.parent)
+        assert zoo.evaluation.plots.plot_training(p, p.parent)
         print(matplotlib.get_backend())
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

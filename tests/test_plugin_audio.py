@@ -211,7 +211,7 @@ AUG_SPECS = {"gain": dict(min_db=-6, max_db=6), "noise": dict(min_snr_db=5, max_
 
 @pytest.mark.parametrize("name", [a.split("/", 1)[1] for a in zoo.list_augmentations("audio")])
 def test_augmentation_is_seeded_and_changes_the_input(name):
-    from zoo.pairs import make_augmentation
+    from zoo.data.pairs import make_augmentation
     aug = make_augmentation("audio", {"name": name, **AUG_SPECS[name]})
     raw = load_audio(tone(700, 0.25) + tone(3000, 0.25))
     first = aug(raw.clone(), torch.Generator().manual_seed(3))

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import zoo
-from zoo.batching import Collator
-from zoo.data import ZooDataset
+from zoo.data.collate import Collator
+from zoo.data.datasets import ZooDataset
 from zoo.errors import DataError, ShapeError, UnknownNameError
-from zoo.pairs import TwoViews, make_augmentation
+from zoo.data.pairs import TwoViews, make_augmentation
 
 from conftest import logged_losses
 

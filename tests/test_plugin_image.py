@@ -339,7 +339,7 @@ AUGS = zoo.list_augmentations("image")
 
 
 def make_aug(qualname: str):
-    from zoo.pairs import make_augmentation
+    from zoo.data.pairs import make_augmentation
     return make_augmentation("image", {"name": qualname.split("/")[1], **AUG_CASES[qualname]})
 
 
@@ -406,7 +406,7 @@ def test_augmentation_option_errors():
 
 
 def make_aug_spec(spec):
-    from zoo.pairs import make_augmentation
+    from zoo.data.pairs import make_augmentation
     return make_augmentation("image", spec)
 
 

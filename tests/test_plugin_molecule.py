@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import zoo
-from zoo.batching import Collator
-from zoo.data import ZooDataset
+from zoo.data.collate import Collator
+from zoo.data.datasets import ZooDataset
 from zoo.errors import DataError, ShapeError
-from zoo.pairs import TwoViews, make_augmentation
+from zoo.data.pairs import TwoViews, make_augmentation
 
 Chem = pytest.importorskip("rdkit.Chem")
 Data = pytest.importorskip("torch_geometric.data").Data

@@ -410,7 +410,7 @@ def test_simcse_sup_by_hand_weight_and_mask():
 
 
 def test_supervised_simcse_strategy_emits_three_views():
-    from zoo.pairs import RawViews
+    from zoo.data.pairs import RawViews
     strategy = zoo.plugins.registry().get("pair_strategies", "supervised_simcse").factory(
         anchor="premise", positive="entail", negative="contra",
         augment={"premise": [{"name": "word_swap", "n_swaps": 1}]})
@@ -431,7 +431,7 @@ def test_supervised_simcse_strategy_emits_three_views():
 # -- training --------------------------------------------------------------------------------------
 
 
-class _Triplets(zoo.data.ZooDataset):
+class _Triplets(zoo.data.datasets.ZooDataset):
     """Synthetic NLI-like triplets: the positive shares 4 of the premise's 6 words, the negative 1."""
 
     def __init__(self, split: str = "train", size: int = 256):

@@ -180,7 +180,7 @@ AUG_SPECS = {"temporal_crop": dict(num_frames=4), "frame_drop": dict(p=0.5),
 
 @pytest.mark.parametrize("name", [a.split("/", 1)[1] for a in zoo.list_augmentations("video")])
 def test_augmentation_is_seeded_and_changes_the_input(name):
-    from zoo.pairs import make_augmentation
+    from zoo.data.pairs import make_augmentation
     aug = make_augmentation("video", {"name": name, **AUG_SPECS[name]})
     raw = clip(t=8, c=3)
     outs = [aug(raw.clone(), torch.Generator().manual_seed(s)) for s in range(6)]
@@ -192,7 +192,7 @@ def test_augmentation_is_seeded_and_changes_the_input(name):
 
 @pytest.mark.parametrize("name", ["spatial_crop", "hflip"])
 def test_spatial_augmentations_use_one_transform_for_all_frames(name):
-    from zoo.pairs import make_augmentation
+    from zoo.data.pairs import make_augmentation
     aug = make_augmentation("video", {"name": name, **AUG_SPECS[name], **({"p": 1.0} if name == "hflip" else {})})
     still = clip(t=1, c=3, h=12, w=12).expand(5, -1, -1, -1).clone()  # five identical frames
     out = aug(still, torch.Generator().manual_seed(0))

@@ -60,13 +60,13 @@ def test_list_models_covers_every_open_clip_tag_and_the_other_sources():
 
 
 def test_info_reports_modalities_size_license_and_citation(dirs):
-    oc = zoo.catalog.info("openclip:ViT-B-32/openai")  # from open_clip's tables, no download
+    oc = zoo.hub.catalog.info("openclip:ViT-B-32/openai")  # from open_clip's tables, no download
     assert oc["modalities"] == ["image", "text"] and oc["embed_dim"] == 512 and oc["quick_gelu"] is True
     assert "Radford" in oc["citation"] and oc["license"].startswith("unknown") and "huggingface.co" in oc["license"]
-    st = zoo.catalog.info("st:all-MiniLM-L6-v2")
+    st = zoo.hub.catalog.info("st:all-MiniLM-L6-v2")
     assert (st["modalities"], st["embed_dim"], st["license"]) == (["text"], 384, "apache-2.0")
     assert "Sentence-BERT" in st["citation"]
-    hf = zoo.catalog.info(f"hf:{dirs['clap']}")
+    hf = zoo.hub.catalog.info(f"hf:{dirs['clap']}")
     assert hf["modalities"] == ["audio", "text"] and hf["embed_dim"] == 16
     assert hf["license"].startswith("unknown") and "Contrastive Language-Audio" in hf["citation"]
 
@@ -325,7 +325,7 @@ def test_every_parameter_of_a_wrapped_tower_trains_with_checkpointing(dirs, tmp_
 
 
 def test_copy_weights_names_missing_and_unexpected_keys():
-    from zoo_pretrained._common import copy_weights
+    from zoo_pretrained._weights import copy_weights
     model = torch.nn.Sequential(torch.nn.Linear(2, 3))
     with pytest.raises(CheckpointError, match=r"missing \[0.bias\].*unexpected \[0.extra\]"):
         copy_weights(model, {"0.weight": torch.zeros(3, 2), "0.extra": torch.zeros(1)}, "t")

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zoo
-from zoo import preflight
+from zoo.training import preflight
 from zoo.errors import OptionError, RecipeError, UnknownNameError, ZooError
 from zoo.recipes import load_recipe
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "recipes" / "quickstart.toml"
@@ -130,11 +130,11 @@ def test_eval_dataset_is_built_before_step_0(tmp_path):
 
 
 def test_best_mode_is_inferred_and_can_be_set():
-    assert zoo.evaluation.best_mode("retrieval/x->y mean_rank") == "min"
-    assert zoo.evaluation.best_mode("alignment/alignment x-y") == "min"
-    assert zoo.evaluation.best_mode("retrieval/x->y R@1") == "max"
-    assert zoo.evaluation.best_mode("zero_shot/top1") == "max"
-    assert zoo.evaluation.best_mode("retrieval/x->y R@1", "min") == "min"
+    assert zoo.evaluation.tasks.best_mode("retrieval/x->y mean_rank") == "min"
+    assert zoo.evaluation.tasks.best_mode("alignment/alignment x-y") == "min"
+    assert zoo.evaluation.tasks.best_mode("retrieval/x->y R@1") == "max"
+    assert zoo.evaluation.tasks.best_mode("zero_shot/top1") == "max"
+    assert zoo.evaluation.tasks.best_mode("retrieval/x->y R@1", "min") == "min"
 
 
 def test_best_checkpoint_by_a_lower_is_better_metric(tmp_path):
@@ -200,11 +200,11 @@ def test_num_workers_far_above_the_cpus_is_capped(caplog):
 
 # -- no work lost: the model is saved before the final evaluation ------------------------------
 def test_final_checkpoint_is_written_before_the_final_evaluation(tmp_path, monkeypatch):
-    import zoo.evaluation
+    import zoo.evaluation.tasks
 
     def broken(*a, **k):
         raise RuntimeError("evaluation broke")
-    monkeypatch.setattr(zoo.evaluation, "run_tasks", broken)
+    monkeypatch.setattr(zoo.evaluation.tasks, "run_tasks", broken)
     over = {**TINY, "eval.tasks": ["retrieval"]}
     with pytest.raises(RuntimeError, match="evaluation broke"):
         zoo.train(QUICKSTART, overrides=over, run_dir=tmp_path / "run")
@@ -301,7 +301,8 @@ def test_fuzz_trainer_build_raises_only_zoo_errors(tmp_path, small_machine, key,
                                                              "\"tpu\"", "[\"retrival\"]", "\"zero_shot/top1\""])))
 def test_fuzz_cli_train_exits_0_or_2_without_a_traceback(tmp_path, small_machine, monkeypatch, capsys, key, text):
     """``zoo train --set key=text``: trains (here: stops after building the trainer) or prints one error line."""
-    from zoo import cli, trainer
+    from zoo import cli
+    from zoo.training import trainer
     monkeypatch.setattr(trainer.Trainer, "fit", lambda self: trainer.TrainResult(self.run_dir, {}))
     sets = [f"{k}={v if not isinstance(v, bool) else str(v).lower()}" for k, v in TINY.items()]
     rc = cli.main(["train", str(QUICKSTART), "--run-dir", str(tmp_path / "run"), *(f"--set={s}" for s in sets),

@@ -58,7 +58,7 @@ def test_duplicate_registration_names_both_plugins(fresh_plugins):
     def zoo_register_encoders(register):
         register("vector", "mlp", lambda **kw: None)
 
-    with pytest.raises(PluginError, match=r"'zoo.testing' and 'dup'"):
+    with pytest.raises(PluginError, match=r"'zoo.data.vector' and 'dup'"):
         fresh_plugins.register(_module("dup", zoo_register_encoders=zoo_register_encoders))
 
 
@@ -115,7 +115,7 @@ def test_zoo_plugins_allow_list_and_autoload_switch(monkeypatch):
     assert "good" in mgr.plugins and "other" not in mgr.plugins
     monkeypatch.setenv("ZOO_DISABLE_PLUGIN_AUTOLOAD", "1")
     mgr = ZooPluginManager()
-    assert "good" not in mgr.plugins and "zoo.testing" in mgr.plugins
+    assert "good" not in mgr.plugins and "zoo.data.vector" in mgr.plugins
 
 
 def test_register_plugin_at_runtime_then_unregister(fresh_plugins):

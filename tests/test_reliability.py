@@ -15,10 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo import checkpoint as ckpt_mod
-from zoo.checkpoint import complete_checkpoints
+from zoo.training import checkpoints as ckpt_mod
+from zoo.training.checkpoints import complete_checkpoints
 from zoo.recipes import load_recipe
-from zoo.trainer import Trainer, train
+from zoo.training.trainer import Trainer, train
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 SETS = {"run.epochs": 3, "run.log_every": 1, "run.progress": False, "data.options.size": 512,
@@ -84,7 +84,7 @@ def test_the_equality_test_can_fail(tmp_path, monkeypatch):
     assert all(torch.equal(ref[k], exact[k]) for k in ref)
     with monkeypatch.context() as m:
         m.setattr(ckpt_mod, "set_rng_state", lambda state: None)
-        m.setattr("zoo.resume.set_rng_state", lambda state: None)
+        m.setattr("zoo.training.checkpointing.set_rng_state", lambda state: None)
         no_rng = _stop_and_resume(tmp_path, "no-rng", 7)
     assert not all(torch.equal(ref[k], no_rng[k]) for k in ref)
     original = Trainer._resume

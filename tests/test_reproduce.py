@@ -65,7 +65,7 @@ def test_reproduce_datasets():
 
 def test_missing_modality_rows_and_mask(fresh_plugins):
     import zoo
-    from zoo.batching import Collator
+    from zoo.data.collate import Collator
     from zoo.plugins import registry
     full = zoo.create_dataset("binary-xor-missing", size=1000, missing=0.0)
     half = zoo.create_dataset("binary-xor-missing", size=1000, missing=0.5)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.data import ZooDataset
+from zoo.data.datasets import ZooDataset
 from zoo.retrieval import index, search, store
 from zoo.retrieval.search import Searcher
 
@@ -35,7 +35,7 @@ def test_embed_writes_shards_ids_labels_and_a_manifest(tmp_path, tiny_model):
     assert m["complete"] and m["count"] == len(ds) and m["dim"] == 8 and m["dtype"] == "float32"
     assert m["num_shards"] == -(-len(ds) // 64) and set(m["fields"]) == {"x", "y"}
     assert m["model"]["sha256"] == store.model_hash(tiny_model) and m["dataset"]["name"] == "synthetic-pairs"
-    ref = zoo.embed.embed_dataset(tiny_model, ds, batch_size=16)  # the in-memory embedding of the same split
+    ref = zoo.evaluation.embed.embed_dataset(tiny_model, ds, batch_size=16)  # the in-memory embedding of the same split
     for f in ("x", "y"):
         torch.testing.assert_close(torch.from_numpy(_field(tmp_path / "e", f)), ref.emb[f], atol=1e-6, rtol=0)
     meta = store.read_meta(tmp_path / "e", m)

@@ -16,12 +16,12 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.checkpoint import complete_checkpoints, corrupt_file, write_manifest
+from zoo.training.checkpoints import complete_checkpoints, corrupt_file, write_manifest
 from zoo.cli import main
 from zoo.errors import CheckpointError, RecipeError
 from zoo.recipes import load_recipe
-from zoo.rundir import RunDirError
-from zoo.trainer import Trainer, train
+from zoo.training.rundir import RunDirError
+from zoo.training.trainer import Trainer, train
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 # 16 steps of 32 rows, a checkpoint every 2 steps, dropout (so that the RNG matters)
@@ -208,7 +208,7 @@ def test_a_kill_after_the_final_checkpoint_resumes_to_complete_results(tmp_path,
     def killed(*a, **k):
         raise KeyboardInterrupt
     with monkeypatch.context() as m:
-        m.setattr("zoo.trainer.write_results", killed)
+        m.setattr("zoo.training.trainer.write_results", killed)
         with pytest.raises(KeyboardInterrupt):
             train(QUICKSTART, overrides=over, run_dir=run)
     result = train(None, run_dir=run, resume=True)
@@ -260,7 +260,7 @@ def test_a_partial_metrics_line_is_repaired_and_the_repair_is_atomic(tmp_path, m
         f.write('{"step": 7, "lo')                     # a kill in the middle of a line
     before = (run / "metrics.jsonl").read_bytes()
     with monkeypatch.context() as m:                 # killed inside the repair: the old file is intact
-        m.setattr("zoo.utils.os.replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        m.setattr("zoo.files.os.replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             train(None, run_dir=run, resume=True)
     assert (run / "metrics.jsonl").read_bytes() == before
@@ -311,8 +311,8 @@ def test_a_full_disk_is_named_and_keeps_the_last_checkpoint(tmp_path, monkeypatc
             f.write(b"PK\x03\x04partial")
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
         return real_save(obj, f, *a, **k)
-    monkeypatch.setattr("zoo.checkpoint.torch.save", save)
-    monkeypatch.setattr("zoo.rundir.shutil.disk_usage", lambda p: type("U", (), {"free": 0})())
+    monkeypatch.setattr("zoo.training.checkpoints.torch.save", save)
+    monkeypatch.setattr("zoo.training.rundir.shutil.disk_usage", lambda p: type("U", (), {"free": 0})())
     with pytest.raises(RunDirError, match="disk is full") as err:
         train(QUICKSTART, overrides=OVER, run_dir=run)
     assert "step-00000006" in str(err.value)
@@ -322,7 +322,7 @@ def test_a_full_disk_is_named_and_keeps_the_last_checkpoint(tmp_path, monkeypatc
 
 
 def test_enospc_from_the_weights_writer_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr("zoo.hub.save_file", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr("zoo.hub.format.save_file", lambda *a, **k: (_ for _ in ()).throw(
         OSError(errno.ENOSPC, "No space left on device")))
     with pytest.raises(RunDirError, match="disk is full"):
         train(QUICKSTART, overrides=OVER, run_dir=tmp_path / "run")

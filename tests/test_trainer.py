@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.checkpoint import complete_checkpoints
+from zoo.training.checkpoints import complete_checkpoints
 from zoo.errors import DataError, RecipeError
-from zoo.trainer import NonFiniteLossError, Trainer, train
+from zoo.training.trainer import NonFiniteLossError, Trainer, train
 from zoo.recipes import load_recipe
 
 from conftest import QUICK, logged_losses

@@ -107,7 +107,7 @@ def test_load_on_a_device_the_machine_lacks_is_a_device_error(checkpoint, monkey
         zoo.load(f"local-dir:{checkpoint}", device=device)
     with pytest.raises(DeviceError):  # checked first: nothing is read for a device that cannot hold it
         zoo.load(f"local-dir:{checkpoint / 'missing'}", device=device)
-    assert isinstance(pytest.raises(ZooError, zoo.hub.load_local, checkpoint, device=device).value, ValueError)
+    assert isinstance(pytest.raises(ZooError, zoo.hub.format.load_local, checkpoint, device=device).value, ValueError)
     assert zoo.load(f"local-dir:{checkpoint}", device="cpu").logit_scale.device.type == "cpu"
 
 
@@ -127,7 +127,7 @@ def test_push_to_hub_without_network_says_the_hub_is_unreachable_and_how_to_save
 
 # -- evaluation -----------------------------------------------------------------------------------
 def test_linear_probe_without_scikit_learn_names_the_install_before_embedding(tiny_model, monkeypatch):
-    import zoo.evaluation as ev
+    import zoo.evaluation.tasks as ev
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` now raises ImportError

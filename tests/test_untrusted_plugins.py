@@ -106,10 +106,10 @@ def test_plugin_hook_that_exits_while_registering_is_reported(fresh_plugins):
 def test_duplicate_registration_by_a_third_party_plugin_disables_only_it(entry_points, capsys):
     # "clash" re-registers the core's vector/mlp: it is disabled and reported, "good" and every command work
     entry_points([_EP("clash", _plugin("clash_mod", "vector", "mlp")), _EP("good", _plugin("good_mod", "vector", "fancy"))])
-    with pytest.warns(RuntimeWarning, match="'clash' failed to load.*DuplicateNameError.*'zoo.testing' and 'clash'"):
+    with pytest.warns(RuntimeWarning, match="'clash' failed to load.*DuplicateNameError.*'zoo.data.vector' and 'clash'"):
         mgr = plugins.reset_plugin_manager()
     assert not mgr.plugins["clash"].ok and mgr.plugins["good"].ok
-    assert mgr.registry.get("encoders", "mlp", "vector").plugin == "zoo.testing"
+    assert mgr.registry.get("encoders", "mlp", "vector").plugin == "zoo.data.vector"
     assert "vector/fancy" in zoo.list_encoders()
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
@@ -122,7 +122,7 @@ def test_runtime_duplicate_raises_duplicate_name_error(fresh_plugins):
         fresh_plugins.register(_plugin("dup2", "vector", "mlp"))
     assert isinstance(err.value, PluginError) and "dup2" not in fresh_plugins.plugins
     with pytest.raises(DuplicateNameError, match="already registered"):
-        fresh_plugins.register(types.ModuleType("x"), name="zoo.testing")
+        fresh_plugins.register(types.ModuleType("x"), name="zoo.data.vector")
 
 
 def test_plugin_loading_no_longer_matches_error_text():

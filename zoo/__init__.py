@@ -16,10 +16,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (CheckpointError, DataError, PluginError, RecipeError, ShapeError,  # noqa: F401
+from zoo import _moved
+
+_moved.install()  # the flat layout's import paths (zoo.pairs, zoo.trainer, …) keep working, deprecated
+
+from zoo.errors import (CheckpointError, DataError, PluginError, RecipeError, ShapeError,  # noqa: F401
                      UnknownNameError, ZooError)
-from .hookspecs import hookimpl  # noqa: F401
-from .plugins import get_plugin_manager, register_plugin, registry, unregister_plugin  # noqa: F401
+from zoo.hookspecs import hookimpl  # noqa: F401
+from zoo.plugins import get_plugin_manager, register_plugin, registry, unregister_plugin  # noqa: F401
 
 
 def list_modalities() -> list[str]:
@@ -49,26 +53,26 @@ def list_objectives() -> list[str]:
 
 def create_objective(name: str, **kw):
     """Build a registered objective (an ``nn.Module``)."""
-    from .utils import call_factory
+    from zoo.checks import call_factory
     entry = registry().get("objectives", name)
     return call_factory(f"objective {name!r}", entry.factory, **kw)
 
 
-from .catalog import list_models, load  # noqa: E402,F401
-from .data import create_dataset, list_datasets  # noqa: E402,F401
-from .model import ContrastiveModel, create_encoder, create_model  # noqa: E402,F401
+from zoo.hub.catalog import list_models, load  # noqa: E402,F401
+from zoo.data.datasets import create_dataset, list_datasets  # noqa: E402,F401
+from zoo.model import ContrastiveModel, create_encoder, create_model  # noqa: E402,F401
 
 
 def train(recipe, overrides=None, **kw):
     """Train from a recipe (a path, a :class:`zoo.recipes.Recipe` or a dict); returns ``TrainResult(run_dir,
     metrics, model)``. ``dataset=`` / ``eval_dataset=`` (a Dataset or a list of dicts) and ``model=`` (a
     ContrastiveModel, e.g. from ``zoo.load``) replace the recipe's names (docs/own-data.md)."""
-    from .trainer import train as _train
+    from zoo.training.trainer import train as _train
     return _train(recipe, overrides=overrides, **kw)
 
 
 def evaluate(model, dataset, task: str = "zero_shot", **kw):
     """Evaluate a model on a dataset: ``zero_shot``, ``retrieval``, ``linear_probe`` or ``alignment``, with the
     defaults of a recipe's ``[eval]`` (retrieval matches by label when the dataset has one label field)."""
-    from .evaluation import evaluate as _evaluate
+    from zoo.evaluation.tasks import evaluate as _evaluate
     return _evaluate(model, dataset, task=task, **kw)

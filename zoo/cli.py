@@ -7,8 +7,8 @@ import os
 import sys
 import traceback
 
-from .errors import ZooError
-from .logs import setup_logging
+from zoo.errors import ZooError
+from zoo.logs import setup_logging
 
 LIST_KINDS = {"models": None, "modalities": "modalities", "encoders": "encoders", "objectives": "objectives",
               "augmentations": "augmentations", "pairs": "pair_strategies", "datasets": "datasets",
@@ -16,7 +16,7 @@ LIST_KINDS = {"models": None, "modalities": "modalities", "encoders": "encoders"
 
 
 def cmd_plugins(args) -> int:
-    from .plugins import get_plugin_manager
+    from zoo.plugins import get_plugin_manager
     for info in get_plugin_manager().plugins.values():
         status = "ok" if info.ok else "FAILED"
         print(f"{info.name:<22} {info.version or '-':<10} {status:<6} {info.source}")
@@ -28,7 +28,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .plugins import registry
+    from zoo.plugins import registry
     kinds = [args.kind] if args.kind else [k for k in LIST_KINDS if k != "models"]
     for kind in kinds:
         if kind == "models":
@@ -54,7 +54,7 @@ def recipe_name(entry) -> str:
 
 
 def _list_models(pattern: str | None) -> None:
-    from .catalog import list_models_offline
+    from zoo.hub.catalog import list_models_offline
     names = list_models_offline(pattern)
     if not names:
         print("(no listable models; `zoo list sources` shows the prefixes)")
@@ -68,19 +68,19 @@ def _list_models(pattern: str | None) -> None:
 def cmd_info(args) -> int:
     import inspect
 
-    from .plugins import registry
+    from zoo.plugins import registry
     reg = registry()
     name = args.name
     head = name.split(":", 1)[0]
     if ":" in name and reg.canonical("pretrained", head) in reg.names("pretrained"):
-        from .catalog import info
+        from zoo.hub.catalog import info
         print(json.dumps(info(name), indent=2, default=str))
         return 0
     hits = [e for kind in LIST_KINDS.values() if kind for e in reg.entries(kind)
             if name in (e.name, e.qualname) or (":" in name and e.meta.get("variant") and head == e.name)
             or name in e.meta.get("aliases", ())]
     if not hits:
-        from .errors import UnknownNameError
+        from zoo.errors import UnknownNameError
         every = [e.qualname for kind in LIST_KINDS.values() if kind for e in reg.entries(kind)]
         raise UnknownNameError("name", name, every)
     for e in hits:
@@ -99,9 +99,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .trainer import train
+    from zoo.training.trainer import train
     if args.recipe is None and not args.resume:
-        from .errors import RecipeError
+        from zoo.errors import RecipeError
         raise RecipeError("zoo train needs a recipe (zoo train RECIPE.toml), or --resume RUN_DIR to continue a run "
                           "with the recipe stored in it.")
     result = train(args.recipe, overrides=args.set, resume=bool(args.resume), run_dir=args.resume or args.run_dir,
@@ -117,8 +117,8 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    from .catalog import load
-    from .hub import load_local
+    from zoo.hub.catalog import load
+    from zoo.hub.format import load_local
     model = load_local(args.run) if Path(args.run).is_dir() else load(args.run)
     options = {k: v for k, v in (("tower", args.tower), ("image", args.image), ("text", args.text)) if v}
     out = model.export(args.format, args.out, **options)
@@ -127,7 +127,7 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from zoo import __version__
     p = argparse.ArgumentParser(prog="zoo", description="A plugin-based multimodal contrastive model zoo.")
     p.add_argument("--version", action="version", version=f"zoo {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -158,10 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", help="open_clip: the image tower (default: the only one)")
     s.add_argument("--text", help="open_clip: the text tower (default: the only one)")
     s.set_defaults(func=cmd_export)
-    from . import eval_cli, hub_cli  # subcommands that live with their feature
+    from zoo.evaluation import cli as eval_cli  # subcommands that live with their feature
+    from zoo.hub import cli as hub_cli
     eval_cli.add_cli(sub)
     hub_cli.add_cli(sub)
-    from .retrieval import cli as retrieval_cli  # embed, index, search, serve
+    from zoo.retrieval import cli as retrieval_cli  # embed, index, search, serve
     retrieval_cli.add_cli(sub)
     return p
 

@@ -36,7 +36,7 @@ def zoo_register_modalities(register):
     - ``extensions``: file suffixes ``load`` reads (``(".png", ".jpg")``); the ``folder`` and
       ``csv`` datasets pick a file's modality by them and hand ``load`` a ``pathlib.Path``.
     - ``thumbnail(raw) -> array | None`` (optional): a raw item as an ``(H, W)`` or ``(H, W, 3)``
-      array in [0, 1], so pictures (``zoo.plots``) can show it; without it items are shown by
+      array in [0, 1], so pictures (``zoo.evaluation.plots``) can show it; without it items are shown by
       their text or index.
     - ``is_single(x) -> bool`` (optional): ``x`` is one raw input, not a list of them nor a
       preprocessed batch, so ``model.encode(name, x)`` gives ``(D,)`` and ``preprocess`` a batch of
@@ -59,7 +59,7 @@ def zoo_register_encoders(register):
     ``forward_levels(batch) -> {level: (B, D)}`` with ``level_dims``, ``preprocess(raws)``
     (tokenisers, image transforms), ``preprocess_config()`` and ``save_assets(dir)`` /
     ``load_assets(dir)`` for files that travel with a checkpoint, and for ``model.export``
-    ``sentence_transformers_parts()`` / ``open_clip_parts()`` (see :mod:`zoo.export`).
+    ``sentence_transformers_parts()`` / ``open_clip_parts()`` (see :mod:`zoo.hub.export`).
     Every ``register`` also takes ``aliases=[...]``: other spellings that still resolve
     (saved checkpoints, old recipes) but are not listed.
     """
@@ -82,7 +82,7 @@ def zoo_register_pair_strategies(register):
 
     ``register(name, make, *, description="")``
 
-    ``make(**kw) -> zoo.pairs.PairStrategy``.
+    ``make(**kw) -> zoo.data.pairs.PairStrategy``.
     """
 
 
@@ -104,7 +104,7 @@ def zoo_register_datasets(register):
     ``register(name, make, *, description="")``
 
     ``make(split="train", **kw) -> Dataset`` yielding ``{field: raw}`` dicts, with the
-    attributes documented in :mod:`zoo.data`.
+    attributes documented in :mod:`zoo.data.datasets`.
     """
 
 

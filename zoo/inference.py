@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .errors import RecipeError
-from .plugins import registry
+from zoo.errors import RecipeError
+from zoo.plugins import registry
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
@@ -163,7 +163,7 @@ def similarity(model, a: Tensor, b: Tensor, *, scaled: bool = False) -> Tensor:
     ``scaled=True`` the model's logits ``exp(logit_scale) · cos (+ logit_bias)``, as its objective saw them."""
     a2, b2 = (t.unsqueeze(0) if t.dim() == 1 else t for t in (a, b))
     if a2.dim() != 2 or b2.dim() != 2 or a2.shape[1] != b2.shape[1]:
-        from .errors import ShapeError
+        from zoo.errors import ShapeError
         raise ShapeError(f"similarity needs (N, D) and (M, D) embeddings with the same D, got {tuple(a.shape)} "
                          f"and {tuple(b.shape)}.")
     dtype = torch.promote_types(a2.dtype, b2.dtype)

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import inference
-from .errors import PluginError, RecipeError, ShapeError, UnknownNameError
-from .plugins import registry
-from .utils import batch_size, call_factory, move_to, recipe_key
+from zoo import inference
+from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
+from zoo.plugins import registry
+from zoo.checks import call_factory, recipe_key
+from zoo.data.batches import batch_size, move_to
 
 TOWER_KEYS = ("encoder", "modality", "projection", "levels")
 PROJECTIONS = ("linear", "mlp", "none")
@@ -272,23 +273,23 @@ class ContrastiveModel(nn.Module):
             raise ShapeError(f"tower {where!r}: expected output shape ({n if n is not None else 'B'}, "
                              f"{self.embed_dim}), got {tuple(z.shape)}. Check the encoder's output_dim.")
 
-    # save / load live in zoo.hub; these are the public entry points of the contract
+    # save / load live in zoo.hub.format; these are the public entry points of the contract
     def save_pretrained(self, directory, **kw: Any):
-        from .hub import save_pretrained
+        from zoo.hub.format import save_pretrained
         return save_pretrained(self, directory, **kw)
 
     def export(self, format: str, directory, **kw: Any):
-        """Write this model in another library's format (``"sentence-transformers"``, ``"open_clip"``); see zoo.export."""
-        from .export import export
+        """Write this model in another library's format (``"sentence-transformers"``, ``"open_clip"``); see zoo.hub.export."""
+        from zoo.hub.export import export
         return export(self, format, directory, **kw)
 
     def push_to_hub(self, repo_id: str, **kw: Any):
-        from .hub import push_to_hub
+        from zoo.hub.format import push_to_hub
         return push_to_hub(self, repo_id, **kw)
 
     @classmethod
     def from_pretrained(cls, directory, **kw: Any) -> "ContrastiveModel":
-        from .hub import load_local
+        from zoo.hub.format import load_local
         return load_local(directory, **kw)
 
 

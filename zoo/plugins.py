@@ -32,11 +32,11 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import DuplicateNameError, PluginError
-from .registry import KINDS, Entry, Registry
+from zoo import hookspecs
+from zoo.errors import DuplicateNameError, PluginError
+from zoo.registry import KINDS, Entry, Registry
 
-CORE_MODULES = ("zoo.objectives", "zoo.pairs", "zoo.testing", "zoo.hub")
+CORE_MODULES = ("zoo.objectives", "zoo.data.pairs", "zoo.data.vector", "zoo.hub.format")
 ENTRY_POINT_GROUP = "zoo"
 BUILTIN_DISTRIBUTION = "zoo"  # whose entry points are the built-in plugins (loaded first, names reserved)
 

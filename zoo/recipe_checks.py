@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import RecipeError
-from .recipes import Recipe, _where
-from .utils import short_repr
+from zoo.errors import RecipeError
+from zoo.recipes import Recipe, _where
+from zoo.checks import short_repr
 
 _CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16"),
             "run.on_nonfinite": ("stop", "skip"), "eval.best_mode": ("auto", "max", "min")}
@@ -70,7 +70,7 @@ def check_values(recipe: Recipe, lines, path) -> None:
                               f"encoder = \"<name>\" (see `zoo list encoders`).")
     if len(recipe.optim.betas) != 2 or not all(0 <= b < 1 for b in recipe.optim.betas):
         raise RecipeError(f"{_where(lines, 'optim.betas', path)}: optim.betas must be two numbers in [0, 1).")
-    from .evaluation import eval_problems
+    from zoo.evaluation.tasks import eval_problems
     e = recipe.eval
     for key, problem in eval_problems(e.tasks, e.options, e.best_metric):
         fail(key, problem if problem.startswith("=") else f"— {problem}")
@@ -79,7 +79,7 @@ def check_values(recipe: Recipe, lines, path) -> None:
 
 def _check_names(recipe: Recipe, lines, path) -> None:
     """run.name and tower keys become path components (runs/<name>, assets/<tower>): plain names only."""
-    from .integrity import SAFE_KEY
+    from zoo.hub.integrity import SAFE_KEY
     named = [("run.name", recipe.run.name)] if recipe.run.name else []
     named += [(f"model.towers.{k}", k) for k in recipe.model.towers]
     for key, name in named:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import RecipeError
-from .utils import short_repr
+from zoo.errors import RecipeError
+from zoo.checks import short_repr
 
 MAX_DEPTH = 32        # arrays/tables nested deeper than this are refused (a 100k-deep array exhausts the stack)
 INT_LIMIT = 2**63     # integer keys fit in int64, as torch needs
@@ -163,7 +163,7 @@ def load_recipe(source: str | Path | Recipe | dict, overrides: dict[str, Any] | 
     _check_tree(raw, path, lines)
     recipe = _build(Recipe, raw, "", lines, path)
     recipe.path = path
-    from .recipe_checks import check_values  # the value rules, beside the parser
+    from zoo.recipe_checks import check_values  # the value rules, beside the parser
     check_values(recipe, lines, path)
     return recipe
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import DuplicateNameError, UnknownNameError
+from zoo.errors import DuplicateNameError, UnknownNameError
 
 KINDS = ("modalities", "encoders", "augmentations", "pair_strategies", "objectives", "datasets", "pretrained")
 

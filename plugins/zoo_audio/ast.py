@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import RecipeError
-from zoo.utils import check_sizes
+from zoo.checks import check_sizes
 
 from .frontend import Frontend
 from .io import SAMPLE_RATE, check_batch, require

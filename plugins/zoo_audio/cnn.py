@@ -13,7 +13,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.utils import check_sizes
+from zoo.checks import check_sizes
 
 from .frontend import Frontend, frame_mask
 from .io import SAMPLE_RATE, check_batch

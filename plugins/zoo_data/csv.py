@@ -31,7 +31,7 @@ from zoo.data import ZooDataset, load_value
 from zoo.errors import DataError, UnknownNameError
 from zoo.plugins import registry
 
-from ._common import SPLIT_SEED, check_fraction, check_split, limit, prompt_templates, split_indices
+from ._splits import SPLIT_SEED, check_fraction, check_split, limit, prompt_templates, split_indices
 
 NAME = "csv"
 

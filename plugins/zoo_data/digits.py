@@ -16,7 +16,7 @@ import torch
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._common import check_split, limit, require, split_indices
+from ._splits import check_split, limit, require, split_indices
 
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 

@@ -25,7 +25,7 @@ from zoo.data import ZooDataset, file_extensions, load_value
 from zoo.errors import DataError
 from zoo.plugins import registry
 
-from ._common import SPLIT_SEED, check_fraction, check_split, prompt_templates, split_indices
+from ._splits import SPLIT_SEED, check_fraction, check_split, prompt_templates, split_indices
 
 NAME = "folder"
 log = logging.getLogger("zoo.data")

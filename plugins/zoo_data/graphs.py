@@ -16,7 +16,7 @@ import torch
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._common import check_split, require, split_indices
+from ._splits import check_split, require, split_indices
 
 Edges = list[tuple[int, int]]
 Graph = tuple[int, Edges]   # (number of nodes, undirected edges)

@@ -22,7 +22,7 @@ from torch.utils.data import IterableDataset
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._common import require, split_indices
+from ._splits import require, split_indices
 from .streams import load_field
 
 BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}

@@ -19,7 +19,7 @@ import torch
 
 from zoo.errors import RecipeError
 from zoo import hookimpl
-from zoo.pairs import Paired, RawViews
+from zoo.data.pairs import Paired, RawViews
 
 from .xor import BinaryXOR
 

@@ -27,7 +27,7 @@ import torch
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._common import check_split, limit, require, split_indices
+from ._splits import check_split, limit, require, split_indices
 from .captions import describe
 
 RDKIT_LICENSE = "shipped in rdkit (BSD-3-Clause)"

@@ -23,7 +23,7 @@ from typing import Any
 
 from zoo.data import ZooDataset
 
-from ._common import check_split, limit, split_indices
+from ._splits import check_split, limit, split_indices
 
 MIN_CHARS, MAX_CHARS, MIN_WORDS, MAX_CODE_FRACTION = 40, 300, 6, 0.08
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")

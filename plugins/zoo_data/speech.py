@@ -27,7 +27,7 @@ import torch
 
 from zoo.errors import DataError
 
-from ._common import require
+from ._splits import require
 from .digits import NUMBER_WORDS, DigitsBase
 from .tones import SAMPLE_RATE
 

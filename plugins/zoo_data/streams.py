@@ -28,7 +28,7 @@ from zoo.data import ZooDataset
 from zoo.errors import DataError
 from zoo.plugins import registry
 
-from ._common import SPLITS, check_split, require, split_indices
+from ._splits import SPLITS, check_split, require, split_indices
 
 MODALITY_OF_EXT = {
     **dict.fromkeys(("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"), "image"),

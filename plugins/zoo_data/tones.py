@@ -17,7 +17,7 @@ import torch
 from zoo.errors import RecipeError
 from zoo.data import ZooDataset
 
-from ._common import check_split, split_indices
+from ._splits import check_split, split_indices
 
 SAMPLE_RATE = 16000
 PITCHES = [("low", 220.0), ("mid", 440.0), ("high", 880.0)]

@@ -27,7 +27,7 @@ import torch
 from zoo.errors import RecipeError
 from zoo.data import ZooDataset
 
-from ._common import check_split, split_indices
+from ._splits import check_split, split_indices
 
 
 class BinaryXOR(ZooDataset):

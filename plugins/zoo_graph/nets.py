@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import RecipeError, ShapeError, UnknownNameError
-from zoo.utils import check_sizes as sizes
+from zoo.checks import check_sizes as sizes
 
 from ._pyg import require
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from zoo.errors import RecipeError
-from zoo.pairs import TwoViews, make_augmentation
+from zoo.data.pairs import TwoViews, make_augmentation
 
 
 class GraphCLViews(TwoViews):

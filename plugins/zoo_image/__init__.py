@@ -44,7 +44,7 @@ def zoo_register_modalities(register):
 
 
 def thumbnail(raw: Any):
-    """A raw image as an ``(H, W)`` or ``(H, W, 3)`` array in [0, 1] for pictures (zoo.plots)."""
+    """A raw image as an ``(H, W)`` or ``(H, W, 3)`` array in [0, 1] for pictures (zoo.evaluation.plots)."""
     x = load_image(raw)  # (C, H, W)
     return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).clamp(0, 1).numpy()
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from zoo.errors import RecipeError
 
-from ._common import check_probability, check_range, pair, require
+from ._checks import check_probability, check_range, pair, require
 from .preprocess import INTERPOLATIONS
 
 Augment = Callable[[Tensor, torch.Generator], Tensor]

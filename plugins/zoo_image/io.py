@@ -24,7 +24,7 @@ from torch import Tensor
 
 from zoo.errors import DataError, ShapeError
 
-from ._common import require
+from ._checks import require
 
 CHANNELS = (1, 3)
 _DROP_ALPHA = {2: 1, 4: 3}          # grey+alpha → grey, RGBA → RGB

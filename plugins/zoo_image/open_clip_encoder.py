@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
-from ._common import pair, require
+from ._checks import pair, require
 from .preprocess import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, PreprocessMixin
 
 CUSTOM = "custom"
@@ -75,7 +75,7 @@ class OpenCLIPVisionEncoder(PreprocessMixin, nn.Module):
 def open_clip_preprocess(pre: ImagePreprocess) -> dict[str, Any]:
     """An :class:`ImagePreprocess` as open_clip's ``preprocess_cfg`` (open_clip has no crop_pct)."""
     if pre.crop_pct != 1 or pre.channels != 3:
-        from zoo.export import ExportError
+        from zoo.hub.export import ExportError
         raise ExportError(f"image preprocessing with crop_pct={pre.crop_pct}, channels={pre.channels} has no open_clip "
                           f"equivalent (open_clip crops at 1.0, RGB).")
     return {"size": list(pre.image_size), "mode": "RGB", "mean": list(pre.mean), "std": list(pre.std),

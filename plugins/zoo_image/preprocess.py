@@ -24,7 +24,7 @@ from torch import Tensor
 
 from zoo.errors import RecipeError, ShapeError
 
-from ._common import pair
+from ._checks import pair
 from .io import load_image
 
 INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")

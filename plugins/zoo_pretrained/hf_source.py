@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import CheckpointError, UnknownNameError
-from zoo.remote_code import refuse_code
+from zoo.hub.remote_code import refuse_code
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
-from ._common import (
+from ._weights import (
     cached_models,
     check_loading_info,
     copy_weights,
@@ -210,7 +210,7 @@ def info(name: str) -> dict[str, Any]:
 
 def origin(name: str) -> dict[str, Any]:
     """Base model, licence and citation of ``hf:<name>`` (for model cards; no network)."""
-    from ._common import origin as _origin
+    from ._weights import origin as _origin
     source, revision, config = _config(name)
     local = local_path(source)
     return _origin(None if local is not None else source, local, CITATIONS.get(config.model_type, ""))

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
-from ._common import require, set_checkpointing
+from ._weights import require, set_checkpointing
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import CheckpointError, UnknownNameError
-from zoo.remote_code import no_remote_code, uses_transformers
+from zoo.hub.remote_code import no_remote_code, uses_transformers
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
-from ._common import copy_weights, hub_snapshot, max_scale_for, readme_license, rename, require, scalar
+from ._weights import copy_weights, hub_snapshot, max_scale_for, readme_license, rename, require, scalar
 
 OPENCLIP = "Ilharco et al. 2021, OpenCLIP (software, doi:10.5281/zenodo.5143773)"
 CITATIONS = (  # (substring of "<arch>/<tag>", lowercase) → paper
@@ -197,7 +197,7 @@ def info(name: str) -> dict[str, Any]:
 
 def origin(name: str) -> dict[str, Any]:
     """Base model, licence and citation of ``open_clip:<name>`` (for model cards; no network)."""
-    from ._common import origin as _origin
+    from ._weights import origin as _origin
     p = parse(name)
     local = Path(p["oc_name"].removeprefix("local-dir:")) if p["oc_name"].startswith("local-dir:") else None
     repo = p["tag_cfg"].get("hf_hub", "").strip("/") or (name.removeprefix("hf-hub:") if name.startswith("hf-hub:")

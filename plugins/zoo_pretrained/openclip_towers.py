@@ -22,9 +22,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from zoo.errors import ShapeError
-from zoo.remote_code import no_remote_code, uses_transformers
+from zoo.hub.remote_code import no_remote_code, uses_transformers
 
-from ._common import require
+from ._weights import require
 
 CONFIG_FILE = "open_clip_config.json"
 

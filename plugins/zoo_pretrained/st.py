@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from zoo.errors import CheckpointError, PluginError, RecipeError, ShapeError, UnknownNameError
 
-from ._common import require, set_checkpointing
+from ._weights import require, set_checkpointing
 
 SPEC_FILE = "st_config.json"
 MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")

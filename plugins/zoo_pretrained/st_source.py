@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from zoo.errors import CheckpointError
-from zoo.remote_code import CODE_PATTERNS, refuse_code
+from zoo.hub.remote_code import CODE_PATTERNS, refuse_code
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
-from ._common import (
+from ._weights import (
     cached_models,
     check_loading_info,
     copy_weights,

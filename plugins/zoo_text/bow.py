@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import OptionError, ShapeError
-from zoo.utils import check_option, check_sizes
+from zoo.checks import check_option, check_sizes
 
 from .modality import texts_of
 

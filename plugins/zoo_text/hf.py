@@ -217,7 +217,7 @@ class HFTextEncoder(nn.Module):
     def sentence_transformers_parts(self) -> dict[str, Any]:
         """This tower as sentence-transformers modules (for ``model.export("sentence-transformers", dir)``)."""
         if self.pooling == "cls" and self.tokenizer.padding_side == "left":
-            from zoo.export import ExportError
+            from zoo.hub.export import ExportError
             raise ExportError("hf encoder: cls pooling of a left-padded tokenizer reads the first attended token; "
                               "sentence-transformers reads position 0. Use padding_side='right' or pooling='last'.")
         return {"transformer": self.model, "tokenizer": self.tokenizer,

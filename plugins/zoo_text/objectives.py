@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from zoo.errors import ShapeError
 from zoo.objectives.base import as_scalar, check_embeddings, full_precision
-from zoo.utils import check_option
+from zoo.checks import check_option
 
 
 class SimCSESupervisedLoss(nn.Module):

@@ -25,7 +25,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
-from zoo.remote_code import no_remote_code, uses_transformers
+from zoo.hub.remote_code import no_remote_code, uses_transformers
 
 from .modality import texts_of
 

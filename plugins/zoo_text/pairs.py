@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.pairs import PairStrategy
+from zoo.data.pairs import PairStrategy
 
 ROLES = ("anchor", "positive", "negative")
 

@@ -30,7 +30,7 @@ def zoo_register_modalities(register):
 
 
 def thumbnail(raw):
-    """A raw video's middle frame as an ``(H, W[, 3])`` array in [0, 1] for pictures (zoo.plots)."""
+    """A raw video's middle frame as an ``(H, W[, 3])`` array in [0, 1] for pictures (zoo.evaluation.plots)."""
     frames = load_video(raw)  # (T, C, H, W)
     x = frames[frames.shape[0] // 2]
     return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).clamp(0, 1).numpy()

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import RecipeError, ShapeError, UnknownNameError
-from zoo.utils import check_sizes
+from zoo.checks import check_sizes
 
 from .io import collate_video, frame_indices, load_video
 

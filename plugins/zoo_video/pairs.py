@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.errors import RecipeError
-from zoo.pairs import Paired
+from zoo.data.pairs import Paired
 
 from .augment import shuffle_frames
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ..hookspecs import hookimpl
-from .base import _BUILTIN, register_objective  # noqa: F401
+from zoo.hookspecs import hookimpl
+from zoo.objectives.base import _BUILTIN, register_objective  # noqa: F401
 
 # import every objective module so its @register_objective runs
 for _m in pkgutil.iter_modules(__path__):
@@ -13,7 +13,7 @@ for _m in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_m.name}")
 
 
-from .symile import mip_similarity  # noqa: E402,F401  (zero-shot prediction from the other modalities)
+from zoo.objectives.symile import mip_similarity  # noqa: E402,F401  (zero-shot prediction from the other modalities)
 
 
 @hookimpl

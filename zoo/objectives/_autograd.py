@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
 
 class SecondOrderError(ZooError, RuntimeError):

@@ -6,8 +6,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..errors import OptionError, ShapeError
-from .base import check_embeddings, full_precision, register_objective
+from zoo.errors import OptionError, ShapeError
+from zoo.objectives.base import check_embeddings, full_precision, register_objective
 
 
 def _check_rows(x: Tensor, who: str, minimum: int = 1) -> None:

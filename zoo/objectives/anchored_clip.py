@@ -5,10 +5,10 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from ..errors import OptionError, UnknownNameError
-from .base import check_embeddings, full_precision, register_objective
-from .clip import check_chunk_size
-from .pairwise_clip import check_reduction, pair_terms, reduce_terms
+from zoo.errors import OptionError, UnknownNameError
+from zoo.objectives.base import check_embeddings, full_precision, register_objective
+from zoo.objectives.clip import check_chunk_size
+from zoo.objectives.pairwise_clip import check_reduction, pair_terms, reduce_terms
 
 
 @register_objective("anchored_clip", citation="Girdhar et al. 2023, ImageBind: One Embedding Space To Bind "

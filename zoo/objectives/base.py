@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..errors import ShapeError
+from zoo.errors import ShapeError
 
 _BUILTIN: list[tuple[str, Callable, str, str]] = []
 

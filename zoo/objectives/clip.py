@@ -7,7 +7,7 @@ Speed: one ``(N, N)`` logits matrix serves both directions (its transpose is the
 the backward pass is written by hand, so a forward+backward costs three ``N×N×D`` matrix
 products where autograd over two ``cross_entropy`` calls costs six, and one ``(N, N)`` buffer is
 allocated where autograd allocates several. ``chunk_size`` streams the logits in column blocks
-(memory O(N·chunk) instead of O(N²)), see :mod:`._chunked`.
+(memory O(N·chunk) instead of O(N²)), see :mod:`._blocked`.
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import OptionError, RecipeError, ShapeError
-from ..utils import check_option
-from ._autograd import compute_dtype, graph_of_gradient, no_autocast
-from ._chunked import clip_lse_blocked, clip_products_blocked, row_slabs
-from .base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.errors import OptionError, RecipeError, ShapeError
+from zoo.checks import check_option
+from zoo.objectives._autograd import compute_dtype, graph_of_gradient, no_autocast
+from zoo.objectives._blocked import clip_lse_blocked, clip_products_blocked, row_slabs
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 def check_chunk_size(chunk_size: int | None) -> int | None:
@@ -236,7 +236,7 @@ class ClipLoss(nn.Module):
     def forward_local(self, local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], rank_offset: int, *,
                       logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
         """This rank's part of the loss under torchrun: its rows ``rank_offset…`` (``local``, ``(b, D)``)
-        against the ``gathered`` ``(N, D)`` columns, ``mask`` gathered; see :mod:`._local`. Collective."""
-        from ._local import clip_local
+        against the ``gathered`` ``(N, D)`` columns, ``mask`` gathered; see :mod:`._per_rank`. Collective."""
+        from zoo.objectives._per_rank import clip_local
         return clip_local(local, gathered, rank_offset, logit_scale, mask=mask,
                           label_smoothing=self.label_smoothing, chunk_size=self.chunk_size)

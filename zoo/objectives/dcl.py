@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import OptionError
-from ._contrast import masked_logsumexp, require_batch, two_view_scores
-from .base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.errors import OptionError
+from zoo.objectives._two_view import masked_logsumexp, require_batch, two_view_scores
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 @register_objective("dcl", citation="Yeh et al. 2022, Decoupled Contrastive Learning (ECCV 2022, arXiv:2110.06848)")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..errors import OptionError
+from zoo.errors import OptionError
 
-from ._contrast import debiased_nll, require_batch, two_view_scores
-from .base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.objectives._two_view import debiased_nll, require_batch, two_view_scores
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 def check_tau_plus(tau_plus: float, who: str) -> float:

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import OptionError, RecipeError, ShapeError
-from ..utils import recipe_key
-from .base import register_objective, require_labels
+from zoo.errors import OptionError, RecipeError, ShapeError
+from zoo.checks import recipe_key
+from zoo.objectives.base import register_objective, require_labels
 
 LEVEL_KEYS = ("name", "views", "positives", "objective", "options", "weight", "logit_scale")
 ROW = "row"

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import OptionError, ShapeError
-from ._contrast import require_batch
-from .base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.errors import OptionError, ShapeError
+from zoo.objectives._two_view import require_batch
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
 
 
 @register_objective("mochi", citation="Kalantidis et al. 2020, Hard Negative Mixing for Contrastive Learning (NeurIPS 2020, arXiv:2010.01028)")

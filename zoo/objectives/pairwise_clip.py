@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..errors import OptionError
-from .base import check_embeddings, full_precision, register_objective
-from .clip import check_chunk_size, clip_loss, present_pair
+from zoo.errors import OptionError
+from zoo.objectives.base import check_embeddings, full_precision, register_objective
+from zoo.objectives.clip import check_chunk_size, clip_loss, present_pair
 
 REDUCTIONS = ("sum", "mean")
 

@@ -1,7 +1,7 @@
 """SigLIP: the pairwise sigmoid loss (Zhai et al. 2023), with a hand-written backward.
 
 Every pair ``(i, j)`` is an independent binary problem, so ``∂loss/∂Z_ij = (σ(Z_ij) − [i = j]) / N``
-with ``Z = s·a·bᵀ + t``. One pass over row blocks of ``Z`` (see :mod:`._chunked`) computes the
+with ``Z = s·a·bᵀ + t``. One pass over row blocks of ``Z`` (see :mod:`._blocked`) computes the
 loss *and* the gradient products ``σ(Z)·b``, ``σ(Z)ᵀ·a`` while each block is in cache: three
 ``N×N×D`` matrix products in all, no ``(N, N)`` matrix allocated (memory O(N·block)), where
 autograd allocates several ``(N, N)`` temporaries. The backward only scales the stored gradients.
@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import GradientError, RecipeError
-from ._autograd import graph_of_gradient, no_autocast
-from ._chunked import siglip_blocked, siglip_rows_per_block
-from .base import as_scalar, check_embeddings, full_precision, register_objective
-from .clip import check_chunk_size, present_pair, two_views
+from zoo.errors import GradientError, RecipeError
+from zoo.objectives._autograd import graph_of_gradient, no_autocast
+from zoo.objectives._blocked import siglip_blocked, siglip_rows_per_block
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.objectives.clip import check_chunk_size, present_pair, two_views
 
 
 def siglip_reference(a: Tensor, cols: Tensor, scale: Tensor, bias: Tensor, offset: int = 0, *_) -> Tensor:
@@ -153,7 +153,7 @@ class SigLipLoss(nn.Module):
     def forward_local(self, local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], rank_offset: int, *,
                       logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
         """This rank's part of the loss under torchrun: its rows ``rank_offset…`` (``local``, ``(b, D)``)
-        against the ``gathered`` ``(N, D)`` columns, ``mask`` gathered; see :mod:`._local`."""
-        from ._local import siglip_local
+        against the ``gathered`` ``(N, D)`` columns, ``mask`` gathered; see :mod:`._per_rank`."""
+        from zoo.objectives._per_rank import siglip_local
         return siglip_local(local, gathered, rank_offset, logit_scale, logit_bias, mask=mask,
                             chunk_size=self.chunk_size)

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..errors import OptionError, RecipeError, ShapeError
-from .base import as_scalar, check_embeddings, full_precision, register_objective, require_labels
+from zoo.errors import OptionError, RecipeError, ShapeError
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective, require_labels
 
 
 def choose_label(labels: Mapping[str, Tensor] | None, label: str | None, who: str) -> str:

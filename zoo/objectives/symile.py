@@ -2,7 +2,7 @@
 
 Besides :class:`SymileLoss` this file exposes :func:`mip_similarity`, the score Symile uses to
 predict one modality from all the others zero-shot. The math (blocked logits, hand-written
-backward passes) is in :mod:`._mip`.
+backward passes) is in :mod:`._symile_kernels`.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..errors import OptionError, ShapeError
-from ._autograd import compute_dtype
-from ._mip import CHUNK_ELEMENTS, SAVE_ELEMENTS, mip_lse, row_lse
-from .base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.errors import OptionError, ShapeError
+from zoo.objectives._autograd import compute_dtype
+from zoo.objectives._symile_kernels import CHUNK_ELEMENTS, SAVE_ELEMENTS, mip_lse, row_lse
+from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
 
 SAMPLINGS = ("n", "n_squared")
 
@@ -110,7 +110,7 @@ class SymileLoss(nn.Module):
     shuffled candidate in which any view is missing. No complete row → a zero loss (with a graph).
 
     Cost: ``"n_squared"`` shares one logits tensor between the M anchor terms, built block by block
-    with one GEMM each and differentiated by hand (see :mod:`._mip`): memory O(block) instead of
+    with one GEMM each and differentiated by hand (see :mod:`._symile_kernels`): memory O(block) instead of
     O(B^{M−1}·D), for M = 3 a third of the reference's matrix products. ``"n"`` streams each
     anchor's ``(B, B)`` logits in row blocks. ``chunk_elements`` bounds one block's elements,
     ``save_elements`` the exp-logits kept from forward to backward (else recomputed).
@@ -121,7 +121,7 @@ class SymileLoss(nn.Module):
         ...                                logit_scale=torch.tensor(14.3))
     """
 
-    similarity = staticmethod(mip_similarity)  # its score of one view given the others (zoo.plots draws it)
+    similarity = staticmethod(mip_similarity)  # its score of one view given the others (zoo.evaluation.plots draws it)
 
     def __init__(self, negative_sampling: str = "n", *, generator: torch.Generator | None = None,
                  chunk_elements: int = CHUNK_ELEMENTS, save_elements: int = SAVE_ELEMENTS):

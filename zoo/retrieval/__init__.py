@@ -9,14 +9,14 @@ See docs/search.md for the directory layout and the commands.
 """
 from __future__ import annotations
 
-from .embed import embed
-from .index import index
-from .search import Searcher, search
+from zoo.retrieval.embed import embed
+from zoo.retrieval.index import index
+from zoo.retrieval.search import Searcher, search
 
 
 def serve(*args, **kw):
     """Serve the search page (needs fastapi + uvicorn: ``pip install zoo[serve]``)."""
-    from .serve import serve as _serve
+    from zoo.retrieval.serve import serve as _serve
     return _serve(*args, **kw)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..errors import DataError
+from zoo.errors import DataError
 
 
 def add_cli(sub) -> None:
@@ -53,7 +53,7 @@ def add_cli(sub) -> None:
 
 
 def _cmd_embed(args) -> int:
-    from .embed import embed
+    from zoo.retrieval.embed import embed
     try:
         options = json.loads(args.options)
     except ValueError as exc:
@@ -67,7 +67,7 @@ def _cmd_embed(args) -> int:
 
 
 def _cmd_index(args) -> int:
-    from .index import index
+    from zoo.retrieval.index import index
     m = index(args.dir, kind=args.kind, metric=args.metric, fields=args.field, target_recall=args.target_recall)
     for f, e in m["indexes"].items():
         if args.field and f not in args.field:
@@ -96,7 +96,7 @@ def _read_queries(args) -> list[dict[str, list]]:
 
 
 def _cmd_search(args) -> int:
-    from .search import Searcher, format_hits
+    from zoo.retrieval.search import Searcher, format_hits
     searcher = Searcher(args.dir)
     results = []
     for batch in _read_queries(args):
@@ -112,7 +112,7 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_serve(args) -> int:
-    from .serve import serve
+    from zoo.retrieval.serve import serve
     serve(indexes=args.index, models=args.models, host=args.host, port=args.port,
           max_upload=int(args.max_upload_mb * 2**20))
     return 0

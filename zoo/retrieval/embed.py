@@ -18,11 +18,11 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..embed import embeddable_fields
-from ..errors import DataError
-from ..utils import atomic_write_text
-from . import store
+from zoo import __version__
+from zoo.evaluation.embed import embeddable_fields
+from zoo.errors import DataError
+from zoo.files import atomic_write_text
+from zoo.retrieval import store
 
 log = logging.getLogger(__name__)
 DTYPES = ("float32", "float16")
@@ -57,8 +57,8 @@ def embed(model, dataset, out: str | os.PathLike, *, split: str = "test", fields
           dataset_options: dict | None = None, num_workers: int = 0, progress: bool = True) -> dict[str, Any]:
     """Embed ``dataset`` (a registered name, or a Dataset) with ``model`` (a model, a run directory or a
     catalog name) into ``out``; returns the manifest. Safe to re-run: finished shards are kept."""
-    from ..data import create_dataset
-    from ..distributed import barrier, init_distributed, shutdown
+    from zoo.data.datasets import create_dataset
+    from zoo.training.distributed import barrier, init_distributed, shutdown
     if dtype not in DTYPES:
         raise DataError(f"dtype {dtype!r} is not supported; use one of {DTYPES}.")
     if batch_size < 1 or shard_size < 1:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, UnknownNameError
-from . import store
+from zoo.errors import DataError, UnknownNameError
+from zoo.retrieval import store
 
 log = logging.getLogger(__name__)
 KINDS = ("auto", "flat", "ivf", "hnsw")

@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import CheckpointError, DataError, UnknownNameError, ZooError
-from . import store
-from .embed import _encode_raw
+from zoo.errors import CheckpointError, DataError, UnknownNameError, ZooError
+from zoo.retrieval import store
+from zoo.retrieval.embed import _encode_raw
 
 
 class Searcher:
@@ -83,7 +83,7 @@ class Searcher:
             entry = self.manifest.get("indexes", {}).get(field)
             if entry is None:
                 raise DataError(f"field {field!r} of {self.out} has no index yet; build it with `zoo index {self.out}`.")
-            from .index import faiss
+            from zoo.retrieval.index import faiss
             fa = faiss()
             path = self.out / entry["file"]
             try:

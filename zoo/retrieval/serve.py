@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, ZooError
-from ..plugins import registry
-from .search import Searcher
+from zoo.errors import DataError, ZooError
+from zoo.plugins import registry
+from zoo.retrieval.search import Searcher
 
 STATIC = Path(__file__).with_name("static")
 SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -95,7 +95,7 @@ class App:
         if ds_spec["name"] is None:
             raise DataError("this index was embedded from an in-memory dataset; its raw items cannot be shown.")
         if i not in self._datasets:
-            from ..data import create_dataset
+            from zoo.data.datasets import create_dataset
             self._datasets[i] = create_dataset(ds_spec["name"], split=ds_spec["split"], **ds_spec["options"])
         return self._datasets[i][row][field]
 

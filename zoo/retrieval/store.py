@@ -20,8 +20,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..utils import atomic_write_bytes, atomic_write_text, sha256_file
+from zoo.errors import DataError
+from zoo.files import atomic_write_bytes, atomic_write_text, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -48,7 +48,7 @@ def load_model(spec):
     """A model object, a run directory or a catalog name → ``(model, catalog name or None)``."""
     if not isinstance(spec, (str, os.PathLike)):
         return spec, getattr(spec, "zoo_name", None)
-    from ..catalog import load
+    from zoo.hub.catalog import load
     name = model_name(os.fspath(spec))
     return load(name), name
 

@@ -4,7 +4,7 @@ from torch import nn
 
 import zoo
 from zoo.data import ZooDataset
-from zoo.pairs import PairStrategy
+from zoo.data.pairs import PairStrategy
 
 
 def load_series(x):

@@ -1,0 +1,115 @@
+"""Turn a list of dataset items into the views, labels and mask one training step needs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from zoo.data.pairs import PairStrategy
+from zoo.plugins import registry
+
+
+@dataclass
+class Batch:
+    views: dict[str, tuple[str, Any]]   # view -> (tower key, collated batch)
+    labels: dict[str, torch.Tensor]     # level -> (B,)
+    mask: dict[str, torch.Tensor] | None
+    size: int
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentations: a function of (seed, epoch, index) only."""
+    return (seed * 1_000_003 + epoch * 998_244_353 + index) % (2**63 - 1)
+
+
+class SampleGenerators:
+    """The per-sample generators of one batch, seeded lazily: sample ``k``'s generator is seeded by
+    :func:`sample_seed` the first time it is asked for and then kept, so every view of a sample draws
+    from one stream, exactly as if all were seeded up front — while a batch whose strategy never
+    augments pays nothing for them. Indexable and iterable like the list it stands for."""
+
+    def __init__(self, pool: list[torch.Generator], seeds: list[int]):
+        self.pool, self.seeds, self.ready = pool, seeds, [False] * len(seeds)
+        while len(pool) < len(seeds):
+            pool.append(torch.Generator())
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, k: int) -> torch.Generator:
+        if not self.ready[k]:
+            self.pool[k].manual_seed(self.seeds[k])
+            self.ready[k] = True
+        return self.pool[k]
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self.seeds)))
+
+
+class Collator:
+    """``collate_fn`` for the DataLoader: pair strategy, then each view preprocessed by its tower."""
+
+    def __init__(self, model, strategy: PairStrategy, dataset, seed: int):
+        self.model, self.strategy, self.seed, self.epoch = model, strategy, seed, 0
+        self.label_fields = list(getattr(dataset, "label_fields", []))
+        self.fields = dict(dataset.fields)
+        reg = registry()
+        self.loaders = {f: reg.get("modalities", m).factory for f, m in self.fields.items()}
+        self._generators: list[torch.Generator] = []  # reused: re-seeded per sample, per batch
+        self._towers: dict[tuple[str, str], tuple[str, Any, Any]] = {}  # (view, modality) -> tower, preprocess, load
+        strategy.setup(self.fields)
+
+    def __getstate__(self):  # DataLoader workers build their own generators
+        return {**self.__dict__, "_generators": [], "_towers": {}}
+
+    def load(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Each field through its modality's ``load`` (idempotent), so augmentations see loaded raws."""
+        return {k: self.loaders[k](v) if k in self.loaders else v for k, v in sample.items()}
+
+    def load_all(self, items: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """:meth:`load` of every sample, one field (one ``load`` function) at a time."""
+        samples = [dict(s) for _, s in items]
+        for f, load in self.loaders.items():
+            for s in samples:
+                if f in s:
+                    s[f] = load(s[f])
+        return samples
+
+    def generators(self, items: list[tuple[int, Any]]) -> SampleGenerators:
+        """One generator per sample, seeded by :func:`sample_seed` when first used (see :class:`SampleGenerators`)."""
+        return SampleGenerators(self._generators, [sample_seed(self.seed, self.epoch, i) for i, _ in items])
+
+    def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> Batch:
+        samples = self.load_all(items)
+        loaded = self.loaded_ids(samples)
+        raw = self.strategy.pair(samples, self.label_fields, self.generators(items))
+        views = {}
+        for view, (modality, raws) in raw.views.items():
+            tower, prep = self.tower_of(view, modality)
+            views[view] = (tower, prep(raws, loaded))
+        return Batch(views, raw.labels, raw.mask, len(items))
+
+    def loaded_ids(self, samples: list[dict[str, Any]]) -> dict[str, set[int]]:
+        """``{modality: ids of the values its load returned}`` (objects kept alive by ``samples``)."""
+        out: dict[str, set[int]] = {}
+        for f, m in self.fields.items():
+            out.setdefault(m, set()).update(id(s[f]) for s in samples if f in s)
+        return out
+
+    def tower_of(self, view: str, modality: str):
+        """``(tower key, preprocess(raws, loaded))`` of a view, looked up once per collator."""
+        key = (view.split(".")[0], modality)
+        if key not in self._towers:
+            tower = self.model.tower_for(key[0], modality)
+            self._towers[key] = (tower, lambda raws, loaded, tower=tower: self.preprocess(tower, raws, loaded))
+        return self._towers[key]
+
+    def preprocess(self, tower: str, raws: list[Any], loaded: dict[str, set[int]]) -> Any:
+        """``model.preprocess(tower, raws)``, except that the raws its modality's load returned (the same
+        objects, not augmented) are not loaded again: ``load`` is idempotent, so this only saves time."""
+        t = self.model.tower(tower)
+        entry = registry().get("modalities", t.config.modality)
+        done = loaded.get(t.config.modality, set())
+        batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else entry.factory(r) for r in raws]
+        return t.encoder.preprocess(batch) if hasattr(t.encoder, "preprocess") else entry.meta["collate"](batch)

@@ -1,1 +1,0 @@
-"""The built-in export formats (each registers itself with :func:`zoo.export.exporter`)."""

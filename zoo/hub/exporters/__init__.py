@@ -1,0 +1,1 @@
+"""The built-in export formats (each registers itself with :func:`zoo.hub.export.exporter`)."""
