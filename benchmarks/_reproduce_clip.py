@@ -9,8 +9,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from _reproduce_common import Context, direction, embed, few_label_indices, knn, merge, probe, row, stats, train, \
-    verdict
+from _reproduce_common import (
+    Context,
+    direction,
+    embed,
+    few_label_indices,
+    knn,
+    merge,
+    probe,
+    row,
+    stats,
+    train,
+    verdict,
+)
 
 EPOCHS = 6
 DIGITS_CLIP = {

@@ -176,9 +176,9 @@ def untrained(recipe: dict[str, Any], ctx: Context, seed: int):
     """The recipe's model at its seeded initialisation (no training): the 'random init' baseline."""
     import tomli_w
 
-    from zoo.training.checkpoints import seed_everything
-    from zoo.training.build import build_model
     from zoo.recipes import load_recipe
+    from zoo.training.build import build_model
+    from zoo.training.checkpoints import seed_everything
     if ctx.quick:  # a few steps: no warmup (a warmup beyond the run is a RecipeError)
         recipe = merge(recipe, **{"optim.warmup_steps": 0})
     work = Path(tempfile.mkdtemp(dir=ctx.scratch))

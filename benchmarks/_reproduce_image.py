@@ -14,9 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from _reproduce_common import (Context, align_uniform, direction, embed, knn, merge, probe, row,
-                               stats, train, verdict)
+from _reproduce_common import Context, align_uniform, direction, embed, knn, merge, probe, row, stats, train, verdict
 
 AUG = [{"name": "random_resized_crop", "scale": [0.5, 1.0], "ratio": [0.8, 1.25]}]
 EPOCHS = 8
@@ -151,8 +149,9 @@ def debiased(ctx: Context) -> dict[str, Any]:
 def cross_entropy_run(ctx: Context, seed: int, batch: int) -> Any:
     """The supervised baseline: the same tower, augmentation, optimiser and steps, trained with
     cross-entropy through a linear head on the 32-d embedding (the head is dropped afterwards)."""
-    import zoo
     from _reproduce_common import untrained
+
+    import zoo
     from zoo.data.pairs import make_augmentation
     recipe = merge(SIMCLR, **{"run.seed": seed, "data.batch_size": batch})
     model = untrained(recipe, ctx, seed).train()
@@ -222,9 +221,8 @@ def supcon(ctx: Context) -> dict[str, Any]:
            "metrics should predict is mostly seed noise.")
 def alignment(ctx: Context) -> dict[str, Any]:
     """Reads the runs of the rows in ``needs`` (runs them first when their results are missing)."""
-    from scipy.stats import spearmanr
-
     from _reproduce_common import ROWS, untrained
+    from scipy.stats import spearmanr
     found: dict[tuple[str, int], dict] = {}
     for name in ("dcl", "debiased"):
         f = ctx.results_dir / f"{name}.json"

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from _reproduce_common import Context, direction, merge, row, stats, train, untrained, verdict
 
 FRACTIONS = (0.01, 0.1, 1.0)
@@ -49,6 +48,7 @@ def scaffold_split(size: int | None = None) -> tuple[list[str], np.ndarray, dict
     by Bemis–Murcko scaffold."""
     from rdkit import Chem, rdBase
     from rdkit.Chem.Scaffolds import MurckoScaffold
+
     from zoo_data.molecules import chembl_rows
     _, smiles, act = (list(v[:size]) for v in chembl_rows())
     groups: dict[str, list[int]] = {}

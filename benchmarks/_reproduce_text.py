@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _reproduce_common import Context, direction, embed, merge, row, stats, train, untrained, verdict
 
 ROOT = Path(__file__).resolve().parents[1]

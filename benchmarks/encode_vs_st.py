@@ -34,10 +34,10 @@ import torch
 
 import zoo
 
-
 # -- measuring -----------------------------------------------------------------------------------------------
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import reset_peak as _reset_peak, status_mb as _status_mb  # noqa: E402 - shared with the other benchmarks
+from _memory import reset_peak as _reset_peak  # noqa: E402 - shared with the other benchmarks
+from _memory import status_mb as _status_mb
 
 
 def run_once(fn) -> dict:
@@ -80,6 +80,7 @@ def sentences(n: int) -> list[str]:
 
 def text_case(n: int, batch_size: int, rounds: int) -> dict:
     from sentence_transformers import SentenceTransformer
+
     from zoo_pretrained.st_source import bundled
     texts = sentences(n)
     model = zoo.load("st:all-MiniLM-L6-v2")

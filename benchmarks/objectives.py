@@ -69,7 +69,8 @@ def time_interleaved(fns: dict, repeats: int, stat=statistics.median) -> tuple[d
 # ------------------------------------------------------------------------------ memory (subprocess)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import reset_peak as _reset_peak, status_mb as _status_mb  # noqa: E402 - shared with the other benchmarks
+from _memory import reset_peak as _reset_peak  # noqa: E402 - shared with the other benchmarks
+from _memory import status_mb as _status_mb
 
 
 def measure_here(module: str, name: str, which: str, quick: bool, warm: bool) -> dict:

@@ -30,11 +30,9 @@ import math
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -113,8 +111,8 @@ def symile_case(d: int):
 def train_case(dim: int, hidden: int, layers: int, chunk: int | None):
     """One training step of two MLP towers + clip (+ AdamW), optionally with GradCache."""
     import zoo
-    from zoo.training.gradcache import grad_cache_backward
     from zoo.model import ContrastiveModel, ModelConfig
+    from zoo.training.gradcache import grad_cache_backward
 
     def make(n):
         torch.manual_seed(0)

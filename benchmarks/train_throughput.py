@@ -171,8 +171,8 @@ def hand_steps(recipe_path: str, device: torch.device):
     it, each further one runs one step."""
     import zoo
     from zoo.data import create_dataset
-    from zoo.training.build import build_model, prepare_encoders
     from zoo.recipes import load_recipe
+    from zoo.training.build import build_model, prepare_encoders
 
     recipe = load_recipe(recipe_path)
     torch.manual_seed(0)
@@ -253,11 +253,12 @@ def run_lockstep(args, recipe_path: str, device: torch.device) -> dict:
 
 def step_flops(recipe_path: str, device: torch.device) -> float:
     """FLOPs of one training step of the model (towers + loss, forward and backward)."""
-    import zoo
     from torch.utils.flop_counter import FlopCounterMode
+
+    import zoo
     from zoo.data import create_dataset
-    from zoo.training.build import build_model
     from zoo.recipes import load_recipe
+    from zoo.training.build import build_model
 
     recipe = load_recipe(recipe_path)
     model = build_model(recipe).to(device)

@@ -115,6 +115,7 @@ def make_shards(folder: Path, copies: int, per_shard: int = 2000) -> tuple[str, 
     """Digits → 32×32 RGB PNG + caption, webdataset tar shards; returns (brace pattern, samples)."""
     sys.path.insert(0, str(ROOT / "plugins"))
     from PIL import Image
+
     from zoo_data.digits import CAPTION_TEMPLATES, caption_for, load_sklearn_digits
 
     images, labels = load_sklearn_digits()  # (N, 1, 8, 8) in [0, 1]
@@ -197,9 +198,10 @@ def run_zoo(args, work: Path) -> dict:
 def check_init(args, work: Path) -> dict:
     """Build both models from the same seed; the largest weight difference (0.0: identical)."""
     import open_clip
-    from zoo.training.build import build_model
-    from zoo.recipes import load_recipe
     from open_clip_train.main import random_seed
+
+    from zoo.recipes import load_recipe
+    from zoo.training.build import build_model
 
     random_seed(args.seed, 0)
     ref = open_clip.create_model(ARCH, precision="fp32", device="cpu").state_dict()
@@ -225,11 +227,12 @@ def data_rate(args, work: Path) -> dict:
     (``RandomResizedCrop`` scale (0.9, 1.0), ``ToTensor``, ``Normalize``), stacked."""
     import open_clip
     from PIL import Image
-    from zoo.data.collate import Collator
+
     from zoo.data import create_dataset
-    from zoo.training.build import build_model
+    from zoo.data.collate import Collator
     from zoo.data.pairs import Paired
     from zoo.recipes import load_recipe
+    from zoo.training.build import build_model
 
     torch.set_num_threads(1)
     path = work / "data.toml"

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import QUICK
 
 import zoo
 from zoo.errors import DataError, ShapeError, UnknownNameError
 from zoo.training.trainer import train
-
-from conftest import QUICK
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from huggingface_hub import ModelCard
 
 import zoo
-from zoo.training.build import add_towers
 from zoo.model import TowerConfig
+from zoo.training.build import add_towers
 
 RECIPE = '[data]\ndataset = "digits"\neval_split = "test"\n[objective]\nname = "clip"\n'
 
@@ -37,6 +37,7 @@ def test_a_model_trained_from_scratch_claims_no_licence(tmp_path, tiny_model):
 def test_a_run_from_a_reproducing_recipe_cites_its_row_of_the_results_table():
     """recipes/xor-symile.toml is the setting of docs/results.md's Symile row: its model card says so."""
     from pathlib import Path
+
     from zoo.hub.card import model_card
     root = Path(__file__).resolve().parents[1]
     text = (root / "recipes" / "xor-symile.toml").read_text()

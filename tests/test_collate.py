@@ -1,11 +1,10 @@
 """Vectorised collation keeps the per-sample augmentation streams and skips work it does not need."""
 import torch
 
-import zoo
 from zoo.data.collate import Collator, SampleGenerators, sample_seed
 from zoo.data.datasets import create_dataset
-from zoo.model import ContrastiveModel, ModelConfig
 from zoo.data.pairs import Paired, TwoViews
+from zoo.model import ContrastiveModel, ModelConfig
 
 
 def model(dim=8):

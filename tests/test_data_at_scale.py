@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.training.distributed import DistInfo
 from zoo.recipes import load_recipe
+from zoo.training.distributed import DistInfo
 from zoo.training.trainer import Trainer
 
 RANKS, WORKERS, PER_RANK = 2, 2, 4  # global batch = 8

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import logged_losses
 
 import zoo
 from zoo.errors import DataError
 from zoo_data import speech
-
-from conftest import logged_losses
 
 # Small option sizes so the whole file stays fast; datasets not listed are built with defaults.
 SMALL = {

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_same_training, logged_losses
 from safetensors.torch import load_file
 
 import zoo
 from zoo.data.datasets import EpochSampler
-
-from conftest import assert_same_training, logged_losses
 
 HERE = Path(__file__).resolve().parent
 QUICKSTART = HERE.parent / "recipes" / "quickstart.toml"

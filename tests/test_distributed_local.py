@@ -14,17 +14,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import dist_local_worker as worker
 import pytest
 import torch
+from conftest import assert_same_training
 
 import zoo
 import zoo.training.trainer
-from zoo.training.distributed import DistInfo
-from zoo.recipes import load_recipe
 from zoo.objectives._per_rank import clip_local, siglip_local
-
-import dist_local_worker as worker
-from conftest import assert_same_training
+from zoo.recipes import load_recipe
+from zoo.training.distributed import DistInfo
 
 HERE = Path(__file__).resolve().parent
 QUICKSTART = HERE.parent / "recipes" / "quickstart.toml"

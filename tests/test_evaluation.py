@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import QUICK
 
 import zoo
 from zoo.evaluation.embed import Embedded
 from zoo.evaluation.tasks import alignment_uniformity, mip_zero_shot, retrieval, topk_accuracy
 from zoo.objectives.align_uniform import alignment
 from zoo.training.trainer import train
-
-from conftest import QUICK
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 

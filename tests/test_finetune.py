@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from zoo_pretrained import testing as T
+from conftest import logged_losses
 
 import zoo
 from zoo.errors import RecipeError
-from zoo.training.build import apply_freeze, build_model
 from zoo.recipes import load_recipe
+from zoo.training.build import apply_freeze, build_model
 from zoo.training.trainer import Trainer
-
-from conftest import logged_losses
+from zoo_pretrained import testing as T
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = {"encoder": "cnn", "channels": 8, "layers": 2, "out_dim": 32, "n_mels": 32}

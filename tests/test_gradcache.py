@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import QUICK
 
 from zoo.recipes import load_recipe
 from zoo.training.trainer import Trainer
-
-from conftest import QUICK
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from zoo_pretrained import testing as T
 
 import zoo
 from zoo.errors import CheckpointError
+from zoo_pretrained import testing as T
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["a photo of a cat", "two dogs", "the number seven"]

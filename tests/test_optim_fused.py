@@ -1,9 +1,9 @@
 """The Trainer's AdamW uses torch's fused kernel where every parameter takes it, and the same update."""
 import torch
 
-from zoo.training.optim import can_fuse, make_optimizer
 from zoo.recipes import load_recipe
 from zoo.training.build import build_model
+from zoo.training.optim import can_fuse, make_optimizer
 
 RECIPE = {"model": {"embed_dim": 8, "towers": {
     "x": {"modality": "vector", "encoder": "mlp", "in_dim": 4, "hidden": 8, "out_dim": 8, "layers": 1},

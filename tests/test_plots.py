@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from zoo.evaluation.embed import Embedded
-from zoo.objectives.symile import mip_similarity
 from zoo.evaluation.plots import embeddings_figure, readable, retrieval_figure, similarity_figure, training_figure
+from zoo.objectives.symile import mip_similarity
 
 
 def _embedded(n=12, classes=3, fields=("image", "caption"), seed=0, raws=None, modalities=None):

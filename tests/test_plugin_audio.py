@@ -16,9 +16,9 @@ from zoo.errors import DataError, ShapeError
 sf = pytest.importorskip("soundfile")
 pytest.importorskip("torchaudio")
 zoo_audio = pytest.importorskip("zoo_audio")
-from zoo_audio import SAMPLE_RATE, collate_audio, load_audio  # noqa: E402
-
 from conftest import logged_losses
+
+from zoo_audio import SAMPLE_RATE, collate_audio, load_audio  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "clap-tones.toml"
 TINY_W2V = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),

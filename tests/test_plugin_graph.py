@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import logged_losses
 
 import zoo
 from zoo.data.collate import Collator
 from zoo.data.datasets import ZooDataset
-from zoo.errors import DataError, ShapeError, UnknownNameError
 from zoo.data.pairs import TwoViews, make_augmentation
-
-from conftest import logged_losses
+from zoo.errors import DataError, ShapeError, UnknownNameError
 
 pyg_data = pytest.importorskip("torch_geometric.data")
 Data, Batch = pyg_data.Data, pyg_data.Batch

@@ -20,11 +20,11 @@ from zoo.errors import CheckpointError, DataError, PluginError, RecipeError, Sha
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("torchvision")
 zoo_image = pytest.importorskip("zoo_image")
+from conftest import logged_losses
+
 from zoo_image import collate_images, load_image  # noqa: E402
 from zoo_image.augment import crop_box  # noqa: E402
 from zoo_image.preprocess import ImagePreprocess  # noqa: E402
-
-from conftest import logged_losses
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "digits-clip.toml"

@@ -12,17 +12,17 @@ import torch
 import zoo
 from zoo.data.collate import Collator
 from zoo.data.datasets import ZooDataset
-from zoo.errors import DataError, ShapeError
 from zoo.data.pairs import TwoViews, make_augmentation
+from zoo.errors import DataError, ShapeError
 
 Chem = pytest.importorskip("rdkit.Chem")
 Data = pytest.importorskip("torch_geometric.data").Data
 hypothesis = pytest.importorskip("hypothesis")
+from conftest import logged_losses
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from zoo_molecule.featurize import ATOM_DIMS, ATOM_MASK_IDS, BOND_DIMS  # noqa: E402
 
-from conftest import logged_losses
+from zoo_molecule.featurize import ATOM_DIMS, ATOM_MASK_IDS, BOND_DIMS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import logged_losses
 
 import zoo
 from zoo.errors import DataError, ShapeError, UnknownNameError
-
-from conftest import logged_losses
 
 pytest.importorskip("transformers")
 pytest.importorskip("open_clip")

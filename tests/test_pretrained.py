@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from zoo_pretrained import testing as T
 
 import zoo
 from zoo.errors import CheckpointError, PluginError, UnknownNameError
+from zoo_pretrained import testing as T
 
 TEXTS = ["a photo of a cat", "Two dogs!", "the number seven", "x"]
 ATOL = 1e-5
@@ -99,6 +99,7 @@ def test_an_unknown_bare_name_lists_the_source_prefixes():
 # -- st: sentence-transformers -----------------------------------------------------------------------------
 def test_st_minilm_equals_sentence_transformers(minilm):
     from sentence_transformers import SentenceTransformer
+
     from zoo_pretrained.st_source import bundled
     ref = SentenceTransformer(str(bundled("all-MiniLM-L6-v2")), device="cpu")
     texts = TEXTS + ["The quick brown fox jumps over the lazy dog. " * 60]  # longer than max_seq_length

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from zoo_pretrained import testing as T
-
-import zoo
-from zoo.errors import CheckpointError, UnknownNameError
 
 # the shared inputs and fixtures (tiny native checkpoints, MiniLM) of the pretrained tests
 from test_pretrained import TEXTS, close, dirs, images, minilm  # noqa: E402,F401
+
+import zoo
+from zoo.errors import CheckpointError, UnknownNameError
+from zoo_pretrained import testing as T
 
 
 # -- st: prompts, options ----------------------------------------------------------------------------------

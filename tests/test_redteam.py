@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zoo
-from zoo.training import preflight
 from zoo.errors import OptionError, RecipeError, UnknownNameError, ZooError
 from zoo.recipes import load_recipe
+from zoo.training import preflight
 from zoo.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

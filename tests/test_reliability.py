@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from zoo.recipes import load_recipe
 from zoo.training import checkpoints as ckpt_mod
 from zoo.training.checkpoints import complete_checkpoints
-from zoo.recipes import load_recipe
 from zoo.training.trainer import Trainer, train
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"

@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.training.checkpoints import complete_checkpoints, corrupt_file, write_manifest
 from zoo.cli import main
 from zoo.errors import CheckpointError, RecipeError
 from zoo.recipes import load_recipe
+from zoo.training.checkpoints import complete_checkpoints, corrupt_file, write_manifest
 from zoo.training.rundir import RunDirError
 from zoo.training.trainer import Trainer, train
 

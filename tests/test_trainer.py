@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import QUICK, logged_losses
 from safetensors.torch import load_file
 
 import zoo
-from zoo.training.checkpoints import complete_checkpoints
 from zoo.errors import DataError, RecipeError
-from zoo.training.trainer import NonFiniteLossError, Trainer, train
 from zoo.recipes import load_recipe
-
-from conftest import QUICK, logged_losses
+from zoo.training.checkpoints import complete_checkpoints
+from zoo.training.trainer import NonFiniteLossError, Trainer, train
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 

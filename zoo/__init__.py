@@ -20,8 +20,7 @@ from zoo import _moved
 
 _moved.install()  # the flat layout's import paths (zoo.pairs, zoo.trainer, …) keep working, deprecated
 
-from zoo.errors import (CheckpointError, DataError, PluginError, RecipeError, ShapeError,  # noqa: F401
-                     UnknownNameError, ZooError)
+from zoo.errors import CheckpointError, DataError, PluginError, RecipeError, ShapeError, UnknownNameError, ZooError  # noqa: F401
 from zoo.hookspecs import hookimpl  # noqa: F401
 from zoo.plugins import get_plugin_manager, register_plugin, registry, unregister_plugin  # noqa: F401
 
@@ -58,8 +57,8 @@ def create_objective(name: str, **kw):
     return call_factory(f"objective {name!r}", entry.factory, **kw)
 
 
-from zoo.hub.catalog import list_models, load  # noqa: E402,F401
 from zoo.data.datasets import create_dataset, list_datasets  # noqa: E402,F401
+from zoo.hub.catalog import list_models, load  # noqa: E402,F401
 from zoo.model import ContrastiveModel, create_encoder, create_model  # noqa: E402,F401
 
 

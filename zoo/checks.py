@@ -1,17 +1,14 @@
 """Checks of constructor arguments and recipe options, and calling a factory so that its failures name the recipe key."""
 from __future__ import annotations
 
-import contextvars
-
 import contextlib
+import contextvars
 import inspect
 import math
 import numbers
 from typing import Any, Callable
 
-
 from zoo.errors import OptionError, RecipeError, ZooError
-
 
 # what a constructor may raise for a bad option; anything else (KeyboardInterrupt, a ZooError…) passes
 _RECIPE_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("zoo_recipe_key", default="")

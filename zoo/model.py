@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo import inference
-from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
-from zoo.plugins import registry
 from zoo.checks import call_factory, recipe_key
 from zoo.data.batches import batch_size, move_to
+from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
+from zoo.plugins import registry
 
 TOWER_KEYS = ("encoder", "modality", "projection", "levels")
 PROJECTIONS = ("linear", "mlp", "none")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from zoo.checks import short_repr
 from zoo.errors import RecipeError
 from zoo.recipes import Recipe, _where
-from zoo.checks import short_repr
 
 _CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16"),
             "run.on_nonfinite": ("stop", "skip"), "eval.best_mode": ("auto", "max", "min")}

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import RecipeError
 from zoo.checks import short_repr
+from zoo.errors import RecipeError
 
 MAX_DEPTH = 32        # arrays/tables nested deeper than this are refused (a 100k-deep array exhausts the stack)
 INT_LIMIT = 2**63     # integer keys fit in int64, as torch needs

@@ -15,8 +15,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import RecipeError
 from zoo.checks import check_sizes
+from zoo.errors import RecipeError
 
 from .frontend import Frontend
 from .io import SAMPLE_RATE, check_batch, require

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from zoo.errors import RecipeError
 from zoo import hookimpl
 from zoo.data.pairs import Paired, RawViews
+from zoo.errors import RecipeError
 
 from .xor import BinaryXOR
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from zoo.errors import RecipeError
 from zoo.data import ZooDataset
+from zoo.errors import RecipeError
 
 from ._splits import check_split, split_indices
 

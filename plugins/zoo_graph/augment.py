@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
 from zoo.errors import RecipeError
 
 Augment = Callable[[Any, torch.Generator], Any]

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import RecipeError, ShapeError, UnknownNameError
 from zoo.checks import check_sizes as sizes
+from zoo.errors import RecipeError, ShapeError, UnknownNameError
 
 from ._pyg import require
 

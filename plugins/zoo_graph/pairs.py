@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from zoo.errors import RecipeError
 from zoo.data.pairs import TwoViews, make_augmentation
+from zoo.errors import RecipeError
 
 
 class GraphCLViews(TwoViews):

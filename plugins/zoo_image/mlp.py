@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from zoo.errors import RecipeError, ShapeError
 from zoo.checks import check_sizes
+from zoo.errors import RecipeError, ShapeError
 from zoo.layers import mlp_blocks, mlp_levels
 
 from .preprocess import ImagePreprocess, PreprocessMixin

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import DataError
-
 from zoo_graph._pyg import require
 
 MOL_FILE_SUFFIXES = (".sdf", ".mol")

@@ -53,6 +53,7 @@ class OpenClipVisual(nn.Module):
         super().__init__()
         require("open_clip", "image")
         from open_clip.model import _build_vision_tower
+
         from zoo_image.preprocess import ImagePreprocess
         cfg = _no_backbone_download(model_cfg)
         self.visual = _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"], quick_gelu=cfg.get("quick_gelu", False))

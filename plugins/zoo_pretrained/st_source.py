@@ -26,11 +26,13 @@ from ._weights import (
     copy_weights,
     hub_snapshot,
     local_path,
-    origin as _origin,
     readme_license,
     require,
     require_safetensors,
     split_revision,
+)
+from ._weights import (
+    origin as _origin,
 )
 from .st import read_spec
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
 from zoo.errors import RecipeError
 
 Augmentation = Callable[[str, torch.Generator], str]

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import OptionError, ShapeError
 from zoo.checks import check_option, check_sizes
+from zoo.errors import OptionError, ShapeError
 
 from .modality import texts_of
 

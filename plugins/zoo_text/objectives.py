@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.checks import check_option
 from zoo.errors import ShapeError
 from zoo.objectives.base import as_scalar, check_embeddings, full_precision
-from zoo.checks import check_option
 
 
 class SimCSESupervisedLoss(nn.Module):

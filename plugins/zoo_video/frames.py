@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import RecipeError, ShapeError, UnknownNameError
 from zoo.checks import check_sizes
+from zoo.errors import RecipeError, ShapeError, UnknownNameError
 
 from .io import collate_video, frame_indices, load_video
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.errors import RecipeError
 from zoo.data.pairs import Paired
+from zoo.errors import RecipeError
 
 from .augment import shuffle_frames
 

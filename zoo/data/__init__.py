@@ -11,5 +11,15 @@
 """
 from __future__ import annotations
 
-from zoo.data.datasets import (EpochSampler, Indexed, ListDataset, ZooDataset, as_dataset,  # noqa: F401
-                               create_dataset, file_extensions, list_datasets, load_value, modality_of_file)
+from zoo.data.datasets import (  # noqa: F401
+                               EpochSampler,
+                               Indexed,
+                               ListDataset,
+                               ZooDataset,
+                               as_dataset,
+                               create_dataset,
+                               file_extensions,
+                               list_datasets,
+                               load_value,
+                               modality_of_file,
+)

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from zoo.checks import call_factory
 from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
-from zoo.checks import call_factory
 
 
 class ZooDataset(Dataset):

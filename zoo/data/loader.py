@@ -7,12 +7,12 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
+from zoo.checks import call_factory, recipe_key
 from zoo.data.collate import Collator
 from zoo.data.datasets import EpochSampler, Indexed, create_dataset
 from zoo.errors import DataError, RecipeError
 from zoo.plugins import registry
 from zoo.training.preflight import allocation_guard, worker_count
-from zoo.checks import call_factory, recipe_key
 
 
 def training_loader(recipe, model, dist, device: torch.device, dataset=None):

@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import torch
 
+from zoo.checks import call_factory
 from zoo.errors import DataError, RecipeError, UnknownNameError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import registry
-from zoo.checks import call_factory
 
 
 @dataclass

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from zoo.checks import check_sizes
 from zoo.data.datasets import ZooDataset
 from zoo.errors import DataError, RecipeError, ShapeError
 from zoo.hookspecs import hookimpl
-from zoo.checks import check_sizes
 from zoo.layers import mlp_blocks, mlp_levels
 
 

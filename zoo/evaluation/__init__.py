@@ -2,5 +2,12 @@
 (:mod:`.plots`) and ``zoo eval`` (:mod:`.cli`)."""
 from __future__ import annotations
 
-from zoo.evaluation.tasks import (alignment_uniformity, evaluate, format_table, linear_probe,  # noqa: F401
-                                  retrieval, run_tasks, zero_shot)
+from zoo.evaluation.tasks import (  # noqa: F401
+                                  alignment_uniformity,
+                                  evaluate,
+                                  format_table,
+                                  linear_probe,
+                                  retrieval,
+                                  run_tasks,
+                                  zero_shot,
+)

@@ -59,8 +59,8 @@ def run_defaults(model: str) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from zoo.hub.catalog import load
     from zoo.evaluation.tasks import run_tasks
+    from zoo.hub.catalog import load
     from zoo.recipes import parse_value
     defaults = run_defaults(args.model)
     dataset = args.dataset or defaults.get("dataset")

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from zoo.data.datasets import as_dataset, create_dataset
-from zoo.evaluation.embed import Embedded, embed_dataset
 from zoo.errors import DataError, PluginError, UnknownNameError
+from zoo.evaluation.embed import Embedded, embed_dataset
 
 TASKS = ("zero_shot", "retrieval", "linear_probe", "alignment")
 
@@ -303,6 +303,7 @@ def best_mode(metric: str, mode: str = "auto") -> str:
 def eval_problems(tasks: list[str], options: dict, best_metric: str) -> list[tuple[str, str]]:
     """What is wrong with an ``[eval]`` section, as ``(recipe key, problem and fix)`` pairs."""
     import re
+
     from zoo.errors import closest
     out = []
     for task in tasks:
@@ -342,6 +343,7 @@ def eval_problems(tasks: list[str], options: dict, best_metric: str) -> list[tup
 def check_metric_fields(best_metric: str, dataset) -> None:
     """The fields a ``retrieval``/``alignment`` best metric names are fields of the evaluation dataset."""
     import re
+
     from zoo.errors import RecipeError
     fields = list(getattr(dataset, "fields", {}) or {})
     task, _, metric = best_metric.partition("/")

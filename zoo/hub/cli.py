@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import CheckpointError
+from zoo.files import atomic_write_text
 from zoo.hub.format import CONFIG, WEIGHTS, load_local
 from zoo.hub.remote_code import CODE_SUFFIXES
-from zoo.files import atomic_write_text
 
 UPLOADED = (CONFIG, WEIGHTS, "recipe.toml")
 

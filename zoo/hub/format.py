@@ -21,10 +21,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from zoo.errors import CheckpointError, DeviceError, ZooError
+from zoo.files import atomic_write_text, follow_umask, fsync_dir
 from zoo.hookspecs import hookimpl
 from zoo.hub.integrity import MANIFEST, check_config, check_fits, check_key, read_json, verify_manifest, write_manifest
 from zoo.hub.remote_code import CODE_PATTERNS, refuse_code
-from zoo.files import atomic_write_text, follow_umask, fsync_dir
 
 FORMAT_VERSION = 1
 CONFIG, WEIGHTS = "config.json", "model.safetensors"

@@ -32,13 +32,13 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from zoo.training.distributed import all_reduce_logsumexp
 from zoo.errors import RecipeError, ShapeError
 from zoo.objectives._autograd import SecondOrderError, compute_dtype, no_autocast
 from zoo.objectives._blocked import _SLAB_ELEMENTS, clip_lse_blocked, clip_products_blocked, softplus_sum, spans
 from zoo.objectives.base import as_scalar, check_embeddings
 from zoo.objectives.clip import clip_value
 from zoo.objectives.siglip import save_siglip_gradients, scale_saved_gradients
+from zoo.training.distributed import all_reduce_logsumexp
 
 
 def local_block(rows: int, n_cols: int, chunk: int | None) -> int:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import OptionError, RecipeError, ShapeError
 from zoo.checks import check_option
+from zoo.errors import OptionError, RecipeError, ShapeError
 from zoo.objectives._autograd import compute_dtype, graph_of_gradient, no_autocast
 from zoo.objectives._blocked import clip_lse_blocked, clip_products_blocked, row_slabs
 from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective

@@ -4,7 +4,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from zoo.errors import OptionError
-
 from zoo.objectives._two_view import debiased_nll, require_batch, two_view_scores
 from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import OptionError, RecipeError, ShapeError
 from zoo.checks import recipe_key
+from zoo.errors import OptionError, RecipeError, ShapeError
 from zoo.objectives.base import register_objective, require_labels
 
 LEVEL_KEYS = ("name", "views", "positives", "objective", "options", "weight", "logit_scale")

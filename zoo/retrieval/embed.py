@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from zoo import __version__
-from zoo.evaluation.embed import embeddable_fields
 from zoo.errors import DataError
+from zoo.evaluation.embed import embeddable_fields
 from zoo.files import atomic_write_text
 from zoo.retrieval import store
 

@@ -13,14 +13,24 @@ from typing import Any
 
 import torch
 
-from zoo.training.checkpoints import (checkpoint_step, checkpoint_weights, complete_checkpoints, corrupt_file, load_checkpoint,
-                         load_optimizer_state, model_and_optimizer_state, rng_state, save_checkpoint, seed_everything,
-                         set_rng_state)
-from zoo.training.distributed import barrier, gather_objects
 from zoo.errors import CheckpointError, RecipeError
+from zoo.files import atomic_write_text
+from zoo.training.checkpoints import (
+    checkpoint_step,
+    checkpoint_weights,
+    complete_checkpoints,
+    corrupt_file,
+    load_checkpoint,
+    load_optimizer_state,
+    model_and_optimizer_state,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from zoo.training.distributed import barrier, gather_objects
 from zoo.training.fsdp import load_full_states
 from zoo.training.rundir import finite_json
-from zoo.files import atomic_write_text
 
 log = logging.getLogger("zoo.train")
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from zoo.errors import CheckpointError
-from zoo.hub.format import load_weights_strict, read_weights, save_weights, state_for_saving
 from zoo.files import atomic_write_text, follow_umask, fsync_dir, sha256_file
+from zoo.hub.format import load_weights_strict, read_weights, save_weights, state_for_saving
 
 MANIFEST = "MANIFEST"
 

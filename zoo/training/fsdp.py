@@ -38,10 +38,9 @@ def shard(model: torch.nn.Module, device: torch.device, world: int) -> None:
     The root parameters (the temperature, the bias) are scalars, which ``fully_shard`` refuses;
     they stay whole on every rank and :func:`average_replicated_grads` averages their gradients
     as DDP would."""
+    import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
-
-    import torch.distributed as dist
 
     with torch.no_grad():  # every rank starts from rank 0's weights (ranks are seeded apart), as DDP does
         for t in [*model.parameters(), *model.buffers()]:

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -21,7 +22,6 @@ import os
 import shutil
 import signal
 import threading
-import contextlib
 from pathlib import Path
 from typing import Any
 

@@ -18,28 +18,35 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from zoo.data.collate import Batch
-from zoo.training.checkpoints import seed_everything
-from zoo.data.datasets import create_dataset
-from zoo.training.distributed import gather_all, init_distributed, local_loss, shutdown, wrap
-from zoo.errors import RecipeError, ZooError
-from zoo.evaluation.tasks import check_metric_fields
-from zoo.training.build import apply_freeze, build_model, prepare_encoders
-from zoo.training.fsdp import PlainCopy, average_replicated_grads, shard
-from zoo.training.gradcache import grad_cache_backward
-from zoo.data.inmemory import datasets, recipe_with_objects
-from zoo.data.loader import training_loader
-from zoo.logs import progress_logging
-from zoo.model import ContrastiveModel
-from zoo.training.optim import lr_lambda, make_optimizer
-from zoo.plugins import registry
-from zoo.training.preflight import allocation_guard, pick_device
-from zoo.recipes import Recipe
-from zoo.training.checkpointing import Checkpointing, logged_eval, repair_metrics
-from zoo.training.rundir import (claim_run_dir, finite_json, read_results, stop_on_signals, stored_recipe, write_results,
-                     writing)
 from zoo.checks import call_factory, recipe_key
 from zoo.data.batches import move_to
+from zoo.data.collate import Batch
+from zoo.data.datasets import create_dataset
+from zoo.data.inmemory import datasets, recipe_with_objects
+from zoo.data.loader import training_loader
+from zoo.errors import RecipeError, ZooError
+from zoo.evaluation.tasks import check_metric_fields
+from zoo.logs import progress_logging
+from zoo.model import ContrastiveModel
+from zoo.plugins import registry
+from zoo.recipes import Recipe
+from zoo.training.build import apply_freeze, build_model, prepare_encoders
+from zoo.training.checkpointing import Checkpointing, logged_eval, repair_metrics
+from zoo.training.checkpoints import seed_everything
+from zoo.training.distributed import gather_all, init_distributed, local_loss, shutdown, wrap
+from zoo.training.fsdp import PlainCopy, average_replicated_grads, shard
+from zoo.training.gradcache import grad_cache_backward
+from zoo.training.optim import lr_lambda, make_optimizer
+from zoo.training.preflight import allocation_guard, pick_device
+from zoo.training.rundir import (
+    claim_run_dir,
+    finite_json,
+    read_results,
+    stop_on_signals,
+    stored_recipe,
+    write_results,
+    writing,
+)
 
 log = logging.getLogger("zoo.train")
 

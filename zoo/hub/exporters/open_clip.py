@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.hub.export import ExportError, exporter, parts, pick_tower, projection_layers
 from zoo.files import atomic_write_text
+from zoo.hub.export import ExportError, exporter, parts, pick_tower, projection_layers
 
 FMT = "open_clip"
 

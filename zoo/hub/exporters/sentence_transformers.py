@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zoo.hub.export import ExportError, exporter, parts, pick_tower, projection_layers
 from zoo.files import atomic_write_text
+from zoo.hub.export import ExportError, exporter, parts, pick_tower, projection_layers
 
 ST_MODES = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens", "mean": "pooling_mode_mean_tokens",
             "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
