@@ -61,9 +61,10 @@ def stored_recipe(run_dir: str | Path | None) -> Path:
 
 @contextlib.contextmanager
 def stop_on_signals(on_signal: Callable[[str], None]):
-    """Inside: SIGINT / SIGTERM call ``on_signal(name)`` ("SIGINT", "SIGTERM"), e.g. the trainer's
-    ``request_stop`` — a checkpoint at the end of the current step, a clean exit. The previous handlers
-    are restored on the way out. Outside the main thread: nothing is installed."""
+    """Inside: SIGINT / SIGTERM call ``on_signal(name)`` ("SIGINT", "SIGTERM") instead of ending the
+    process; the trainer finishes its step, writes a checkpoint and then raises
+    :class:`~zoo.training.trainer.TrainingInterrupted`, so that the signal still reaches its caller.
+    The previous handlers are restored on the way out. Outside the main thread: nothing is installed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -61,7 +61,7 @@ from zoo.training.step import ForwardBackward, NonFiniteLossError
 
 log = logging.getLogger("zoo.train")
 
-__all__ = ["NonFiniteLossError", "TrainResult", "Trainer", "TrainState", "train"]
+__all__ = ["NonFiniteLossError", "TrainResult", "Trainer", "TrainingInterrupted", "TrainState", "train"]
 
 
 def train(recipe: str | Path | Recipe | dict | None, overrides: dict[str, Any] | list[str] | None = None, *,
@@ -71,12 +71,20 @@ def train(recipe: str | Path | Recipe | dict | None, overrides: dict[str, Any] |
     """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint (``recipe``
     may then be ``None``: the run's stored ``recipe.toml``); ``overwrite=True`` deletes a previous run there.
     ``dataset`` / ``eval_dataset`` (a Dataset or a list of dicts) and ``model`` (a ContrastiveModel,
-    trained in place) replace the recipe's registered names: see :mod:`zoo.data.inmemory`."""
+    trained in place) replace the recipe's registered names: see :mod:`zoo.data.inmemory`.
+
+    SIGINT / SIGTERM during training finish the step, write a checkpoint and then raise
+    :class:`TrainingInterrupted` (its ``result`` says where), so that a script training several runs
+    stops too."""
     recipe = stored_recipe(run_dir) if recipe is None and resume else recipe
     recipe = recipe_with_objects(recipe, overrides, dataset=dataset, eval_dataset=eval_dataset, model=model)
     trainer = Trainer(recipe, run_dir=run_dir, resume=resume, overwrite=overwrite, progress=progress,
                       dataset=dataset, eval_dataset=eval_dataset, model=model)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except TrainingInterrupted:
+        shutdown(trainer.dist)  # the checkpoint is written: leave the process group, then tell the caller
+        raise
     shutdown(trainer.dist)  # under torchrun: leave the process group together (no-op for one process)
     return result
 
@@ -86,6 +94,22 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     model: ContrastiveModel | None = field(default=None, repr=False)
+
+
+class TrainingInterrupted(ZooError):
+    """SIGINT or SIGTERM arrived during training. Raised once the run is safe on disk (the step finished
+    and a checkpoint written, or the run completed), so that the signal reaches the caller: a script
+    that trains several runs stops instead of going on to the next. ``result`` is the run's TrainResult."""
+
+    def __init__(self, signal: str, result: TrainResult):
+        self.signal, self.result = signal, result
+        m = result.metrics
+        if "stopped_at" in m:
+            what = (f"stopped at step {m['stopped_at']} with checkpoint {m['checkpoint']}. Resume with "
+                    f"`zoo train --resume {result.run_dir}` (zoo.train(None, resume=True, run_dir=...))")
+        else:
+            what = f"the run had just finished; its results are in {result.run_dir}"
+        super().__init__(f"training was interrupted by {signal}: {what}.")
 
 
 class Trainer:
@@ -146,14 +170,15 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         """Train from ``state.step`` to the last step, then evaluate, save and report. A stop (SIGINT or
-        SIGTERM, :meth:`request_stop`, ``state.stop_at_step``) finishes the step and writes a checkpoint."""
+        SIGTERM, :meth:`request_stop`, ``state.stop_at_step``) finishes the step and writes a checkpoint;
+        after a signal, :class:`TrainingInterrupted` tells the caller."""
         s = self.state
         try:
-            with stop_on_signals(self.request_stop), progress_logging():
+            with stop_on_signals(self.request_stop_by_signal), progress_logging():
                 done = read_results(self.run_dir) if s.step >= self.total_steps else None
                 if done is not None:  # resuming a finished run: nothing to do, nothing rewritten
                     self.runlog.already_finished(s.step)
-                    return TrainResult(self.run_dir, done, self.model)
+                    return self._hand_back(TrainResult(self.run_dir, done, self.model))
                 with self.runlog.writing(s.step, dataset=self.recipe.data.dataset,
                                          steps_per_epoch=self.steps_per_epoch, device=self.device):
                     for batch in self.batches():
@@ -164,12 +189,12 @@ class Trainer:
                             break
                     self.runlog.close_progress()
                     if s.stop_requested and s.step < self.total_steps:
-                        return self._stopped()
+                        return self._hand_back(self._stopped())
                     evaluation = self.runlog.logged_eval(s.step)  # killed after it: not run again
                     if evaluation is None:
                         self.checkpoints.save()  # the trained weights are on disk before the final evaluation
                         evaluation = self.run_eval()
-                return self._finish(evaluation)
+                return self._hand_back(self._finish(evaluation))
         finally:
             self.close()
 
@@ -236,8 +261,19 @@ class Trainer:
 
     # -- stopping, evaluating, finishing -------------------------------------------------------------
     def request_stop(self, reason: str = "requested") -> None:
-        """Finish the current step, write a checkpoint and return (SIGINT/SIGTERM call this)."""
+        """Finish the current step, write a checkpoint and return."""
         self.state.stop_requested = reason
+
+    def request_stop_by_signal(self, name: str) -> None:
+        """SIGINT / SIGTERM (``name``): stop as :meth:`request_stop`, then raise :class:`TrainingInterrupted`."""
+        self.state.signal = name
+        self.request_stop(name)
+
+    def _hand_back(self, result: TrainResult) -> TrainResult:
+        """``result``; after a signal, :class:`TrainingInterrupted` carrying it (the run is safe on disk)."""
+        if self.state.signal:
+            raise TrainingInterrupted(self.state.signal, result)
+        return result
 
     def _stopped(self) -> TrainResult:
         path = self.checkpoints.save()
