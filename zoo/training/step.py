@@ -57,7 +57,11 @@ class EncodeViews(torch.nn.Module):
         self.model = model
 
     def forward(self, views: Mapping[str, tuple[str, Any]], levels: dict[str, set[str]]) -> Encoded:
-        return Encoded(self.model(views, levels=levels), self.model.scale(), self.model.logit_bias)
+        bias = self.model.logit_bias
+        # a view, not the parameter itself: DDP finds the parameters a forward used by walking back from
+        # its outputs' grad_fn, which a bare parameter lacks (DDP would count the bias unused, then see
+        # its gradient arrive: "marked as ready twice")
+        return Encoded(self.model(views, levels=levels), self.model.scale(), None if bias is None else bias.view(()))
 
 
 class ForwardBackward:
