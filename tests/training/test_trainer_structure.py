@@ -150,3 +150,15 @@ def test_a_checkpoint_writes_the_train_state_as_the_old_code_did(tmp_path):
         (s.step, s.epoch, s.batch_in_epoch, s.skipped, s.best) == (3, 0, 3, 0, float("-inf"))
     assert meta["last_log"] == s.last_log and s.last_log["step"] == 2  # the last logged line (log_every = 2)
     assert meta["total_steps"] == t.total_steps == 8 and meta["dataset_len"] == len(t.dataset) == 256
+
+
+def test_the_temperature_and_bias_leave_the_ddp_module_as_traceable_values(tmp_path):
+    """DDP finds the parameters a forward used from its outputs' grad_fn: the temperature and bias come
+    out as their own tensors with one (a bare parameter has none and DDP would count it unused)."""
+    t = Trainer(load_recipe(QUICKSTART, {"run.progress": False, "data.options.size": 64, "data.batch_size": 16,
+                                         "objective.name": "siglip", "model.logit_bias": -10.0}), run_dir=tmp_path)
+    encoded = t.forward_backward.encode(next(t.batches()).views)
+    assert sorted(encoded.embeddings) == ["x", "y"]
+    assert encoded.logit_scale.shape == encoded.logit_bias.shape == ()
+    assert encoded.logit_scale.grad_fn is not None and encoded.logit_bias.grad_fn is not None
+    t.close()
