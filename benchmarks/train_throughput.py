@@ -158,7 +158,7 @@ def zoo_trainer(recipe_path: str, run_dir: Path, after_step):
     class TimedTrainer(Trainer):
         def _after_step(self, loss, batch_size):
             super()._after_step(loss, batch_size)
-            after_step(self.step)
+            after_step(self.state.step)
 
         def _finish(self, evaluation):
             return TrainResult(self.run_dir, {})

@@ -80,7 +80,7 @@ def ids_per_rank(trainer: Trainer, epoch: int) -> list[list[list[int]]]:
     out = []
     for rank in range(RANKS):
         trainer.dist = DistInfo(rank=rank, world=RANKS)
-        loader, sampler, collator = trainer._make_loader()
+        _, loader, sampler, collator = trainer._make_loader()
         assert loader.num_workers == WORKERS
         sampler.set_epoch(epoch)
         collator.epoch = epoch

@@ -57,7 +57,7 @@ def test_torchrun_training_matches_one_process_on_the_global_batch(tmp_path):
     assert_same_training(tmp_path / "ddp", single.run_dir)
     # a checkpoint written by 2 ranks resumes in one process at the same step
     t = zoo.training.trainer.Trainer(zoo.recipes.load_recipe(QUICKSTART, sets), run_dir=tmp_path / "ddp", resume=True)
-    assert t.step == 4
+    assert t.state.step == 4
 
 
 def test_ranks_see_the_single_process_batches():

@@ -20,6 +20,7 @@ import torch
 from conftest import assert_same_training
 
 import zoo
+import zoo.training.step
 import zoo.training.trainer
 from zoo.objectives._per_rank import clip_local, siglip_local
 from zoo.recipes import load_recipe
@@ -89,11 +90,12 @@ def test_trainer_takes_the_local_path_when_the_objective_has_one(monkeypatch, tm
     t = zoo.training.trainer.Trainer(recipe, run_dir=tmp_path)
     batch = next(iter(t.loader))
     calls = []
-    monkeypatch.setattr(zoo.training.trainer, "local_loss", lambda *a, **kw: calls.append(a) or torch.tensor(1.0))
-    t.objective_loss(t.encode(batch.views), batch)
+    monkeypatch.setattr(zoo.training.step, "local_loss", lambda *a, **kw: calls.append(a) or torch.tensor(1.0))
+    fb = t.forward_backward
+    fb.loss(fb.encode(batch.views), batch)
     assert not calls  # one process: the plain objective
-    t.dist = DistInfo(rank=0, world=2)
-    assert t.objective_loss(t.encode(batch.views), batch).item() == 1.0 and len(calls) == 1
+    fb.dist = DistInfo(rank=0, world=2)
+    assert fb.loss(fb.encode(batch.views), batch).item() == 1.0 and len(calls) == 1
 
 
 def test_one_process_local_functions_equal_the_objectives():

@@ -41,10 +41,11 @@ def test_dropout_masks_are_restored(tmp_path):
     t.optimizer.zero_grad(set_to_none=True)
     torch.manual_seed(123)  # the same starting RNG state as the GradCache pass
     from zoo.data.batches import slice_batch
-    chunks = [t.encode({v: (tw, slice_batch(b, lo, lo + 16)) for v, (tw, b) in batch.views.items()})
+    fb = t.forward_backward
+    chunks = [fb.encode({v: (tw, slice_batch(b, lo, lo + 16)) for v, (tw, b) in batch.views.items()})
               for lo in range(0, 64, 16)]
-    emb = {k: chunks[0][k] if k.startswith("__") else torch.cat([c[k] for c in chunks]) for k in chunks[0]}
-    t.objective_loss(emb, batch).backward()
+    emb = {k: torch.cat([c.embeddings[k] for c in chunks]) for k in chunks[0].embeddings}
+    fb.loss(chunks[0]._replace(embeddings=emb), batch).backward()  # the temperature from the first chunk
     for n, p in t.model.named_parameters():
         torch.testing.assert_close(g_cache[n], p.grad, atol=1e-6, rtol=1e-5)
 

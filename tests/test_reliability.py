@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from zoo.recipes import load_recipe
 from zoo.training import checkpoints as ckpt_mod
+from zoo.training.checkpointing import Checkpointer
 from zoo.training.checkpoints import complete_checkpoints
 from zoo.training.trainer import Trainer, train
 
@@ -70,7 +71,7 @@ def test_sigkill_at_random_points_then_resume_gives_identical_weights(tmp_path):
 def _stop_and_resume(tmp_path, name: str, stop: int) -> dict[str, torch.Tensor]:
     over = {**SETS, "run.epochs": 2, "run.checkpoint_every": 0}
     t = Trainer(load_recipe(QUICKSTART, over), run_dir=tmp_path / name)
-    t.stop_at_step = stop
+    t.state.stop_at_step = stop
     t.fit()
     train(QUICKSTART, overrides=over, run_dir=tmp_path / name, resume=True)
     return load_file(tmp_path / name / "model.safetensors")
@@ -87,14 +88,14 @@ def test_the_equality_test_can_fail(tmp_path, monkeypatch):
         m.setattr("zoo.training.checkpointing.set_rng_state", lambda state: None)
         no_rng = _stop_and_resume(tmp_path, "no-rng", 7)
     assert not all(torch.equal(ref[k], no_rng[k]) for k in ref)
-    original = Trainer._resume
+    original = Checkpointer.resume
 
     def forget_position(self):
         original(self)
-        self.batch_in_epoch = 0   # as if the loader restarted its epoch
+        self.state.batch_in_epoch = 0   # as if the loader restarted its epoch
 
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "_resume", forget_position)
+        m.setattr(Checkpointer, "resume", forget_position)
         no_pos = _stop_and_resume(tmp_path, "no-position", 7)
     assert not all(torch.equal(ref[k], no_pos[k]) for k in ref)
 
@@ -153,14 +154,14 @@ def test_an_objectives_own_generator_resumes_exactly(tmp_path, monkeypatch):
 
     def stop_and_resume(name):
         t = Trainer(load_recipe(QUICKSTART, over), run_dir=tmp_path / name)
-        t.stop_at_step = 7
+        t.state.stop_at_step = 7
         t.fit()
         return load_file(train(QUICKSTART, overrides=over, run_dir=tmp_path / name, resume=True).run_dir
                          / "model.safetensors")
 
     exact = stop_and_resume("exact")
     assert all(torch.equal(ref[k], exact[k]) for k in ref)
-    monkeypatch.setattr(Trainer, "_objective_generators", lambda self: {})
+    monkeypatch.setattr(Checkpointer, "objective_generators", lambda self: {})
     fresh = stop_and_resume("generator-restarted")
     assert not all(torch.equal(ref[k], fresh[k]) for k in ref)
 

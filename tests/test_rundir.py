@@ -21,6 +21,7 @@ from zoo.errors import CheckpointError, RecipeError
 from zoo.recipes import load_recipe
 from zoo.training.checkpoints import complete_checkpoints, corrupt_file, write_manifest
 from zoo.training.rundir import RunDirError
+from zoo.training.step import ForwardBackward
 from zoo.training.trainer import Trainer, train
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
@@ -32,7 +33,7 @@ OVER = {"run.steps": 16, "run.log_every": 1, "run.progress": False, "data.option
 
 def _stopped(run_dir: Path, at: int, over=OVER) -> Trainer:
     t = Trainer(load_recipe(QUICKSTART, over), run_dir=run_dir)
-    t.stop_at_step = at
+    t.state.stop_at_step = at
     t.fit()
     return t
 
@@ -80,7 +81,7 @@ def test_overwrite_removes_the_old_run_and_the_stop_message_names_a_checkpoint(t
     t = Trainer(load_recipe(QUICKSTART, {**OVER, "run.steps": 6, "run.checkpoint_every": 1}), run_dir=run,
                 overwrite=True)
     assert not (run / "model.safetensors").exists() and not (run / "results.json").exists()
-    t.stop_at_step = 3
+    t.state.stop_at_step = 3
     result = t.fit()
     assert Path(result.metrics["checkpoint"]).is_dir() and result.metrics["checkpoint"] in caplog.text
     assert [d.name for d in complete_checkpoints(run / "checkpoints")] == ["step-00000002", "step-00000003"]
@@ -139,7 +140,7 @@ def test_resume_alone_continues_the_stored_recipe_exactly(tmp_path, reference, c
     run = tmp_path / "run"
     t = Trainer(load_recipe(QUICKSTART, OVER), run_dir=run)
     assert load_recipe(run / "recipe.toml").to_dict() == load_recipe(QUICKSTART, OVER).to_dict()  # at step 0
-    t.stop_at_step = 5
+    t.state.stop_at_step = 5
     t.fit()
     assert main(["train", "--resume", str(run)]) == 0  # no recipe, no --set: the stored one
     assert json.loads((run / "results.json").read_text())["steps"] == 16
@@ -220,8 +221,8 @@ def test_a_kill_after_the_final_checkpoint_resumes_to_complete_results(tmp_path,
 
 
 def test_results_json_is_valid_json_when_every_batch_was_skipped(tmp_path, monkeypatch):
-    real = Trainer.objective_loss
-    monkeypatch.setattr(Trainer, "objective_loss", lambda self, emb, batch: real(self, emb, batch) * float("nan"))
+    real = ForwardBackward.loss
+    monkeypatch.setattr(ForwardBackward, "loss", lambda self, encoded, batch: real(self, encoded, batch) * float("nan"))
     run = train(QUICKSTART, overrides={**OVER, "run.steps": 3, "run.on_nonfinite": "skip"},
                 run_dir=tmp_path / "run").run_dir
 

@@ -43,7 +43,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, stop_at):
     full = train(QUICKSTART, overrides=over, run_dir=tmp_path / "full")
     # interrupted run: stop right after the checkpoint at `stop_at`, then resume in a fresh Trainer
     part = Trainer(load_recipe(QUICKSTART, over), run_dir=tmp_path / "part")
-    part.stop_at_step = stop_at
+    part.state.stop_at_step = stop_at
     assert part.fit().metrics["stopped_at"] == stop_at
     resumed = train(QUICKSTART, overrides=over, run_dir=tmp_path / "part", resume=True)
     a, b = _weights(full.run_dir), _weights(resumed.run_dir)
@@ -110,7 +110,7 @@ def test_nonfinite_loss_skip_option_skips_the_batch_and_counts(tmp_path):
     lr = t.scheduler.get_last_lr()[0]
     real = t.objective.forward
     t.objective.forward = lambda *a, **k: torch.tensor(float("inf"), requires_grad=True)
-    assert math.isnan(t.train_step(next(batches))) and t.skipped == 1
+    assert math.isnan(t.train_step(next(batches))) and t.state.skipped == 1
     assert all(torch.equal(before[k], v) for k, v in t.model.state_dict().items())
     assert [s["step"] for s in t.optimizer.state.values()] == adam_steps and t.scheduler.get_last_lr()[0] != lr
     with pytest.raises(NonFiniteLossError, match="2 batches skipped, more than run.max_skips = 1"):

@@ -99,13 +99,16 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from zoo.training.trainer import train
+    from zoo.training.trainer import TrainingInterrupted, train
     if args.recipe is None and not args.resume:
         from zoo.errors import RecipeError
         raise RecipeError("zoo train needs a recipe (zoo train RECIPE.toml), or --resume RUN_DIR to continue a run "
                           "with the recipe stored in it.")
-    result = train(args.recipe, overrides=args.set, resume=bool(args.resume), run_dir=args.resume or args.run_dir,
-                   overwrite=args.overwrite)
+    try:
+        result = train(args.recipe, overrides=args.set, resume=bool(args.resume), run_dir=args.resume or args.run_dir,
+                       overwrite=args.overwrite)
+    except TrainingInterrupted as stop:  # SIGINT / SIGTERM: the checkpoint is written, say how to go on
+        result = stop.result
     print(json.dumps(result.metrics, indent=2, default=str))
     if "stopped_at" in result.metrics:
         print(f"\nResume with:  zoo train --resume {result.run_dir}")

@@ -15,12 +15,15 @@ computed with the same per-chunk dropout masks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from zoo.data.batches import batch_size, slice_batch
+
+if TYPE_CHECKING:
+    from zoo.training.step import Encoded
 
 
 def _rng_state(device: torch.device):
@@ -33,17 +36,18 @@ def _set_rng_state(state, device: torch.device) -> None:
         torch.cuda.set_rng_state(state[1], device)
 
 
-def _shared(key: str) -> bool:
-    return key.startswith("__") and key.endswith("__")
+def _leaf(x: Tensor | None) -> Tensor | None:
+    return None if x is None else x.detach().requires_grad_(True)
 
 
-def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], dict[str, Tensor]],
-                        views: Mapping[str, tuple[str, Any]], loss_fn: Callable[[dict[str, Tensor]], Tensor],
+def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], Encoded],
+                        views: Mapping[str, tuple[str, Any]], loss_fn: Callable[[Encoded], Tensor],
                         chunk: int, device: torch.device) -> Tensor:
     """Run forward + backward of ``loss_fn(encode(views))`` chunk by chunk; return the (detached) loss.
 
-    ``encode`` maps ``{view: (tower, batch)}`` to ``{key: (b, D)}`` (keys may include
-    ``"view/level"``); ``loss_fn`` maps the full embeddings to a scalar.
+    ``encode`` maps ``{view: (tower, batch)}`` to an :class:`~zoo.training.step.Encoded`: per-row
+    embeddings ``{key: (b, D)}`` (keys may include ``"view/level"``) plus the temperature and bias;
+    ``loss_fn`` maps the full batch's ``Encoded`` to a scalar.
     """
     n = batch_size(next(iter(views.values()))[1])
     bounds = [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
@@ -53,17 +57,21 @@ def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], dict[s
             states.append(_rng_state(device))
             cached.append(encode({v: (t, slice_batch(b, lo, hi)) for v, (t, b) in views.items()}))
     end_state = _rng_state(device)
-    # per-row outputs are concatenated; shared ones (keys "__…__", e.g. the temperature) are the
-    # same in every chunk and take their gradient once, with the first chunk
-    full = {k: (cached[0][k] if _shared(k) else torch.cat([c[k] for c in cached])).detach().requires_grad_(True)
-            for k in cached[0]}
+    # the rows' embeddings are concatenated; the temperature and bias are the same in every chunk
+    # and take their gradient once, with the first chunk
+    first = cached[0]
+    full = first._replace(embeddings={k: _leaf(torch.cat([c.embeddings[k] for c in cached])) for k in first.embeddings},
+                          logit_scale=_leaf(first.logit_scale), logit_bias=_leaf(first.logit_bias))
     loss = loss_fn(full)                                    # 2. loss on the cache
     loss.backward()
     for (lo, hi), state in zip(bounds, states):            # 3. re-encode with a graph, chunk by chunk
         _set_rng_state(state, device)
         out = encode({v: (t, slice_batch(b, lo, hi)) for v, (t, b) in views.items()})
-        keys = [k for k in out if full[k].grad is not None and (not _shared(k) or lo == 0)]
-        torch.autograd.backward([out[k] for k in keys], [full[k].grad if _shared(k) else full[k].grad[lo:hi]
-                                                         for k in keys])
+        pairs = [(out.embeddings[k], z.grad[lo:hi]) for k, z in full.embeddings.items() if z.grad is not None]
+        if lo == 0:
+            pairs += [(o, z.grad) for o, z in ((out.logit_scale, full.logit_scale), (out.logit_bias, full.logit_bias))
+                      if z is not None and z.grad is not None]
+        if pairs:
+            torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
     _set_rng_state(end_state, device)
     return loss.detach()

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,17 @@ def stored_recipe(run_dir: str | Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def stop_on_signals(trainer):
-    """SIGINT / SIGTERM: ``trainer.request_stop`` — a checkpoint at the end of the current step, a clean exit."""
+def stop_on_signals(on_signal: Callable[[str], None]):
+    """Inside: SIGINT / SIGTERM call ``on_signal(name)`` ("SIGINT", "SIGTERM") instead of ending the
+    process; the trainer finishes its step, writes a checkpoint and then raises
+    :class:`~zoo.training.trainer.TrainingInterrupted`, so that the signal still reaches its caller.
+    The previous handlers are restored on the way out. Outside the main thread: nothing is installed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        trainer.request_stop(signal.Signals(signum).name)
+        on_signal(signal.Signals(signum).name)
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

@@ -2,24 +2,33 @@
 
     result = zoo.train("recipes/digits-clip.toml", overrides={"optim.lr": 3e-4})
     result.run_dir   # config.json, model.safetensors, recipe.toml, README.md, metrics.jsonl, plots/
+
+- :func:`train` — the entry point: a recipe (or a run to resume) → a :class:`Trainer` → :meth:`Trainer.fit`;
+- :class:`Trainer` — ``__init__`` builds everything a run needs, the run's :class:`TrainState` included;
+  :meth:`Trainer.fit` is the loop; :meth:`Trainer.train_step` one optimizer step;
+- collaborators, each built in ``__init__`` and handed what it uses: :class:`~zoo.training.step.ForwardBackward`
+  (loss and gradients of a batch), :class:`~zoo.training.checkpointing.Checkpointer` (save, resume),
+  :class:`~zoo.training.runlog.RunLog` (metrics.jsonl, progress bar, throughput, log lines).
+
+One step under torchrun: ``train_step`` → ``ForwardBackward`` encodes through DDP
+(:func:`zoo.training.distributed.wrap`), takes the objective's local loss
+(:func:`zoo.training.distributed.local_loss`) or the loss on the all-gathered batch
+(:func:`zoo.training.distributed.gather_all`) and backpropagates (DDP averages the gradients);
+under FSDP ``train_step`` then averages the unsharded temperature and bias with
+:func:`zoo.training.fsdp.average_replicated_grads`; then clipping, the optimizer and the schedule.
+:mod:`zoo.training.step` spells the path out.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from zoo.checks import call_factory, recipe_key
-from zoo.data.batches import move_to
 from zoo.data.collate import Batch
 from zoo.data.datasets import create_dataset
 from zoo.data.inmemory import datasets, recipe_with_objects
@@ -31,11 +40,10 @@ from zoo.model import ContrastiveModel
 from zoo.plugins import registry
 from zoo.recipes import Recipe
 from zoo.training.build import apply_freeze, build_model, prepare_encoders
-from zoo.training.checkpointing import Checkpointing, logged_eval, repair_metrics
+from zoo.training.checkpointing import Checkpointer
 from zoo.training.checkpoints import seed_everything
-from zoo.training.distributed import gather_all, init_distributed, local_loss, shutdown, wrap
+from zoo.training.distributed import DistInfo, init_distributed, shutdown
 from zoo.training.fsdp import PlainCopy, average_replicated_grads, shard
-from zoo.training.gradcache import grad_cache_backward
 from zoo.training.optim import lr_lambda, make_optimizer
 from zoo.training.preflight import allocation_guard, pick_device
 from zoo.training.rundir import (
@@ -47,12 +55,38 @@ from zoo.training.rundir import (
     write_results,
     writing,
 )
+from zoo.training.runlog import RunLog
+from zoo.training.state import TrainState
+from zoo.training.step import ForwardBackward, NonFiniteLossError
 
 log = logging.getLogger("zoo.train")
 
+__all__ = ["NonFiniteLossError", "TrainResult", "Trainer", "TrainingInterrupted", "TrainState", "train"]
 
-class NonFiniteLossError(ZooError):
-    """The loss became NaN or inf; the weights were not updated."""
+
+def train(recipe: str | Path | Recipe | dict | None, overrides: dict[str, Any] | list[str] | None = None, *,
+          resume: bool = False, run_dir: str | Path | None = None, overwrite: bool = False,
+          progress: bool | None = None, dataset=None, eval_dataset=None,
+          model: ContrastiveModel | None = None) -> TrainResult:
+    """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint (``recipe``
+    may then be ``None``: the run's stored ``recipe.toml``); ``overwrite=True`` deletes a previous run there.
+    ``dataset`` / ``eval_dataset`` (a Dataset or a list of dicts) and ``model`` (a ContrastiveModel,
+    trained in place) replace the recipe's registered names: see :mod:`zoo.data.inmemory`.
+
+    SIGINT / SIGTERM during training finish the step, write a checkpoint and then raise
+    :class:`TrainingInterrupted` (its ``result`` says where), so that a script training several runs
+    stops too."""
+    recipe = stored_recipe(run_dir) if recipe is None and resume else recipe
+    recipe = recipe_with_objects(recipe, overrides, dataset=dataset, eval_dataset=eval_dataset, model=model)
+    trainer = Trainer(recipe, run_dir=run_dir, resume=resume, overwrite=overwrite, progress=progress,
+                      dataset=dataset, eval_dataset=eval_dataset, model=model)
+    try:
+        result = trainer.fit()
+    except TrainingInterrupted:
+        shutdown(trainer.dist)  # the checkpoint is written: leave the process group, then tell the caller
+        raise
+    shutdown(trainer.dist)  # under torchrun: leave the process group together (no-op for one process)
+    return result
 
 
 @dataclass
@@ -62,153 +96,145 @@ class TrainResult:
     model: ContrastiveModel | None = field(default=None, repr=False)
 
 
-class _Encode(torch.nn.Module):
-    """What DDP wraps: encodes the views and reads the temperature inside ``forward``."""
+class TrainingInterrupted(ZooError):
+    """SIGINT or SIGTERM arrived during training. Raised once the run is safe on disk (the step finished
+    and a checkpoint written, or the run completed), so that the signal reaches the caller: a script
+    that trains several runs stops instead of going on to the next. ``result`` is the run's TrainResult."""
 
-    def __init__(self, model: ContrastiveModel):
-        super().__init__()
-        self.model = model
+    def __init__(self, signal: str, result: TrainResult):
+        self.signal, self.result = signal, result
+        m = result.metrics
+        if "stopped_at" in m:
+            what = (f"stopped at step {m['stopped_at']} with checkpoint {m['checkpoint']}. Resume with "
+                    f"`zoo train --resume {result.run_dir}` (zoo.train(None, resume=True, run_dir=...))")
+        else:
+            what = f"the run had just finished; its results are in {result.run_dir}"
+        super().__init__(f"training was interrupted by {signal}: {what}.")
 
-    def forward(self, views, levels):
-        out = self.model(views, levels=levels)
-        out["__scale__"] = self.model.scale().reshape(1)
-        if self.model.logit_bias is not None:
-            out["__bias__"] = self.model.logit_bias.reshape(1)
-        return out
 
+class Trainer:
+    """One run: everything built in ``__init__``; :meth:`fit` trains it. What changes as it trains is
+    ``self.state`` (a :class:`TrainState`); every other attribute is fixed once built."""
 
-class Trainer(Checkpointing):
     def __init__(self, recipe: Recipe, *, run_dir: str | Path | None = None, resume: bool = False,
                  overwrite: bool = False, progress: bool | None = None, dataset=None, eval_dataset=None,
                  model: ContrastiveModel | None = None):
-        self.recipe, r = recipe, recipe.run
+        r = recipe.run
+        self.recipe = recipe
         self.given = datasets(dataset, eval_dataset)  # in-memory data replacing [data] / [eval] names
-        name = r.name or (Path(recipe.path).stem if recipe.path else "run")
-        self.run_dir = Path(run_dir) if run_dir else Path(r.output_dir) / name
-        self.progress = r.progress if progress is None else progress
-        self.device = pick_device(r.device)
-        self.dist = init_distributed(self.device.type)
-        if self.device.type == "cuda" and self.dist.enabled:
-            self.device = torch.device("cuda", self.dist.local_rank)
-            torch.cuda.set_device(self.device)
+        self.run_dir = Path(run_dir) if run_dir else Path(r.output_dir) / (
+            r.name or (Path(recipe.path).stem if recipe.path else "run"))
+        self.device, self.dist = _device_and_processes(r.device)
+        self.state = TrainState()
         # the run directory is this run's (checked, locked, recipe stored) before anything is built
         self.claim = claim_run_dir(self.run_dir, recipe, resume=resume, overwrite=overwrite) if self.dist.main else None
-        try:
-            self._build(recipe, resume, model)
+        try:  # (the order matters: each part below draws from the RNG seeded here)
+            seed_everything(r.seed + self.dist.rank)
+            if r.deterministic:
+                torch.use_deterministic_algorithms(True)
+            with allocation_guard("[model]"):  # a model too large for memory is refused before it is allocated
+                self.model = (model if model is not None else build_model(recipe)).to(self.device).train()
+            apply_freeze(self.model, recipe)
+            prepare_encoders(self.model, r)
+            if r.grad_cache_chunk and r.fsdp:
+                raise RecipeError("run.grad_cache_chunk with run.fsdp is not supported; use DDP (fsdp = false).")
+            self.fsdp = r.fsdp and self.dist.enabled  # one process: nothing to shard
+            self.plain = PlainCopy(self.model, self.dist.main) if self.fsdp else None  # rank 0's copy: eval, saving
+            if self.fsdp:
+                shard(self.model, self.device, self.dist.world)
+            self.objective = _objective(recipe, self.model, self.device)
+            self.dataset, self.loader, self.sampler, self.collator = self._make_loader()
+            self._eval_datasets: dict[str, Any] = {}  # split → dataset, built on first use
+            if recipe.eval.tasks and self.dist.main:  # the evaluation split is built and checked now, not at the end
+                check_metric_fields(recipe.eval.best_metric, self.eval_dataset())
+            self.steps_per_epoch = len(self.loader)
+            self.total_steps = r.steps or r.epochs * self.steps_per_epoch
+            self.optimizer = make_optimizer(self.model, recipe)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(recipe, self.total_steps))
+            self.forward_backward = ForwardBackward(
+                self.model, self.objective, state=self.state, dist=self.dist, device=self.device, fsdp=self.fsdp,
+                precision=r.precision, grad_cache_chunk=r.grad_cache_chunk, objective_name=recipe.objective.name)
+            self.checkpoints = Checkpointer(
+                self.run_dir / "checkpoints", state=self.state, model=self.model, optimizer=self.optimizer,
+                scheduler=self.scheduler, objective=self.objective, dist=self.dist, fsdp=self.fsdp,
+                total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, dataset_len=len(self.dataset),
+                dataset_name=recipe.data.dataset, seed=r.seed, keep=r.keep_checkpoints)
+            self.runlog = RunLog(self.run_dir, main=self.dist.main, total_steps=self.total_steps,
+                                 log_every=r.log_every, progress=r.progress if progress is None else progress)
+            if resume:
+                self.checkpoints.resume()  # last: it restores the RNG streams as the checkpoint left them
         except BaseException:
             self.close()  # a recipe that fails to build leaves the directory free for the next try
             raise
 
-    def _build(self, recipe: Recipe, resume: bool, model: ContrastiveModel | None) -> None:
-        r = recipe.run
-        seed_everything(r.seed + self.dist.rank)
-        if r.deterministic:
-            torch.use_deterministic_algorithms(True)
-        with allocation_guard("[model]"):  # a model too large for memory is refused before it is allocated
-            self.model = (model if model is not None else build_model(recipe)).to(self.device).train()
-        apply_freeze(self.model, recipe)
-        prepare_encoders(self.model, r)
-        if r.grad_cache_chunk and r.fsdp:
-            raise RecipeError("run.grad_cache_chunk with run.fsdp is not supported; use DDP (fsdp = false).")
-        self.fsdp = r.fsdp and self.dist.enabled  # one process: nothing to shard
-        self.plain = PlainCopy(self.model, self.dist.main) if self.fsdp else None  # rank 0's copy for eval/saving
-        if self.fsdp:
-            shard(self.model, self.device, self.dist.world)
-        self.wrapped = _Encode(self.model) if self.fsdp else wrap(_Encode(self.model), self.dist, self.device)
-        with recipe_key("objective.options"):
-            self.objective = call_factory(f"objective {recipe.objective.name!r}", _objective_factory(recipe),
-                                          **recipe.objective.options).to(self.device)
-        if getattr(self.objective, "needs_logit_bias", False) and self.model.logit_bias is None:
-            raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
-                              f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
-        self.loader, self.sampler, self.collator = self._make_loader()
-        if recipe.eval.tasks and self.dist.main:  # the evaluation split is built and checked now, not after training
-            check_metric_fields(recipe.eval.best_metric, self.eval_dataset())
-        self.steps_per_epoch = len(self.loader)
-        self.total_steps = r.steps or r.epochs * self.steps_per_epoch
-        self.optimizer = make_optimizer(self.model, recipe)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(recipe, self.total_steps))
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.stop_requested: str | None = None   # set by SIGINT/SIGTERM or request_stop()
-        self.stop_at_step: int | None = None      # stop (with a checkpoint) once this step is reached
-        self.best = float("-inf")                 # best value of eval.best_metric so far
-        self.skipped = 0                          # batches skipped for a NaN/inf loss (run.on_nonfinite = "skip")
-        self.ckpt_root, self._last = self.run_dir / "checkpoints", {}
-        if resume:
-            self._resume()
-
-    # -- data ------------------------------------------------------------------------------
-    def _make_loader(self):
-        """The training split's loader (built by :func:`zoo.data.loader.training_loader`)."""
-        self.dataset, loader, sampler, collator = training_loader(self.recipe, self.model, self.dist, self.device,
-                                                                  self.given.get("train"))
-        return loader, sampler, collator
+    # -- the loop ----------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Train from ``state.step`` to the last step, then evaluate, save and report. A stop (SIGINT or
+        SIGTERM, :meth:`request_stop`, ``state.stop_at_step``) finishes the step and writes a checkpoint;
+        after a signal, :class:`TrainingInterrupted` tells the caller."""
+        s = self.state
+        try:
+            with stop_on_signals(self.request_stop_by_signal), progress_logging():
+                done = read_results(self.run_dir) if s.step >= self.total_steps else None
+                if done is not None:  # resuming a finished run: nothing to do, nothing rewritten
+                    self.runlog.already_finished(s.step)
+                    return self._hand_back(TrainResult(self.run_dir, done, self.model))
+                with self.runlog.writing(s.step, dataset=self.recipe.data.dataset,
+                                         steps_per_epoch=self.steps_per_epoch, device=self.device):
+                    for batch in self.batches():
+                        loss = self.train_step(batch)
+                        s.step, s.batch_in_epoch = s.step + 1, s.batch_in_epoch + 1
+                        self._after_step(loss, batch.size)
+                        if s.stop_requested:
+                            break
+                    self.runlog.close_progress()
+                    if s.stop_requested and s.step < self.total_steps:
+                        return self._hand_back(self._stopped())
+                    evaluation = self.runlog.logged_eval(s.step)  # killed after it: not run again
+                    if evaluation is None:
+                        self.checkpoints.save()  # the trained weights are on disk before the final evaluation
+                        evaluation = self.run_eval()
+                return self._hand_back(self._finish(evaluation))
+        finally:
+            self.close()
 
     def batches(self):
-        """Yield ``(epoch, batch)`` from the current position to the end of training."""
-        while self.step < self.total_steps:
-            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-            self.collator.epoch = self.epoch
+        """Yield the batches from the current position to the end of training, moving ``state.epoch``."""
+        s = self.state
+        while s.step < self.total_steps:
+            self.sampler.set_epoch(s.epoch, s.batch_in_epoch)
+            self.collator.epoch = s.epoch
             if hasattr(self.dataset, "set_epoch"):  # e.g. captions re-drawn per epoch
-                self.dataset.set_epoch(self.epoch)
+                self.dataset.set_epoch(s.epoch)
             for batch in self.loader:
                 yield batch
-                if self.step >= self.total_steps:
+                if s.step >= self.total_steps:
                     return
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            s.epoch, s.batch_in_epoch = s.epoch + 1, 0
 
-    # -- one step ----------------------------------------------------------------------------
-    def encode(self, views) -> dict[str, torch.Tensor]:
-        """``{view: (b, D)}`` plus ``{"view/level": (b, D)}`` for the levels the objective asks for,
-        and ``"__scale__"``/``"__bias__"`` (read inside the DDP forward, as DDP requires)."""
-        wanted = getattr(self.objective, "required_views", ()) or ()
-        levels = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in views}
-        return self.wrapped(views, levels)
+    def _after_step(self, loss: float, batch_size: int) -> None:
+        """Logging, periodic evaluation and checkpoints after one optimizer step."""
+        r, s = self.recipe.run, self.state
+        record = self.runlog.step(s, loss, batch_size, lr=self.scheduler.get_last_lr()[0])
+        if record is not None:
+            s.last_log = record
+        if r.eval_every and s.step % r.eval_every == 0 and s.step < self.total_steps:
+            self.run_eval()  # before the checkpoint: a resume from it neither repeats nor loses this evaluation
+        if r.checkpoint_every and s.step % r.checkpoint_every == 0 and s.step < self.total_steps:
+            self.checkpoints.save()
+        if s.step == s.stop_at_step:
+            s.stop_requested = f"stop_at_step={s.step}"
 
-    def objective_loss(self, emb: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
-        """The objective on the global batch. Under torchrun: the objective's local path when it has
-        one (its own rows against the gathered columns), else on embeddings all-gathered with gradients."""
-        emb = dict(emb)
-        scale, bias = emb.pop("__scale__"), emb.pop("__bias__", None)
-        self._scale = scale.detach()  # logged; read here because FSDP keeps the parameter sharded outside forward
-        labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
-        kw = {"logit_scale": scale.reshape(()), "logit_bias": None if bias is None else bias.reshape(())}
-        if self.dist.enabled and hasattr(self.objective, "forward_local"):
-            return local_loss(self.objective, emb, labels, mask, self.dist, **kw)
-        if self.dist.enabled:
-            emb, labels, mask = gather_all(emb, labels, mask)
-        return self.objective(emb, labels=labels or None, mask=mask, **kw)
-
-    def loss(self, batch: Batch) -> torch.Tensor:
-        return self.objective_loss(self.encode(batch.views), batch)
-
-    def forward_backward(self, batch: Batch) -> torch.Tensor:
-        """Loss and gradients for one batch: directly, or through GradCache's chunks."""
-        chunk = self.recipe.run.grad_cache_chunk
-        with self._autocast():
-            if not chunk or chunk >= batch.size:
-                loss = self.loss(batch)
-                self._check_finite(loss)
-                loss.backward()
-                return loss.detach()
-            return grad_cache_backward(self.encode, batch.views, lambda emb: self._check_finite(
-                self.objective_loss(emb, batch)), chunk, self.device)
-
-    def _check_finite(self, loss: torch.Tensor) -> torch.Tensor:
-        if not torch.isfinite(loss):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteLossError(f"step {self.step}: objective {self.recipe.objective.name!r} returned "
-                                     f"{loss.item()}; the weights were not updated. Lower optim.lr, set "
-                                     f"optim.grad_clip, or check the data.")
-        return loss
-
+    # -- one step ----------------------------------------------------------------------------------
     def train_step(self, batch: Batch) -> float:
+        """One optimizer step on one global batch; returns its loss (NaN for a skipped batch)."""
         try:
-            loss = self.forward_backward(batch)
+            loss = self.forward_backward(batch)  # forward → objective → backward (zoo.training.step)
         except NonFiniteLossError as exc:
+            self.optimizer.zero_grad(set_to_none=True)
             return self._skip_or_raise(exc)
         if self.fsdp:
-            average_replicated_grads(self.model)
+            average_replicated_grads(self.model)  # the temperature and bias FSDP leaves whole: DDP's mean by hand
         if self.recipe.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
         self.optimizer.step()
@@ -222,153 +248,75 @@ class Trainer(Checkpointing):
         """``run.on_nonfinite = "skip"``: the batch is consumed, the weights and optimizer untouched,
         the schedule advances; past ``run.max_skips`` skipped batches training stops all the same.
         Every rank sees the same (global) loss, so every rank skips the same step."""
-        r = self.recipe.run
+        r, s = self.recipe.run, self.state
         if r.on_nonfinite != "skip":
             raise exc
-        self.skipped += 1
-        if self.skipped > r.max_skips:
-            raise NonFiniteLossError(f"{exc} {self.skipped} batches skipped, more than run.max_skips = "
+        s.skipped += 1
+        if s.skipped > r.max_skips:
+            raise NonFiniteLossError(f"{exc} {s.skipped} batches skipped, more than run.max_skips = "
                                      f"{r.max_skips}; training stops.") from exc
-        log.warning("step %d: non-finite loss, batch skipped (%d of at most %d)", self.step, self.skipped,
-                    r.max_skips)
+        log.warning("step %d: non-finite loss, batch skipped (%d of at most %d)", s.step, s.skipped, r.max_skips)
         self.scheduler.step()
         return float("nan")
 
-    def _autocast(self):
-        p = self.recipe.run.precision
-        if p == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if p == "bf16" else torch.float16)
+    # -- stopping, evaluating, finishing -------------------------------------------------------------
+    def request_stop(self, reason: str = "requested") -> None:
+        """Finish the current step, write a checkpoint and return."""
+        self.state.stop_requested = reason
 
-    # -- the loop ----------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
-        try:
-            with stop_on_signals(self), progress_logging():
-                return self._fit()
-        finally:
-            self.close()
+    def request_stop_by_signal(self, name: str) -> None:
+        """SIGINT / SIGTERM (``name``): stop as :meth:`request_stop`, then raise :class:`TrainingInterrupted`."""
+        self.state.signal = name
+        self.request_stop(name)
 
-    def close(self) -> None:  # release the run directory's lock (fit does, when it returns or fails)
+    def _hand_back(self, result: TrainResult) -> TrainResult:
+        """``result``; after a signal, :class:`TrainingInterrupted` carrying it (the run is safe on disk)."""
+        if self.state.signal:
+            raise TrainingInterrupted(self.state.signal, result)
+        return result
+
+    def _stopped(self) -> TrainResult:
+        path = self.checkpoints.save()
+        self.runlog.stopped(self.state.step, self.state.stop_requested, path)
+        return TrainResult(self.run_dir, {"stopped_at": self.state.step, "checkpoint": str(path)}, self.model)
+
+    def close(self) -> None:
+        """Release the run directory's lock (fit does, when it returns or fails)."""
         if self.claim is not None:
             self.claim.release()
 
-    def _fit(self) -> TrainResult:
-        main = self.dist.main
-        metrics_path = self.run_dir / "metrics.jsonl" if main else Path(os.devnull)
-        done = read_results(self.run_dir) if self.step >= self.total_steps else None
-        if done is not None:  # resuming a finished run: nothing to do, nothing rewritten
-            log.info("the run in %s already finished (step %d of %d); nothing to do. Raise run.steps / run.epochs "
-                     "(--set) to train further.", self.run_dir, self.step, self.total_steps)
-            return TrainResult(self.run_dir, done, self.model)
-        if main:
-            repair_metrics(metrics_path, self.step)
-        log.info("training %s for %d steps (%d per epoch) on %s → %s", self.recipe.data.dataset,
-                 self.total_steps, self.steps_per_epoch, self.device, self.run_dir)
-        self._bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and main),
-                         desc=self.run_dir.name, unit="step", dynamic_ncols=True)
-        self._window = (time.perf_counter(), 0)
-        with open(metrics_path, "a", encoding="utf-8") as self._metrics:
-            for batch in self.batches():
-                loss = self.train_step(batch)
-                self.step, self.batch_in_epoch = self.step + 1, self.batch_in_epoch + 1
-                self._after_step(loss, batch.size)
-                if self.stop_requested:
-                    break
-            self._bar.close()
-            if self.stop_requested and self.step < self.total_steps:
-                return self._stopped()
-            evaluation = logged_eval(self.run_dir / "metrics.jsonl", self.step)  # killed after it: not again
-            if evaluation is None:
-                self.save_checkpoint()  # the trained weights are on disk before the final evaluation runs
-                evaluation = self.run_eval()
-        return self._finish(evaluation)
-
-    def _after_step(self, loss: float, batch_size: int) -> None:
-        """Progress, logging, periodic checkpoints and evaluation after one optimizer step."""
-        r = self.recipe.run
-        t0, n = self._window
-        self._window = (t0, n + batch_size)
-        self._bar.update(1)
-        if self.step % r.log_every == 0 or self.step == self.total_steps:
-            dt = time.perf_counter() - t0
-            self._last = {"step": self.step, "epoch": self.epoch, "loss": loss,
-                          "lr": self.scheduler.get_last_lr()[0], "logit_scale": self._scale.item(),
-                          "samples_per_s": (n + batch_size) / dt if dt > 0 else float("nan"), "skipped": self.skipped}
-            self._log(self._last)
-            self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._last['lr']:.2e}")
-            self._window = (time.perf_counter(), 0)
-        if r.eval_every and self.step % r.eval_every == 0 and self.step < self.total_steps:
-            self.run_eval()  # before the checkpoint: a resume from it neither repeats nor loses this evaluation
-        if r.checkpoint_every and self.step % r.checkpoint_every == 0 and self.step < self.total_steps:
-            self.save_checkpoint()
-        if self.step == self.stop_at_step:
-            self.stop_requested = f"stop_at_step={self.step}"
-
-    def _stopped(self) -> TrainResult:
-        path = self.save_checkpoint()
-        log.warning("stopped at step %d (%s); checkpoint %s. Resume with: zoo train --resume %s",
-                    self.step, self.stop_requested, path, self.run_dir)
-        return TrainResult(self.run_dir, {"stopped_at": self.step, "checkpoint": str(path)}, self.model)
-
-    def _log(self, record: dict[str, Any]) -> None:
-        self._metrics.write(json.dumps(record) + "\n")
-        self._metrics.flush()
-
     def run_eval(self) -> dict[str, float]:
         """Evaluate on the eval split (``[eval]``), log it, and keep the best checkpoint."""
-        e = self.recipe.eval
+        e, s = self.recipe.eval, self.state
         if not e.tasks:
             return {}
         model = self.plain_model()  # collective under FSDP
         if not self.dist.main:
             return {}
-        from zoo.evaluation.tasks import best_mode, format_table, run_tasks
+        from zoo.evaluation.tasks import best_mode, run_tasks
         results = run_tasks(model, self.eval_dataset(), e.tasks, e.options,
                             train_dataset=self.eval_dataset(split=self.recipe.data.split)
                             if "linear_probe" in e.tasks else None)
-        self._log({"step": self.step, "eval": results})
-        log.info("step %d evaluation:\n%s", self.step, format_table(results))
+        self.runlog.evaluation(s.step, results)
         if e.best_metric:
             if e.best_metric not in results:
                 raise RecipeError(f"eval.best_metric = {e.best_metric!r} is not among the metrics: {sorted(results)}.")
-            sign = 1.0 if best_mode(e.best_metric, e.best_mode) == "max" else -1.0  # self.best holds sign × value
-            if sign * results[e.best_metric] > self.best:
-                self.best = sign * results[e.best_metric]
+            sign = 1.0 if best_mode(e.best_metric, e.best_mode) == "max" else -1.0  # state.best holds sign × value
+            if sign * results[e.best_metric] > s.best:
+                s.best = sign * results[e.best_metric]
                 with writing(self.run_dir / "best"):
                     model.save_pretrained(self.run_dir / "best", recipe_text=self.recipe.to_toml(),
-                                          metrics={"step": self.step, **results})
+                                          metrics={"step": s.step, **results})
         return results
 
-    def eval_dataset(self, split: str | None = None):
-        """The evaluation dataset's ``split`` (default ``data.eval_split``), built once."""
-        split = split or self.recipe.data.eval_split
-        given = self.given.get("eval" if split == self.recipe.data.eval_split else "train")
-        if given is not None and "eval" in self.given:  # a linear probe fits on the given training data
-            return given
-        cache = self.__dict__.setdefault("_eval_ds", {})
-        if split not in cache:
-            name = self.recipe.eval.dataset or self.recipe.data.dataset
-            options = self.recipe.data.options if name == self.recipe.data.dataset else {}
-            with recipe_key("data.options" if options else "eval.dataset"):
-                cache[split] = create_dataset(name, split=split, **options)
-        return cache[split]
-
-    def request_stop(self, reason: str = "requested") -> None:
-        """Finish the current step, write a checkpoint and return (SIGINT/SIGTERM call this)."""
-        self.stop_requested = reason
-
-    def plain_model(self) -> ContrastiveModel:
-        """The model with ordinary full tensors: itself, or under FSDP rank 0's gathered copy
-        (collective: every rank calls it; ``None`` on the others)."""
-        return self.plain.refresh(self.model) if self.fsdp else self.model
-
     def _finish(self, evaluation: dict[str, float]) -> TrainResult:
+        s = self.state
         model = self.plain_model()
         if not self.dist.main:
-            return TrainResult(self.run_dir, {"steps": self.step, "rank": self.dist.rank}, self.model)
-        last = self._last
-        metrics = {"final_loss": last.get("loss"), "steps": self.step, "samples_per_s": last.get("samples_per_s"),
-                   "skipped_batches": self.skipped,
+            return TrainResult(self.run_dir, {"steps": s.step, "rank": self.dist.rank}, self.model)
+        last = s.last_log
+        metrics = {"final_loss": last.get("loss"), "steps": s.step, "samples_per_s": last.get("samples_per_s"),
+                   "skipped_batches": s.skipped,
                    **evaluation}
         from zoo.evaluation.plots import plot_training, report_pictures
         with writing(self.run_dir):  # a failed write is a RunDirError (disk full, read-only)
@@ -379,27 +327,51 @@ class Trainer(Checkpointing):
             model.eval()
             model.save_pretrained(self.run_dir, recipe_text=self.recipe.to_toml(), metrics=finite_json(metrics))
         write_results(self.run_dir, metrics)
-        log.info("done: %d steps, final loss %.4f; wrote %s\npictures: %s", self.step,
-                 metrics["final_loss"] or float("nan"), self.run_dir, ", ".join(str(p) for p in plots))
+        self.runlog.finished(s.step, metrics["final_loss"], plots)
         return TrainResult(self.run_dir, metrics, model)
 
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _make_loader(self):
+        """``(dataset, loader, sampler, collator)`` of the training split for this process
+        (:func:`zoo.data.loader.training_loader`)."""
+        return training_loader(self.recipe, self.model, self.dist, self.device, self.given.get("train"))
 
-def _objective_factory(recipe: Recipe):
-    return registry().get("objectives", recipe.objective.name).factory
+    def eval_dataset(self, split: str | None = None):
+        """The evaluation dataset's ``split`` (default ``data.eval_split``), built once."""
+        split = split or self.recipe.data.eval_split
+        given = self.given.get("eval" if split == self.recipe.data.eval_split else "train")
+        if given is not None and "eval" in self.given:  # a linear probe fits on the given training data
+            return given
+        if split not in self._eval_datasets:
+            name = self.recipe.eval.dataset or self.recipe.data.dataset
+            options = self.recipe.data.options if name == self.recipe.data.dataset else {}
+            with recipe_key("data.options" if options else "eval.dataset"):
+                self._eval_datasets[split] = create_dataset(name, split=split, **options)
+        return self._eval_datasets[split]
+
+    def plain_model(self) -> ContrastiveModel:
+        """The model with ordinary full tensors: itself, or under FSDP rank 0's gathered copy
+        (collective: every rank calls it; ``None`` on the others)."""
+        return self.plain.refresh(self.model) if self.fsdp else self.model
 
 
-def train(recipe: str | Path | Recipe | dict | None, overrides: dict[str, Any] | list[str] | None = None, *,
-          resume: bool = False, run_dir: str | Path | None = None, overwrite: bool = False,
-          progress: bool | None = None, dataset=None, eval_dataset=None,
-          model: ContrastiveModel | None = None) -> TrainResult:
-    """Train from a recipe; ``resume=True`` continues from the run directory's last checkpoint (``recipe``
-    may then be ``None``: the run's stored ``recipe.toml``); ``overwrite=True`` deletes a previous run there.
-    ``dataset`` / ``eval_dataset`` (a Dataset or a list of dicts) and ``model`` (a ContrastiveModel,
-    trained in place) replace the recipe's registered names: see :mod:`zoo.data.inmemory`."""
-    recipe = stored_recipe(run_dir) if recipe is None and resume else recipe
-    recipe = recipe_with_objects(recipe, overrides, dataset=dataset, eval_dataset=eval_dataset, model=model)
-    trainer = Trainer(recipe, run_dir=run_dir, resume=resume, overwrite=overwrite, progress=progress,
-                      dataset=dataset, eval_dataset=eval_dataset, model=model)
-    result = trainer.fit()
-    shutdown(trainer.dist)  # under torchrun: leave the process group together (no-op for one process)
-    return result
+def _device_and_processes(name: str) -> tuple[torch.device, DistInfo]:
+    """The device ``run.device`` names, and this process's place among torchrun's (one GPU per rank)."""
+    device = pick_device(name)
+    dist = init_distributed(device.type)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    return device, dist
+
+
+def _objective(recipe: Recipe, model: ContrastiveModel, device: torch.device) -> torch.nn.Module:
+    """The recipe's objective (``[objective]``), checked against the model."""
+    factory = registry().get("objectives", recipe.objective.name).factory
+    with recipe_key("objective.options"):
+        objective = call_factory(f"objective {recipe.objective.name!r}", factory,
+                                 **recipe.objective.options).to(device)
+    if getattr(objective, "needs_logit_bias", False) and model.logit_bias is None:
+        raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
+                          f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
+    return objective
