@@ -15,6 +15,7 @@ import torch
 
 from zoo.errors import CheckpointError, RecipeError
 from zoo.files import atomic_write_text
+from zoo.protocols import ObjectiveTraits
 from zoo.training.checkpoints import (
     checkpoint_step,
     checkpoint_weights,
@@ -54,7 +55,7 @@ class Checkpointing:
         """The objective's own random generators (MoCHi's mixing, a Symile given one), by module name:
         checkpointed so that their draws continue after a resume too."""
         return {name: m.generator for name, m in self.objective.named_modules()
-                if isinstance(getattr(m, "generator", None), torch.Generator)}
+                if ObjectiveTraits.of(m).generator is not None}
 
     def save_checkpoint(self) -> Path:
         """Rank 0 writes; every rank waits for it (the others must not run ahead of a checkpoint)."""
