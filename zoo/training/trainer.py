@@ -29,6 +29,7 @@ from zoo.evaluation.tasks import check_metric_fields
 from zoo.logs import progress_logging
 from zoo.model import ContrastiveModel
 from zoo.plugins import registry
+from zoo.protocols import ObjectiveTraits
 from zoo.recipes import Recipe
 from zoo.training.build import apply_freeze, build_model, prepare_encoders
 from zoo.training.checkpointing import Checkpointing, logged_eval, repair_metrics
@@ -118,7 +119,7 @@ class Trainer(Checkpointing):
         with recipe_key("objective.options"):
             self.objective = call_factory(f"objective {recipe.objective.name!r}", _objective_factory(recipe),
                                           **recipe.objective.options).to(self.device)
-        if getattr(self.objective, "needs_logit_bias", False) and self.model.logit_bias is None:
+        if ObjectiveTraits.of(self.objective).needs_logit_bias and self.model.logit_bias is None:
             raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
                               f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
         self.loader, self.sampler, self.collator = self._make_loader()
@@ -161,7 +162,7 @@ class Trainer(Checkpointing):
     def encode(self, views) -> dict[str, torch.Tensor]:
         """``{view: (b, D)}`` plus ``{"view/level": (b, D)}`` for the levels the objective asks for,
         and ``"__scale__"``/``"__bias__"`` (read inside the DDP forward, as DDP requires)."""
-        wanted = getattr(self.objective, "required_views", ()) or ()
+        wanted = ObjectiveTraits.of(self.objective).required_views
         levels = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in views}
         return self.wrapped(views, levels)
 
@@ -173,7 +174,7 @@ class Trainer(Checkpointing):
         self._scale = scale.detach()  # logged; read here because FSDP keeps the parameter sharded outside forward
         labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
         kw = {"logit_scale": scale.reshape(()), "logit_bias": None if bias is None else bias.reshape(())}
-        if self.dist.enabled and hasattr(self.objective, "forward_local"):
+        if self.dist.enabled and ObjectiveTraits.of(self.objective).forward_local is not None:
             return local_loss(self.objective, emb, labels, mask, self.dist, **kw)
         if self.dist.enabled:
             emb, labels, mask = gather_all(emb, labels, mask)
@@ -192,7 +193,8 @@ class Trainer(Checkpointing):
                 loss.backward()
                 return loss.detach()
             return grad_cache_backward(self.encode, batch.views, lambda emb: self._check_finite(
-                self.objective_loss(emb, batch)), chunk, self.device)
+                self.objective_loss(emb, batch)), chunk, self.device,
+                {k: registry().modality(t.config.modality) for k, t in self.model.towers.items()})
 
     def _check_finite(self, loss: torch.Tensor) -> torch.Tensor:
         if not torch.isfinite(loss):
@@ -322,10 +324,10 @@ class Trainer(Checkpointing):
         model = self.plain_model()  # collective under FSDP
         if not self.dist.main:
             return {}
-        from zoo.evaluation.tasks import best_mode, format_table, run_tasks
+        from zoo.evaluation.tasks import best_mode, format_table, needs_train, run_tasks
         results = run_tasks(model, self.eval_dataset(), e.tasks, e.options,
                             train_dataset=self.eval_dataset(split=self.recipe.data.split)
-                            if "linear_probe" in e.tasks else None)
+                            if needs_train(e.tasks) else None)
         self._log({"step": self.step, "eval": results})
         log.info("step %d evaluation:\n%s", self.step, format_table(results))
         if e.best_metric:
