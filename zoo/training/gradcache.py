@@ -39,19 +39,21 @@ def _shared(key: str) -> bool:
 
 def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], dict[str, Tensor]],
                         views: Mapping[str, tuple[str, Any]], loss_fn: Callable[[dict[str, Tensor]], Tensor],
-                        chunk: int, device: torch.device) -> Tensor:
+                        chunk: int, device: torch.device, modalities: Mapping[str, Any] | None = None) -> Tensor:
     """Run forward + backward of ``loss_fn(encode(views))`` chunk by chunk; return the (detached) loss.
 
     ``encode`` maps ``{view: (tower, batch)}`` to ``{key: (b, D)}`` (keys may include
-    ``"view/level"``); ``loss_fn`` maps the full embeddings to a scalar.
+    ``"view/level"``); ``loss_fn`` maps the full embeddings to a scalar. ``modalities``: ``{tower:
+    ModalitySpec}``, whose ``count``/``slice`` split batches that are no tensors or lists (PyG).
     """
-    n = batch_size(next(iter(views.values()))[1])
+    spec = (modalities or {}).get
+    n = batch_size(next(iter(views.values()))[1], spec(next(iter(views.values()))[0]))
     bounds = [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
     states, cached = [], []
     with torch.no_grad():                                   # 1. embeddings without a graph
         for lo, hi in bounds:
             states.append(_rng_state(device))
-            cached.append(encode({v: (t, slice_batch(b, lo, hi)) for v, (t, b) in views.items()}))
+            cached.append(encode({v: (t, slice_batch(b, lo, hi, spec(t))) for v, (t, b) in views.items()}))
     end_state = _rng_state(device)
     # per-row outputs are concatenated; shared ones (keys "__…__", e.g. the temperature) are the
     # same in every chunk and take their gradient once, with the first chunk
@@ -61,7 +63,7 @@ def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], dict[s
     loss.backward()
     for (lo, hi), state in zip(bounds, states):            # 3. re-encode with a graph, chunk by chunk
         _set_rng_state(state, device)
-        out = encode({v: (t, slice_batch(b, lo, hi)) for v, (t, b) in views.items()})
+        out = encode({v: (t, slice_batch(b, lo, hi, spec(t))) for v, (t, b) in views.items()})
         keys = [k for k in out if full[k].grad is not None and (not _shared(k) or lo == 0)]
         torch.autograd.backward([out[k] for k in keys], [full[k].grad if _shared(k) else full[k].grad[lo:hi]
                                                          for k in keys])
