@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from zoo.data.batches import batch_size, slice_batch
+from zoo.errors import ShapeError
 
 
 def _rng_state(device: torch.device):
@@ -47,7 +48,10 @@ def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], dict[s
     ModalitySpec}``, whose ``count``/``slice`` split batches that are no tensors or lists (PyG).
     """
     spec = (modalities or {}).get
-    n = batch_size(next(iter(views.values()))[1], spec(next(iter(views.values()))[0]))
+    n = next((m for t, b in views.values() if (m := batch_size(b, spec(t))) is not None), None)
+    if n is None:
+        raise ShapeError(f"GradCache cannot count the rows of the views {list(views)}: pass modalities= "
+                         f"{{tower: ModalitySpec}} whose count= knows these batches, or set run.grad_cache_chunk = 0.")
     bounds = [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
     states, cached = [], []
     with torch.no_grad():                                   # 1. embeddings without a graph
