@@ -258,20 +258,20 @@ def baseline_features(ds, field: str):
 # -- the built-in tasks, registered through the hook a plugin uses (this module is a core plugin) ----------
 # Each ``run(model, dataset, **options)`` embeds the split itself; its keyword parameters are the options
 # of ``[eval.options.<task>]``.
-def run_zero_shot(model, dataset, *, fields: list[str] | None = None, batch_size: int = 256,
+def run_zero_shot(model, dataset, *, batch_size: int = 256, fields: list[str] | None = None,
                   field: str | None = None, label: str | None = None, target: str | None = None,
                   score: str = "mip") -> dict[str, float]:
     embedded = embed_dataset(model, dataset, fields=fields, batch_size=batch_size, keep_raws=True)
     return zero_shot(model, dataset, embedded, field=field, label=label, target=target, score=score)
 
 
-def run_retrieval(model, dataset, *, fields: list[str] | None = None, batch_size: int = 256, match: str = "auto",
+def run_retrieval(model, dataset, *, batch_size: int = 256, fields: list[str] | None = None, match: str = "auto",
                   label: str | None = None) -> dict[str, float]:
     embedded = embed_dataset(model, dataset, fields=fields, batch_size=batch_size)
     return retrieval(embedded, fields=fields, match=match, label=label)
 
 
-def run_alignment(model, dataset, *, fields: list[str] | None = None, batch_size: int = 256,
+def run_alignment(model, dataset, *, batch_size: int = 256, fields: list[str] | None = None,
                   label: str | None = None) -> dict[str, float]:
     embedded = embed_dataset(model, dataset, fields=fields, batch_size=batch_size)
     return alignment_uniformity(embedded, fields=fields, label=label)
