@@ -137,3 +137,7 @@ def test_plugin_commands_run_and_fail_alone(fresh_plugins, capsys):
         assert main(["list", "commands"]) == 0  # the other commands keep working
     listed = capsys.readouterr().out
     assert "hello" in listed and "[greeter]" in listed
+    with pytest.warns(RuntimeWarning):
+        assert main(["plugins"]) == 0
+    shown = capsys.readouterr().out
+    assert "commands: hello, explode, broken-args, train" in shown and "eval_tasks: zero_shot, retrieval" in shown
