@@ -100,7 +100,10 @@ def cmd_info(args) -> int:
         print(f"  {e.description}")
         if e.meta.get("citation"):
             print(f"  citation: {e.meta['citation']}")
-        doc = inspect.cleandoc(getattr(e.factory, "__doc__", "") or "")
+        if e.kind == "modalities":
+            print(f"  can: {capabilities(e).removeprefix('  can: ') or '(no capabilities)'}")
+        made_by = e.factory.load if e.kind == "modalities" else e.factory  # a modality's doc is its load's
+        doc = inspect.cleandoc(getattr(made_by, "__doc__", "") or "")
         if doc.startswith(e.description.strip()):  # the description is the docstring's first line: once is enough
             doc = doc[len(e.description.strip()):].strip()
         if doc:

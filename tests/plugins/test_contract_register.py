@@ -141,3 +141,9 @@ def test_plugin_commands_run_and_fail_alone(fresh_plugins, capsys):
         assert main(["plugins"]) == 0
     shown = capsys.readouterr().out
     assert "commands: hello, explode, broken-args, train" in shown and "eval_tasks: zero_shot, retrieval" in shown
+
+
+def test_zoo_info_of_a_modality_shows_its_capabilities_and_its_load_doc(capsys):
+    assert main(["info", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "can: render, prompts" in out and "A registered modality" not in out
