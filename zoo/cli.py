@@ -1,4 +1,4 @@
-"""The ``zoo`` command: plugins, list, info, train, eval, push, export."""
+"""The ``zoo`` command: plugins, list, info, train, eval, push, export, and the commands plugins register."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ from zoo.logs import setup_logging
 
 LIST_KINDS = {"models": None, "modalities": "modalities", "encoders": "encoders", "objectives": "objectives",
               "augmentations": "augmentations", "pairs": "pair_strategies", "datasets": "datasets",
-              "sources": "pretrained"}
+              "sources": "pretrained", "tasks": "eval_tasks", "commands": "commands"}
 
 
 def cmd_plugins(args) -> int:
@@ -43,8 +43,17 @@ def cmd_list(args) -> int:
             continue
         print(f"{kind} ({len(entries)}):")
         for e in entries:
-            print(f"  {e.qualname:<32} {e.description}  [{e.plugin}]")
+            print(f"  {e.qualname:<32} {e.description}  [{e.plugin}]{capabilities(e)}")
     return 0
+
+
+def capabilities(entry) -> str:
+    """A modality's capabilities as ``zoo list modalities`` shows them (``  can: thumbnail, prompts``)."""
+    if entry.kind != "modalities":
+        return ""
+    spec = entry.factory
+    can = [c for c in ("thumbnail", "render", "prompts", "count", "slice") if getattr(spec, c)]
+    return f"  can: {', '.join(can)}" if can else ""
 
 
 def recipe_name(entry) -> str:
@@ -69,6 +78,7 @@ def cmd_info(args) -> int:
     import inspect
 
     from zoo.plugins import registry
+    from zoo.registry import LABELS
     reg = registry()
     name = args.name
     head = name.split(":", 1)[0]
@@ -84,13 +94,16 @@ def cmd_info(args) -> int:
         every = [e.qualname for kind in LIST_KINDS.values() if kind for e in reg.entries(kind)]
         raise UnknownNameError("name", name, every)
     for e in hits:
-        print(f"{e.kind[:-1] if e.kind.endswith('s') else e.kind}: {e.qualname}\n  plugin: {e.plugin}")
+        print(f"{LABELS.get(e.kind, e.kind.rstrip('s'))}: {e.qualname}\n  plugin: {e.plugin}")
         if e.kind == "encoders":
             print(f"  in a recipe: encoder = \"{recipe_name(e)}\" (modality {e.modality})")
         print(f"  {e.description}")
         if e.meta.get("citation"):
             print(f"  citation: {e.meta['citation']}")
-        doc = inspect.cleandoc(getattr(e.factory, "__doc__", "") or "")
+        if e.kind == "modalities":
+            print(f"  can: {capabilities(e).removeprefix('  can: ') or '(no capabilities)'}")
+        made_by = e.factory.load if e.kind == "modalities" else e.factory  # a modality's doc is its load's
+        doc = inspect.cleandoc(getattr(made_by, "__doc__", "") or "")
         if doc.startswith(e.description.strip()):  # the description is the docstring's first line: once is enough
             doc = doc[len(e.description.strip()):].strip()
         if doc:
@@ -167,7 +180,55 @@ def build_parser() -> argparse.ArgumentParser:
     hub_cli.add_cli(sub)
     from zoo.retrieval import cli as retrieval_cli  # embed, index, search, serve
     retrieval_cli.add_cli(sub)
+    add_plugin_commands(sub)
     return p
+
+
+def add_plugin_commands(sub) -> None:
+    """The subcommands plugins registered (``zoo_register_commands``). A name the zoo's own commands use
+    is skipped, and so is a command whose ``add_arguments`` raises: each with a warning naming the
+    plugin; the other commands keep working."""
+    import warnings
+
+    from zoo.plugins import registry
+    for e in registry().entries("commands"):
+        if e.name in sub.choices:
+            warnings.warn(f"zoo plugin {e.plugin!r} registers the command {e.name!r}, which the zoo (or a plugin "
+                          f"loaded before it) already has; it is skipped. Rename it in the plugin.", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        arguments = argparse.ArgumentParser(add_help=False)  # filled first: a failure leaves `zoo` untouched
+        try:
+            if e.meta.get("add_arguments") is not None:
+                e.meta["add_arguments"](arguments)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin command must not break `zoo`
+            warnings.warn(f"zoo plugin {e.plugin!r}: command {e.name!r} is skipped, its add_arguments failed: "
+                          f"{type(exc).__name__}: {exc}. Fix or uninstall the plugin.", RuntimeWarning, stacklevel=2)
+            continue
+        s = sub.add_parser(e.name, parents=[arguments], help=e.meta.get("help") or e.description or
+                           f"(plugin {e.plugin})", description=e.description or e.meta.get("help"))
+        s.set_defaults(func=_plugin_command(e))
+
+
+def _plugin_command(entry):
+    """``run(args)`` of a plugin command: a ZooError passes (``zoo: error: …``); anything else is reported
+    as a failure of that plugin, by name, with status 1 (not as a bug of the zoo)."""
+
+    def run(args) -> int:
+        try:
+            status = entry.factory(args)
+        except (ZooError, KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's failure, reported as one
+            tb = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f" ({tb[0].filename}:{tb[0].lineno})" if tb else ""
+            print(f"zoo: error: command {entry.name!r} of plugin {entry.plugin!r} failed: {type(exc).__name__}: "
+                  f"{exc}{where}. Fix or uninstall the plugin (`zoo plugins` lists every plugin); the other commands "
+                  f"are not affected.", file=sys.stderr)
+            return 1
+        return int(status or 0)
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:

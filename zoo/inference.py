@@ -52,12 +52,13 @@ def as_dtype(dtype: Any) -> torch.dtype | None:
 
 
 def modality_entry(modality: str):
-    return registry().get("modalities", modality)
+    """The registered :class:`zoo.registry.ModalitySpec` of ``modality``."""
+    return registry().modality(modality)
 
 
 def is_single(modality: str, x: Any) -> bool:
     """Whether ``x`` is one raw input of ``modality`` (the modality's ``is_single`` hook, else the default)."""
-    check = modality_entry(modality).meta.get("is_single")
+    check = modality_entry(modality).is_single
     if check is not None:
         return bool(check(x))
     return not isinstance(x, (list, tuple, np.ndarray, Tensor, Mapping))
@@ -109,15 +110,15 @@ def batches(tower, raws: list[Any], batch_size: int, prompt_name: str | None) ->
     enc = tower.encoder
     starts = range(0, len(raws), batch_size)
     if hasattr(enc, "preprocess_items") and hasattr(enc, "collate_items"):
-        loaded = [entry.factory(r) for r in raws]
+        loaded = [entry.load(r) for r in raws]
         items, lengths = enc.preprocess_items(loaded, **({"prompt_name": prompt_name} if prompt_name else {}))
         order = longest_first(lengths)
         items = [items[i] for i in order]
         return (enc.collate_items(items[s:s + batch_size]) for s in starts), order
-    length = entry.meta.get("length")
+    length = entry.length
     order = None
     if length is not None and len(raws) > 1:
-        raws = [entry.factory(r) for r in raws]
+        raws = [entry.load(r) for r in raws]
         order = longest_first([length(r) for r in raws])
         raws = [raws[i] for i in order]
     return (tower.preprocess(raws[s:s + batch_size], prompt_name=prompt_name) for s in starts), order

@@ -137,12 +137,12 @@ class Tower(nn.Module):
     def preprocess(self, raws: list[Any], prompt_name: str | None = None) -> Any:
         """Raw inputs (paths, arrays, strings…) → the batch the encoder takes. ``prompt_name`` is handed to
         an encoder whose ``preprocess`` takes one (sentence-transformers prompts); others refuse it."""
-        entry = registry().get("modalities", self.config.modality)
+        spec = registry().modality(self.config.modality)
         self.check_prompt(prompt_name)
-        loaded = [entry.factory(r) for r in raws]
+        loaded = [spec.load(r) for r in raws]
         own = getattr(self.encoder, "preprocess", None)
         if own is None:
-            return entry.meta["collate"](loaded)
+            return spec.collate(loaded)
         return own(loaded, prompt_name=prompt_name) if prompt_name is not None else own(loaded)
 
     def check_prompt(self, prompt_name: str | None) -> None:
@@ -268,7 +268,7 @@ class ContrastiveModel(nn.Module):
         return out
 
     def _check(self, where: str, z: Tensor, batch: Any) -> None:
-        n = batch_size(batch)
+        n = batch_size(batch, registry().modality(self.tower(where.split("/", 1)[0]).config.modality))
         if z.dim() != 2 or z.shape[1] != self.embed_dim or (n is not None and z.shape[0] != n):
             raise ShapeError(f"tower {where!r}: expected output shape ({n if n is not None else 'B'}, "
                              f"{self.embed_dim}), got {tuple(z.shape)}. Check the encoder's output_dim.")

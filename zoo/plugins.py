@@ -33,23 +33,58 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import DuplicateNameError, PluginError
-from zoo.registry import KINDS, Entry, Registry
+from zoo.errors import DuplicateNameError, PluginError, closest
+from zoo.registry import KINDS, Entry, ModalitySpec, Registry
 
-CORE_MODULES = ("zoo.objectives", "zoo.data.pairs", "zoo.data.vector", "zoo.hub.format")
+CORE_MODULES = ("zoo.objectives", "zoo.data.pairs", "zoo.data.vector", "zoo.hub.format", "zoo.evaluation.tasks")
 ENTRY_POINT_GROUP = "zoo"
 BUILTIN_DISTRIBUTION = "zoo"  # whose entry points are the built-in plugins (loaded first, names reserved)
 
-# The keyword arguments each ``register`` accepts beyond the positional ones.
-_SIGNATURES = {
-    "modalities": ("name",),
-    "encoders": ("modality", "name"),
-    "augmentations": ("modality", "name"),
-    "pair_strategies": ("name",),
-    "objectives": ("name",),
-    "datasets": ("name",),
-    "pretrained": ("name",),
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What one kind's ``register`` callback accepts: ``register(*keys, factory, **keywords)``.
+
+    ``keys``: the positional names (``modality, name`` for encoders); ``factory``: the name of the
+    callable that makes the thing (``None`` for modalities, which pass ``load=`` and ``collate=``);
+    ``required`` / ``optional``: the keyword arguments. Every kind also takes ``description=""`` and
+    ``aliases=()``. Anything else is a :class:`PluginError` naming the closest accepted keyword.
+    """
+
+    keys: tuple[str, ...]
+    factory: str | None
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return (*self.required, *self.optional, *COMMON_KEYWORDS)
+
+    def render(self) -> str:
+        """``register(name, make, *, citation=…, description=…, aliases=…)`` as documented."""
+        return f"register({', '.join(self.keys + ((self.factory,) if self.factory else ()))}, *, " \
+               f"{', '.join(self.keywords)})"
+
+
+COMMON_KEYWORDS = ("description", "aliases")
+MODALITY_CAPABILITIES = ("extra", "extensions", "thumbnail", "render", "is_single", "length", "prompts", "count",
+                         "slice")
+SIGNATURES = {
+    "modalities": Signature(("name",), None, ("load", "collate"), MODALITY_CAPABILITIES),
+    "encoders": Signature(("modality", "name"), "build", (), ("variant",)),
+    "augmentations": Signature(("modality", "name"), "make"),
+    "pair_strategies": Signature(("name",), "make"),
+    "objectives": Signature(("name",), "make", (), ("citation",)),
+    "datasets": Signature(("name",), "make"),
+    "pretrained": Signature(("prefix",), "resolve", (), ("list_names", "info", "origin", "offline")),
+    "eval_tasks": Signature(("name",), "run", (), ("needs_train", "metrics", "lower_is_better", "choices",
+                                                   "metric_fields")),
+    "commands": Signature(("name",), "run", (), ("add_arguments", "help")),
 }
+# keywords whose value is called by the core: a non-callable one is refused when it is registered
+_CALLABLE = {"load", "collate", "thumbnail", "render", "is_single", "length", "count", "slice", "list_names", "info",
+             "origin", "offline", "metric_fields", "add_arguments"}
 
 
 @dataclass
@@ -178,24 +213,52 @@ class ZooPluginManager:
 
 
 class _Recorder:
-    """The ``register`` callback handed to one plugin's hook for one kind."""
+    """The ``register`` callback handed to one plugin's hook for one kind: checks the call against the
+    kind's :class:`Signature` and records an :class:`Entry`."""
 
     def __init__(self, kind: str, plugin: str, out: list[Entry]):
         self.kind, self.plugin, self.out = kind, plugin, out
+        self.sig = SIGNATURES[kind]
 
-    def __call__(self, *args: Any, description: str = "", **meta: Any) -> None:
-        positional = _SIGNATURES[self.kind]
-        if self.kind == "modalities" and len(args) == 1:
-            args = (*args, meta.pop("load", None))
-            if args[-1] is None or "collate" not in meta:
-                raise PluginError(f"plugin {self.plugin!r}: register() for a modality needs load= and collate=.")
-        if len(args) != len(positional) + 1:
-            raise PluginError(f"register() for {self.kind} takes ({', '.join(positional)}, factory, ...); "
-                              f"plugin {self.plugin!r} passed {len(args)} positional arguments.")
-        *keys, factory = args
+    def _error(self, problem: str) -> PluginError:
+        return PluginError(f"plugin {self.plugin!r}: {problem}; {self.kind} are registered as "
+                           f"{self.sig.render()}. Fix the plugin's zoo_register_{self.kind} hook.")
+
+    def __call__(self, *args: Any, **kw: Any) -> None:
+        sig = self.sig
+        unknown = [k for k in kw if k not in sig.keywords]
+        if unknown:
+            near = closest(unknown[0], sig.keywords)
+            raise self._error(f"register() for {self.kind} got the unknown keyword argument {unknown[0]!r}"
+                              + (f" (did you mean {near[0]!r}?)" if near else "")
+                              + f"; it accepts: {', '.join(sig.keywords)}")
+        if sig.factory is None and len(args) == len(sig.keys) + 1:  # a modality's load given by position
+            if "load" in kw:
+                raise self._error("register() for a modality got load twice (by position and as load=)")
+            *args, kw["load"] = args
+        missing = [k for k in sig.required if k not in kw]
+        if missing:
+            raise self._error(f"register() for {self.kind} needs {' and '.join(f'{k}=' for k in missing)}")
+        want = len(sig.keys) + (sig.factory is not None)
+        if len(args) != want:
+            raise self._error(f"register() for {self.kind} takes {want} positional arguments, got {len(args)}")
+        for k in _CALLABLE & set(kw):
+            if kw[k] is not None and not callable(kw[k]):
+                raise self._error(f"register({args[-1]!r}, …): {k}= must be callable or None, got "
+                                  f"{type(kw[k]).__name__}")
+        description = kw.pop("description", "")
+        keys = args[:len(sig.keys)]
         modality = keys[0] if len(keys) == 2 else None
         name = keys[-1]
-        self.out.append(Entry(self.kind, name, factory, self.plugin, modality, description, meta))
+        if sig.factory is None:  # a modality: its spec is what is registered
+            factory: Any = ModalitySpec(name=name, description=description, **{
+                k: (tuple(v) if k == "extensions" else v) for k, v in kw.items() if k != "aliases"})
+        else:
+            factory = args[-1]
+            if not callable(factory):
+                raise self._error(f"register({name!r}, …): the {sig.factory} argument must be callable, got "
+                                  f"{type(factory).__name__}")
+        self.out.append(Entry(self.kind, name, factory, self.plugin, modality, description, kw))
 
 
 def _is_builtin(ep: Any) -> bool:

@@ -70,7 +70,7 @@ def check_values(recipe: Recipe, lines, path) -> None:
                               f"encoder = \"<name>\" (see `zoo list encoders`).")
     if len(recipe.optim.betas) != 2 or not all(0 <= b < 1 for b in recipe.optim.betas):
         raise RecipeError(f"{_where(lines, 'optim.betas', path)}: optim.betas must be two numbers in [0, 1).")
-    from zoo.evaluation.tasks import eval_problems
+    from zoo.evaluation.runner import eval_problems
     e = recipe.eval
     for key, problem in eval_problems(e.tasks, e.options, e.best_metric):
         fail(key, problem if problem.startswith("=") else f"— {problem}")

@@ -58,7 +58,7 @@ class Column:
             raise UnknownNameError("modality", self.modality, modalities, hint=hint,
                                    context=f" (csv field {field!r})")
         self.file = spec.get("file")
-        self.extensions = tuple(registry().get("modalities", self.modality).meta.get("extensions", ()))
+        self.extensions = tuple(registry().modality(self.modality).extensions)
 
     def is_file(self, cell: str) -> bool:
         return self.file if self.file is not None else cell.lower().endswith(self.extensions) and bool(self.extensions)

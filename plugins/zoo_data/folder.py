@@ -125,7 +125,7 @@ def _pick_modality(base: Path, files: list[Path], modality: str) -> str:
 
 def _reads(path: Path, modality: str) -> bool:
     """Whether ``path`` belongs to ``modality`` (any file, when the modality registered no extensions)."""
-    exts = registry().get("modalities", modality).meta.get("extensions", ())
+    exts = registry().modality(modality).extensions
     return not exts or path.suffix.lower() in exts
 
 

@@ -113,7 +113,7 @@ def select_rows(urls: Any, split: str) -> list[Any]:
 
 
 def load_field(modality: str, value: Any) -> Any:
-    return registry().get("modalities", modality).factory(value)
+    return registry().modality(modality).load(value)
 
 
 class WebDataset(ZooDataset):

@@ -95,3 +95,14 @@ def collate_graphs(raws: list[Any]) -> Any:
     except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise DataError(f"cannot batch these graphs ({type(exc).__name__}: {exc}); every graph of a batch needs "
                         f"the same attributes (x, edge_index, edge_attr…) with the same feature sizes.") from exc
+
+
+def count_graphs(batch: Any) -> int:
+    """Rows of a collated batch: its number of graphs (the modality's ``count`` capability)."""
+    return int(batch.num_graphs)
+
+
+def slice_graphs(batch: Any, start: int, stop: int) -> Any:
+    """Graphs ``start:stop`` of a collated ``Batch``, as a ``Batch`` (the modality's ``slice`` capability:
+    GradCache's chunks)."""
+    return type(batch).from_data_list(batch.index_select(slice(start, stop)))

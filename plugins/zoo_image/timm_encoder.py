@@ -99,8 +99,9 @@ def check_known(timm: Any, variant: str) -> None:
 
 def create_timm_model(timm: Any, variant: str, pretrained: bool, kw: dict[str, Any]) -> nn.Module:
     """``timm.create_model(variant, num_classes=0, …)``; with ``pretrained`` the weights must load fully."""
-    if not pretrained:
-        return _create(timm, variant, kw, pretrained=False)
+    if not pretrained:  # where the weights would come from means nothing without them (a re-loaded checkpoint
+        # carries its own weights, and the weight file it was first built from may be gone)
+        return _create(timm, variant, {k: v for k, v in kw.items() if k != "pretrained_cfg_overlay"}, pretrained=False)
     with _BuilderLog() as log:
         try:
             model = _create(timm, variant, kw, pretrained=True)

@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 @hookimpl
 def zoo_register_modalities(register):
     register("text", load=load_text, collate=collate_text, extra="text", is_single=is_single_text, length=text_length,
-             render=render_text,
+             render=render_text, prompts=True,  # zero-shot embeds class prompts ("a photo of a {}") as text
              extensions=(".txt",),
              description="text: str raws, list[str] batches (encoders tokenise)")
 

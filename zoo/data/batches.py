@@ -1,4 +1,7 @@
-"""Batches as the core sees them without knowing the modality: moving, counting rows, slicing."""
+"""Batches as the core sees them without knowing the modality: moving, counting rows, slicing.
+
+Tensors, lists, tuples and dicts of them are handled here; any other batch type (a PyG ``Batch``) is
+counted and sliced by its modality's ``count``/``slice`` capabilities, which callers pass in."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -25,32 +28,48 @@ def move_to(batch: Any, device: torch.device | str | None, non_blocking: bool = 
     return batch
 
 
-def batch_size(batch: Any) -> int | None:
-    """Number of rows of a batch (first tensor's first dim, ``num_graphs``, or ``len``)."""
+def batch_size(batch: Any, modality: Any = None) -> int | None:
+    """Number of rows of a batch: the first tensor's first dim, ``len`` of a list, or, for any other batch
+    (a PyG ``Batch``), the modality's ``count`` capability. ``modality``: the batch's
+    :class:`zoo.registry.ModalitySpec` (or its name); without it such a batch has no known size (None)."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.dim() else None
-    if hasattr(batch, "num_graphs"):
-        return int(batch.num_graphs)
     if isinstance(batch, Mapping):
         for v in batch.values():
-            n = batch_size(v)
+            n = batch_size(v, modality)
             if n is not None:
                 return n
+        return None
     if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
         return len(batch)
-    return None
+    count = getattr(_spec(modality), "count", None)
+    return int(count(batch)) if count is not None and batch is not None else None
 
 
-def slice_batch(batch: Any, start: int, stop: int) -> Any:
-    """Rows ``start:stop`` of a batch: tensors, dicts/lists of them, PyG batches, lists of raws."""
+def slice_batch(batch: Any, start: int, stop: int, modality: Any = None) -> Any:
+    """Rows ``start:stop`` of a batch: tensors, dicts/lists of them, lists of raws, or any other batch through
+    its modality's ``slice`` capability (``modality``: a :class:`zoo.registry.ModalitySpec` or its name)."""
     if isinstance(batch, torch.Tensor):
         return batch[start:stop]
-    if hasattr(batch, "num_graphs") and hasattr(batch, "index_select"):
-        return type(batch).from_data_list(batch.index_select(slice(start, stop)))
     if isinstance(batch, Mapping):
-        n = batch_size(batch)
-        return {k: slice_batch(v, start, stop) if batch_size(v) == n else v for k, v in batch.items()}
+        n = batch_size(batch, modality)
+        return {k: slice_batch(v, start, stop, modality) if batch_size(v, modality) == n else v
+                for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return batch[start:stop]
-    raise ShapeError(f"cannot split a batch of type {type(batch).__name__} into chunks; "
-                     f"GradCache needs tensors, dicts of tensors, lists or PyG batches.")
+    spec = _spec(modality)
+    if getattr(spec, "slice", None) is not None:
+        return spec.slice(batch, start, stop)
+    which = f"modality {spec.name!r}" if spec is not None else "its modality (none was given)"
+    raise ShapeError(f"cannot split a batch of type {type(batch).__name__} into chunks: it is no tensor, list or "
+                     f"dict of them, and {which} registers no slice= capability. GradCache needs one: register the "
+                     f"modality with count= and slice= (see zoo.hookspecs.zoo_register_modalities), or set "
+                     f"run.grad_cache_chunk = 0.")
+
+
+def _spec(modality: Any) -> Any:
+    """A modality name → its registered spec; a spec (or None) as it is."""
+    if isinstance(modality, str):
+        from zoo.plugins import registry
+        return registry().modality(modality)
+    return modality

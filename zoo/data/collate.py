@@ -55,7 +55,7 @@ class Collator:
         self.label_fields = list(getattr(dataset, "label_fields", []))
         self.fields = dict(dataset.fields)
         reg = registry()
-        self.loaders = {f: reg.get("modalities", m).factory for f, m in self.fields.items()}
+        self.loaders = {f: reg.modality(m).load for f, m in self.fields.items()}
         self._generators: list[torch.Generator] = []  # reused: re-seeded per sample, per batch
         self._towers: dict[tuple[str, str], tuple[str, Any, Any]] = {}  # (view, modality) -> tower, preprocess, load
         strategy.setup(self.fields)
@@ -109,7 +109,7 @@ class Collator:
         """``model.preprocess(tower, raws)``, except that the raws its modality's load returned (the same
         objects, not augmented) are not loaded again: ``load`` is idempotent, so this only saves time."""
         t = self.model.tower(tower)
-        entry = registry().get("modalities", t.config.modality)
+        spec = registry().modality(t.config.modality)
         done = loaded.get(t.config.modality, set())
-        batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else entry.factory(r) for r in raws]
-        return t.encoder.preprocess(batch) if hasattr(t.encoder, "preprocess") else entry.meta["collate"](batch)
+        batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else spec.load(r) for r in raws]
+        return t.encoder.preprocess(batch) if hasattr(t.encoder, "preprocess") else spec.collate(batch)

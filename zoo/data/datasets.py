@@ -60,7 +60,7 @@ def file_extensions() -> dict[str, str]:
     """``{".png": modality, …}``: the file extensions each modality registered (``extensions=``)."""
     out: dict[str, str] = {}
     for e in registry().entries("modalities"):
-        for ext in e.meta.get("extensions", ()):
+        for ext in e.factory.extensions:
             out.setdefault(ext.lower(), e.name)
     return out
 
@@ -73,7 +73,7 @@ def modality_of_file(path: str | Path) -> str | None:
 def load_value(modality: str, value: Any, where: str) -> Any:
     """``value`` through ``modality``'s ``load``; any failure becomes a :class:`DataError` that
     starts with ``where`` (the file, row and column), so a bad row is named, not guessed."""
-    load = registry().get("modalities", modality).factory
+    load = registry().modality(modality).load
     try:
         return load(value)
     except ZooError as exc:

@@ -1,5 +1,6 @@
-"""Evaluation: the tasks (:mod:`.tasks`), embedding a dataset (:mod:`.embed`), the pictures
-(:mod:`.plots`) and ``zoo eval`` (:mod:`.cli`)."""
+"""Evaluation: the built-in tasks (:mod:`.tasks`, registered through ``zoo_register_eval_tasks`` like a
+plugin's), running and checking registered tasks (:mod:`.runner`), embedding a dataset (:mod:`.embed`),
+the pictures (:mod:`.plots`) and ``zoo eval`` (:mod:`.cli`)."""
 from __future__ import annotations
 
 from zoo.evaluation.tasks import (  # noqa: F401

@@ -12,17 +12,13 @@ the dataset (``eval.dataset`` or ``data.dataset``) and, for that same dataset, i
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from pathlib import Path
 
 from zoo.errors import DataError
-from zoo.evaluation.tasks import MATCHES, TASKS, alignment_uniformity, format_table, linear_probe, retrieval, zero_shot
-
-# Options a task takes: the command line passes each only to the tasks whose function has it.
-_TASK_FUNCS = {"zero_shot": zero_shot, "retrieval": retrieval, "linear_probe": linear_probe,
-               "alignment": alignment_uniformity}
+from zoo.evaluation.runner import format_table, task_names, task_options
+from zoo.evaluation.tasks import MATCHES
 
 
 def add_cli(sub) -> None:
@@ -32,7 +28,7 @@ def add_cli(sub) -> None:
     s.add_argument("--dataset", help="a registered dataset (default for a run: its recipe's eval dataset)")
     s.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a dataset option, e.g. path=train.csv or size=200 (repeatable)")
-    s.add_argument("--task", action="append", choices=TASKS,
+    s.add_argument("--task", action="append", choices=task_names(),  # the registered tasks, plugins' included
                    help="repeatable (default for a run: its recipe's eval.tasks; else zero_shot)")
     s.add_argument("--split", help="the split to evaluate (default: the recipe's data.eval_split, else test)")
     s.add_argument("--match", choices=MATCHES, help="retrieval / alignment positives: the paired row (index), any "
@@ -59,7 +55,7 @@ def run_defaults(model: str) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from zoo.evaluation.tasks import run_tasks
+    from zoo.evaluation.runner import run_tasks
     from zoo.hub.catalog import load
     from zoo.recipes import parse_value
     defaults = run_defaults(args.model)
@@ -75,15 +71,15 @@ def cmd_eval(args) -> int:
             raise DataError(f"--data-option {item!r} is not KEY=VALUE (e.g. path=train.csv).")
         options[key.strip()] = parse_value(value.strip())
     tasks = args.task or (defaults.get("tasks") if same else None) or ["zero_shot"]
-    task_options = {}
+    per_task = {}
     for task in tasks:
         opts = dict(defaults.get("task_options", {}).get(task, {})) if same else {}
-        params = inspect.signature(_TASK_FUNCS[task]).parameters
+        params = task_options(task)  # --match/--label reach only the tasks that take them
         opts.update({k: v for k, v in (("match", args.match), ("label", args.label)) if v is not None and k in params})
-        task_options[task] = opts
+        per_task[task] = opts
     name = f"local-dir:{args.model}" if os.path.isdir(args.model) else args.model
     model = load(name, device=args.device) if args.device else load(name)
-    results = run_tasks(model, dataset, tasks, task_options, split=args.split or defaults.get("split", "test"),
+    results = run_tasks(model, dataset, tasks, per_task, split=args.split or defaults.get("split", "test"),
                         train_split=defaults.get("train_split", "train"), dataset_options=options,
                         batch_size=args.batch_size, numbers_only=False)
     print(json.dumps(results, indent=2) if args.json else format_table(results))

@@ -104,12 +104,13 @@ def _tick(raw: Any, label: int | None, class_names, width: int = 28) -> str:
 
 
 def _thumbnail_of(embedded, field: str):
+    """The ``thumbnail`` capability of ``field``'s modality (None: the modality has none, or is unknown)."""
+    from zoo.errors import UnknownNameError
     from zoo.plugins import registry
     try:
-        entry = registry().get("modalities", embedded.modalities.get(field, ""))
-    except Exception:  # noqa: BLE001 - no such modality: no thumbnails
+        return registry().modality(embedded.modalities.get(field, "")).thumbnail
+    except UnknownNameError:  # no such modality: no thumbnails
         return None
-    return entry.meta.get("thumbnail")
 
 
 def _colours(n: int):
@@ -307,15 +308,16 @@ def report_pictures(model, dataset, out_dir: Path, limit: int = 512, objective=N
     examples of a split. ``objective``: the trained objective; its ``similarity`` (if it has one)
     is what the similarity picture draws."""
     from zoo.evaluation.embed import embed_dataset
+    from zoo.protocols import ObjectiveTraits
     emb = embed_dataset(model, dataset, keep_raws=True, limit=limit)
     names = getattr(dataset, "class_names", None)
     out_dir = Path(out_dir)
     paths = [plot_similarity(emb, out_dir / "similarity.png", class_names=names,
-                             score=getattr(objective, "similarity", None)),
+                             score=ObjectiveTraits.of(objective).similarity),
              plot_embeddings(emb, out_dir / "embeddings.png", class_names=names)]
     targets = [f for f in emb.emb if _thumbnail_of(emb, f) is not None]
     queries = [f for f in emb.emb if f not in targets[:1]]
     if targets and queries:
         paths.append(plot_retrieval(emb, queries[0], targets[0], out_dir / "retrieval.png",
-                                    score=getattr(objective, "similarity", None)))
+                                    score=ObjectiveTraits.of(objective).similarity))
     return paths

@@ -1,4 +1,4 @@
-"""Evaluation: zero-shot classification, retrieval, linear probes, alignment and uniformity.
+"""The built-in evaluation tasks: zero-shot classification, retrieval, linear probes, alignment and uniformity.
 
     zoo.evaluate(model, "digits", task="zero_shot")          # {"top1": …, "top5": …}
     zoo eval runs/digits-clip --dataset digits --task retrieval
@@ -7,42 +7,33 @@ Every task embeds the evaluation split once with :func:`zoo.evaluation.embed.emb
 are the same for ``zoo.evaluate``, ``zoo eval`` and a recipe's ``[eval]`` (the trainer calls
 :func:`run_tasks`): retrieval and alignment match by label when the dataset has one label field
 (``match="auto"``), by row otherwise; ``label=`` picks one of several.
+
+This module is a core plugin: it registers its tasks with ``zoo_register_eval_tasks`` exactly as a
+third-party plugin would; :mod:`zoo.evaluation.runner` runs and checks tasks from the registry.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import torch
 
-from zoo.data.datasets import as_dataset, create_dataset
 from zoo.errors import DataError, PluginError, UnknownNameError
 from zoo.evaluation.embed import Embedded, embed_dataset
-
-TASKS = ("zero_shot", "retrieval", "linear_probe", "alignment")
-
-
-def evaluate(model, dataset, task: str = "zero_shot", *, split: str = "test", train_split: str = "train",
-             dataset_options: dict | None = None, batch_size: int = 256, **kw: Any) -> dict[str, float]:
-    """Evaluate ``model`` on a dataset (a registered name, a Dataset or a list of dicts) for one task."""
-    if task not in TASKS:
-        raise UnknownNameError("evaluation task", task, TASKS)
-    ds = create_dataset(dataset, split=split, **(dataset_options or {})) if isinstance(dataset, str) \
-        else as_dataset(dataset)  # a Dataset, or a list of dicts
-    if task == "linear_probe":
-        train = kw.pop("train_dataset", None)
-        if train is None:
-            if not isinstance(dataset, str):
-                raise DataError("linear_probe on a Dataset object needs train_dataset=<the training split>.")
-            train = create_dataset(dataset, split=train_split, **(dataset_options or {}))
-        return linear_probe(model, train, ds, batch_size=batch_size, **kw)
-    fields = kw.pop("fields", None)
-    embedded = embed_dataset(model, ds, fields=fields, batch_size=batch_size, keep_raws=task == "zero_shot")
-    if task == "zero_shot":
-        return zero_shot(model, ds, embedded, **kw)
-    if task == "retrieval":
-        return retrieval(embedded, **kw)
-    return alignment_uniformity(embedded, **kw)
+from zoo.evaluation.runner import (  # noqa: F401 - the public names of zoo.evaluation.tasks before the registry
+                                   LOWER_IS_BETTER,
+                                   best_mode,
+                                   check_metric_fields,
+                                   eval_problems,
+                                   evaluate,
+                                   format_table,
+                                   needs_train,
+                                   run_tasks,
+                                   task_names,
+                                   task_options,
+)
+from zoo.hookspecs import hookimpl
 
 
 def _label(embedded: Embedded, label: str | None) -> torch.Tensor:
@@ -75,22 +66,33 @@ def class_embeddings(model, class_names: list[str], prompts: list[str], tower: s
 
 def zero_shot(model, ds, embedded: Embedded, field: str | None = None, label: str | None = None,
               target: str | None = None, score: str = "mip") -> dict[str, float]:
-    """Class prompts (CLIP) when the dataset has them and the model a text tower; else, for
-    three or more fields, the prediction of ``target`` from the others, scored by Symile's
-    multilinear inner product (``score="mip"``) or by the sum of pairwise cosine similarities
-    (``score="pairwise"``, how pairwise-CLIP models predict a third modality)."""
-    text = [f for f, m in embedded.modalities.items() if m == "text"]
-    if getattr(ds, "class_names", None) and getattr(ds, "prompts", None) and text and target is None:
-        inputs = [f for f in embedded.emb if f not in text]
+    """Class prompts (CLIP) when the dataset has them and one of its fields is of a modality that encodes
+    prompts (registered with ``prompts=True``, as text is); else, for three or more fields, the prediction
+    of ``target`` from the others, scored by Symile's multilinear inner product (``score="mip"``) or by
+    the sum of pairwise cosine similarities (``score="pairwise"``, how pairwise-CLIP models predict a
+    third modality)."""
+    prompted = [f for f, m in embedded.modalities.items() if encodes_prompts(m)]
+    if getattr(ds, "class_names", None) and getattr(ds, "prompts", None) and prompted and target is None:
+        inputs = [f for f in embedded.emb if f not in prompted]
         field = field or (inputs[0] if inputs else None)
         if field is None:
-            raise DataError("zero_shot needs a non-text field to classify.")
-        tower = model.tower_for(text[0], "text")
+            raise DataError(f"zero_shot needs a field to classify besides the prompt field(s) {prompted}.")
+        tower = model.tower_for(prompted[0], embedded.modalities[prompted[0]])
         classes = class_embeddings(model, list(ds.class_names), list(ds.prompts), tower)   # (C, D)
         return topk_accuracy(embedded.emb[field] @ classes.T, _label(embedded, label))
     if len(embedded.emb) >= 3:
         return mip_zero_shot(embedded, target or next(iter(embedded.emb)), score=score)
-    raise DataError("zero_shot needs class names and prompts with a text tower, or ≥ 3 modalities (Symile).")
+    raise DataError("zero_shot needs class names and prompts with a field of a modality that encodes prompts "
+                    "(e.g. text), or ≥ 3 modalities (Symile).")
+
+
+def encodes_prompts(modality: str) -> bool:
+    """Whether ``modality`` was registered with ``prompts=True`` (it embeds class prompt strings)."""
+    from zoo.plugins import registry
+    try:
+        return registry().modality(modality).prompts
+    except UnknownNameError:
+        return False
 
 
 def mip_zero_shot(embedded: Embedded, target: str, score: str = "mip") -> dict[str, float]:
@@ -253,111 +255,61 @@ def baseline_features(ds, field: str):
     return np.stack([ds[i][field].flatten().numpy() for i in range(len(ds))]), "raw values"
 
 
-def format_table(results: dict[str, Any]) -> str:
-    width = max((len(k) for k in results), default=0)
-    return "\n".join(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
-                     for k, v in results.items())
+# -- the built-in tasks, registered through the hook a plugin uses (this module is a core plugin) ----------
+# Each ``run(model, dataset, **options)`` embeds the split itself; its keyword parameters are the options
+# of ``[eval.options.<task>]``.
+def run_zero_shot(model, dataset, *, batch_size: int = 256, fields: list[str] | None = None,
+                  field: str | None = None, label: str | None = None, target: str | None = None,
+                  score: str = "mip") -> dict[str, float]:
+    embedded = embed_dataset(model, dataset, fields=fields, batch_size=batch_size, keep_raws=True)
+    return zero_shot(model, dataset, embedded, field=field, label=label, target=target, score=score)
 
 
-def run_tasks(model, dataset, tasks: list[str], options: dict[str, dict] | None = None, train_dataset=None,
-              numbers_only: bool = True, **kw) -> dict[str, float]:
-    """Several tasks at once → ``{"task/metric": value}`` (numbers only, as the trainer logs them,
-    unless ``numbers_only=False``). ``train_dataset`` is the split a linear probe is fitted on."""
-    out: dict[str, float] = {}
-    for task in tasks:
-        extra = {"train_dataset": train_dataset} if task == "linear_probe" and train_dataset is not None else {}
-        res = evaluate(model, dataset, task=task, **kw, **extra, **(options or {}).get(task, {}))
-        out.update({f"{task}/{k}": float(v) if isinstance(v, (int, float)) else v for k, v in res.items()
-                    if isinstance(v, (int, float)) or not numbers_only})
-    return out
+def run_retrieval(model, dataset, *, batch_size: int = 256, fields: list[str] | None = None, match: str = "auto",
+                  label: str | None = None) -> dict[str, float]:
+    embedded = embed_dataset(model, dataset, fields=fields, batch_size=batch_size)
+    return retrieval(embedded, fields=fields, match=match, label=label)
 
 
-# -- checking an [eval] section before training ---------------------------------------------------
-TASK_FUNCTIONS = {"zero_shot": zero_shot, "retrieval": retrieval, "linear_probe": linear_probe,
-                  "alignment": alignment_uniformity}
-_DATA_ARGS = {"model", "ds", "embedded", "train_ds", "test_ds"}   # what evaluate() passes itself
-TASK_CHOICES = {("retrieval", "match"): MATCHES, ("zero_shot", "score"): ("mip", "pairwise")}
-# the metric names each task logs (after "task/"), as regular expressions
-TASK_METRICS = {"zero_shot": r"top\d+|candidates", "retrieval": r".+->.+ .+",
-                "linear_probe": r"(accuracy|r2) \(.+\)", "alignment": r"(alignment|uniformity) .+"}
-LOWER_IS_BETTER = r".*(rank|alignment|uniformity).*"   # mean/median rank, Wang & Isola's two losses
+def run_alignment(model, dataset, *, batch_size: int = 256, fields: list[str] | None = None,
+                  label: str | None = None) -> dict[str, float]:
+    embedded = embed_dataset(model, dataset, fields=fields, batch_size=batch_size)
+    return alignment_uniformity(embedded, fields=fields, label=label)
 
 
-def task_options(task: str) -> list[str]:
-    """The options ``[eval.options.<task>]`` accepts."""
-    import inspect
-    names = [n for n in inspect.signature(TASK_FUNCTIONS[task]).parameters if n not in _DATA_ARGS]
-    extra = ["batch_size"] + (["fields"] if task != "linear_probe" else [])  # evaluate() takes these itself
-    return [n for n in extra if n not in names] + names
+def run_linear_probe(model, dataset, *, train_dataset, batch_size: int = 256, field: str | None = None,
+                     label: str | None = None, target: str | None = None, baseline: bool = True) -> dict[str, float]:
+    return linear_probe(model, train_dataset, dataset, field=field, label=label, target=target,
+                        batch_size=batch_size, baseline=baseline)
 
 
-def best_mode(metric: str, mode: str = "auto") -> str:
-    """``"max"`` or ``"min"``: ``mode`` itself, or inferred from the metric's name (ranks and
-    alignment/uniformity: lower is better; accuracies, recalls, R²: higher)."""
-    import re
-    if mode != "auto":
-        return mode
-    return "min" if re.fullmatch(LOWER_IS_BETTER, metric.split("/", 1)[-1]) else "max"
+def retrieval_metric_fields(metric: str, fields: list[str]) -> list[str]:
+    """``"a->b R@1"`` → ``[a, b]``."""
+    pair = re.fullmatch(r"(.+)->(.+?) \S+", metric)
+    return [pair.group(1), pair.group(2)] if pair else []
 
 
-def eval_problems(tasks: list[str], options: dict, best_metric: str) -> list[tuple[str, str]]:
-    """What is wrong with an ``[eval]`` section, as ``(recipe key, problem and fix)`` pairs."""
-    import re
-
-    from zoo.errors import closest
-    out = []
-    for task in tasks:
-        if task not in TASKS:
-            near = closest(task, TASKS)
-            out.append(("eval.tasks", f"unknown evaluation task {task!r}"
-                        + (f"; did you mean {near[0]!r}?" if near else "") + f" Tasks: {', '.join(TASKS)}."))
-    for task, opts in options.items():
-        key = f"eval.options.{task}"
-        if task not in TASKS:  # (options of a task missing from eval.tasks are allowed, and unused)
-            out.append((key, f"options for {task!r}, which is not an evaluation task; tasks: {', '.join(TASKS)}."))
-            continue
-        if not isinstance(opts, dict):
-            out.append((key, f"must be a table of {task}'s options, e.g. {{ batch_size = 128 }}."))
-            continue
-        if task not in TASK_FUNCTIONS:  # a task without a signature to check against
-            continue
-        valid = task_options(task)
-        for name, value in opts.items():
-            choices = TASK_CHOICES.get((task, name))
-            if name not in valid:
-                out.append((f"{key}.{name}", f"{task} has no option {name!r}; valid: {', '.join(valid)}."))
-            elif choices and value not in choices:
-                out.append((f"{key}.{name}", f"= {value!r}; valid: {', '.join(choices)}."))
-    if best_metric:
-        task, sep, metric = best_metric.partition("/")
-        if not tasks:
-            out.append(("eval.best_metric", "is set but eval.tasks is empty; add the task that logs it."))
-        elif not sep or task not in tasks or not re.fullmatch(TASK_METRICS.get(task, ".+"), metric):
-            shown = "; ".join(f"{t}/{TASK_METRICS[t]}" for t in tasks if t in TASK_METRICS)
-            out.append(("eval.best_metric", f"= {best_metric!r} is not a metric the tasks log: they log "
-                                            f"\"task/metric\" names matching {shown} (e.g. \"zero_shot/top1\", "
-                                            f"\"retrieval/image->text R@1\")."))
-    return out
+def alignment_metric_fields(metric: str, fields: list[str]) -> list[str]:
+    """``"uniformity a"`` → ``[a]``; ``"alignment a-b"`` → ``[a, b]`` (split where both are fields)."""
+    what, _, rest = metric.partition(" ")
+    if what == "uniformity":
+        return [rest]
+    if what == "alignment" and rest.endswith(" (same label)"):  # one field: its same-label rows
+        return [rest.removesuffix(" (same label)")]
+    if what == "alignment" and rest:
+        return next(([a, b] for a in fields for b in fields if f"{a}-{b}" == rest), [rest])
+    return []
 
 
-def check_metric_fields(best_metric: str, dataset) -> None:
-    """The fields a ``retrieval``/``alignment`` best metric names are fields of the evaluation dataset."""
-    import re
-
-    from zoo.errors import RecipeError
-    fields = list(getattr(dataset, "fields", {}) or {})
-    task, _, metric = best_metric.partition("/")
-    pair = re.fullmatch(r"(.+)->(.+?) \S+", metric) if task == "retrieval" else None
-    if pair:
-        named = [pair.group(1), pair.group(2)]
-    elif task == "alignment" and metric.startswith("uniformity "):
-        named = [metric.split(" ", 1)[1]]
-    elif task == "alignment" and metric.startswith("alignment "):
-        ab = metric.split(" ", 1)[1]
-        named = next(([a, b] for a in fields for b in fields if f"{a}-{b}" == ab), [ab])
-    else:
-        return
-    missing = [f for f in named if f not in fields]
-    if missing:
-        raise RecipeError(f"eval.best_metric = {best_metric!r} names field(s) {missing} that the evaluation dataset "
-                          f"does not have; its fields are {fields}.")
+@hookimpl
+def zoo_register_eval_tasks(register):
+    register("zero_shot", run_zero_shot, metrics=r"top\d+|candidates", choices={"score": ("mip", "pairwise")},
+             description="zero-shot classification by class prompts, or Symile's prediction of one field")
+    register("retrieval", run_retrieval, metrics=r".+->.+ .+", lower_is_better=r".*rank.*",
+             choices={"match": MATCHES}, metric_fields=retrieval_metric_fields,
+             description="recall@k and ranks between two fields, both directions")
+    register("linear_probe", run_linear_probe, needs_train=True, metrics=r"(accuracy|r2) \(.+\)",
+             description="logistic/ridge regression on frozen embeddings (scikit-learn)")
+    register("alignment", run_alignment, metrics=r"(alignment|uniformity) .+",
+             lower_is_better=r"(alignment|uniformity) .+", metric_fields=alignment_metric_fields,
+             description="Wang & Isola's alignment and uniformity")

@@ -200,13 +200,14 @@ def check_device(device) -> torch.device | None:
 
 def _without_pretrained(config):
     """The same architecture with encoder ``pretrained`` switched off: a checkpoint's own
-    model.safetensors holds every weight, so the original weight files need not exist any more."""
+    model.safetensors holds every weight, so the original weight files need not exist any more.
+    (The encoder contract: with ``pretrained=False`` an encoder ignores its options that only say
+    where pretrained weights come from, such as a local weight file.)"""
     import copy
     config = copy.deepcopy(config)
     for tower in config.towers.values():
         if tower.encoder_kwargs.get("pretrained"):
             tower.encoder_kwargs["pretrained"] = False
-            tower.encoder_kwargs.pop("pretrained_cfg_overlay", None)
     return config
 
 

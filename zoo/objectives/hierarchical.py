@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from zoo.checks import recipe_key
 from zoo.errors import OptionError, RecipeError, ShapeError
 from zoo.objectives.base import register_objective, require_labels
+from zoo.protocols import ObjectiveTraits
 
 LEVEL_KEYS = ("name", "views", "positives", "objective", "options", "weight", "logit_scale")
 ROW = "row"
@@ -90,7 +91,7 @@ def build_objective(level: Level) -> nn.Module:
     except RecipeError as exc:
         raise OptionError("levels",
                           f"hierarchical: level {level.name!r}, objective {level.objective!r}: {exc}") from exc
-    if getattr(made, "supports_label_positives", False):
+    if ObjectiveTraits.of(made).supports_label_positives:
         if options.get("label") not in (None, level.positives):
             raise OptionError("levels",
                               f"hierarchical: level {level.name!r} sets options.label={options['label']!r} but its "
@@ -214,7 +215,7 @@ class HierarchicalLoss(nn.Module):
 
     def _labels_of(self, lv: Level, labels, chosen: dict[str, Tensor]) -> dict[str, Tensor] | None:
         first = next(iter(chosen.values()))                     # (B, D)
-        if not getattr(self.objectives[lv.name], "supports_label_positives", False):
+        if not ObjectiveTraits.of(self.objectives[lv.name]).supports_label_positives:
             return None
         if lv.positives == ROW:
             return {ROW: torch.arange(first.shape[0], device=first.device)}

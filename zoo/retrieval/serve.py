@@ -106,7 +106,7 @@ class App:
         if not 0 <= row < s.manifest["count"]:
             raise LookupError(f"row {row} is out of range (0…{s.manifest['count'] - 1}).")
         entry = registry().get("modalities", s.fields[field]["modality"])
-        render = entry.meta.get("render")
+        render = entry.factory.render
         if render is None:
             raise DataError(f"modality {entry.name!r} (plugin {entry.plugin!r}) has no render capability.")
         return render(self._raw(i, field, row))

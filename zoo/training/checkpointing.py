@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from zoo.errors import CheckpointError, RecipeError
+from zoo.protocols import ObjectiveTraits
 from zoo.training.checkpoints import (
     checkpoint_step,
     checkpoint_weights,
@@ -112,7 +113,7 @@ class Checkpointer:
         """The objective's own random generators (MoCHi's mixing, a Symile given one), by module name:
         checkpointed so that their draws continue after a resume too."""
         return {name: m.generator for name, m in self.objective.named_modules()
-                if isinstance(getattr(m, "generator", None), torch.Generator)}
+                if ObjectiveTraits.of(m).generator is not None}
 
     def _restore_rng(self, per_rank: list[dict[str, Any]]) -> None:
         """At the world size that wrote the checkpoint every rank continues its own RNG streams

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from zoo.data.batches import batch_size, slice_batch
+from zoo.errors import ShapeError
 
 if TYPE_CHECKING:
     from zoo.training.step import Encoded
@@ -42,20 +43,25 @@ def _leaf(x: Tensor | None) -> Tensor | None:
 
 def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], Encoded],
                         views: Mapping[str, tuple[str, Any]], loss_fn: Callable[[Encoded], Tensor],
-                        chunk: int, device: torch.device) -> Tensor:
+                        chunk: int, device: torch.device, modalities: Mapping[str, Any] | None = None) -> Tensor:
     """Run forward + backward of ``loss_fn(encode(views))`` chunk by chunk; return the (detached) loss.
 
     ``encode`` maps ``{view: (tower, batch)}`` to an :class:`~zoo.training.step.Encoded`: per-row
     embeddings ``{key: (b, D)}`` (keys may include ``"view/level"``) plus the temperature and bias;
-    ``loss_fn`` maps the full batch's ``Encoded`` to a scalar.
+    ``loss_fn`` maps the full batch's ``Encoded`` to a scalar. ``modalities``: ``{tower: ModalitySpec}``,
+    whose ``count``/``slice`` split batches that are no tensors or lists (PyG).
     """
-    n = batch_size(next(iter(views.values()))[1])
+    spec = (modalities or {}).get
+    n = next((m for t, b in views.values() if (m := batch_size(b, spec(t))) is not None), None)
+    if n is None:
+        raise ShapeError(f"GradCache cannot count the rows of the views {list(views)}: pass modalities= "
+                         f"{{tower: ModalitySpec}} whose count= knows these batches, or set run.grad_cache_chunk = 0.")
     bounds = [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
     states, cached = [], []
     with torch.no_grad():                                   # 1. embeddings without a graph
         for lo, hi in bounds:
             states.append(_rng_state(device))
-            cached.append(encode({v: (t, slice_batch(b, lo, hi)) for v, (t, b) in views.items()}))
+            cached.append(encode({v: (t, slice_batch(b, lo, hi, spec(t))) for v, (t, b) in views.items()}))
     end_state = _rng_state(device)
     # the rows' embeddings are concatenated; the temperature and bias are the same in every chunk
     # and take their gradient once, with the first chunk
@@ -66,11 +72,12 @@ def grad_cache_backward(encode: Callable[[Mapping[str, tuple[str, Any]]], Encode
     loss.backward()
     for (lo, hi), state in zip(bounds, states):            # 3. re-encode with a graph, chunk by chunk
         _set_rng_state(state, device)
-        out = encode({v: (t, slice_batch(b, lo, hi)) for v, (t, b) in views.items()})
+        out = encode({v: (t, slice_batch(b, lo, hi, spec(t))) for v, (t, b) in views.items()})
         pairs = [(out.embeddings[k], z.grad[lo:hi]) for k, z in full.embeddings.items() if z.grad is not None]
         if lo == 0:
             pairs += [(o, z.grad) for o, z in ((out.logit_scale, full.logit_scale), (out.logit_bias, full.logit_bias))
                       if z is not None and z.grad is not None]
+        pairs = [(o, g) for o, g in pairs if o.requires_grad]  # a frozen tower or a fixed temperature has no graph
         if pairs:
             torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
     _set_rng_state(end_state, device)

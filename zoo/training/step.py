@@ -33,6 +33,8 @@ from zoo.data.batches import move_to
 from zoo.data.collate import Batch
 from zoo.errors import ZooError
 from zoo.model import ContrastiveModel
+from zoo.plugins import registry
+from zoo.protocols import ObjectiveTraits
 from zoo.training.distributed import DistInfo, gather_all, local_loss, wrap
 from zoo.training.gradcache import grad_cache_backward
 from zoo.training.state import TrainState
@@ -74,6 +76,8 @@ class ForwardBackward:
         self.encoder = EncodeViews(model) if fsdp else wrap(EncodeViews(model), dist, device)
         self.objective, self.state, self.dist, self.device = objective, state, dist, device
         self.precision, self.chunk, self.objective_name = precision, grad_cache_chunk, objective_name
+        # each tower's modality: GradCache asks it to count and slice batches that are not tensors (PyG)
+        self.modalities = {key: registry().modality(t.config.modality) for key, t in model.towers.items()}
 
     def __call__(self, batch: Batch) -> Tensor:
         """Forward, objective and backward for ``batch``: directly, or through GradCache's chunks.
@@ -85,11 +89,11 @@ class ForwardBackward:
                 return loss.detach()
             return grad_cache_backward(self.encode, batch.views,
                                        lambda encoded: self._finite(self.loss(encoded, batch)), self.chunk,
-                                       self.device)
+                                       self.device, self.modalities)
 
     def encode(self, views: Mapping[str, tuple[str, Any]]) -> Encoded:
         """``{view: (tower, batch)}`` → the embeddings, plus ``"view/level"`` ones the objective asks for."""
-        wanted = getattr(self.objective, "required_views", ()) or ()
+        wanted = ObjectiveTraits.of(self.objective).required_views
         levels = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in views}
         return self.encoder(views, levels)
 
@@ -99,7 +103,7 @@ class ForwardBackward:
         self.state.logit_scale = encoded.logit_scale.detach()  # logged; FSDP reads it only inside forward
         labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
         kw = {"logit_scale": encoded.logit_scale, "logit_bias": encoded.logit_bias}
-        if self.dist.enabled and hasattr(self.objective, "forward_local"):
+        if self.dist.enabled and ObjectiveTraits.of(self.objective).forward_local is not None:
             return local_loss(self.objective, encoded.embeddings, labels, mask, self.dist, **kw)
         emb = encoded.embeddings
         if self.dist.enabled:

@@ -38,6 +38,7 @@ from zoo.evaluation.tasks import check_metric_fields
 from zoo.logs import progress_logging
 from zoo.model import ContrastiveModel
 from zoo.plugins import registry
+from zoo.protocols import ObjectiveTraits
 from zoo.recipes import Recipe
 from zoo.training.build import apply_freeze, build_model, prepare_encoders
 from zoo.training.checkpointing import Checkpointer
@@ -293,10 +294,10 @@ class Trainer:
         model = self.plain_model()  # collective under FSDP
         if not self.dist.main:
             return {}
-        from zoo.evaluation.tasks import best_mode, run_tasks
+        from zoo.evaluation.tasks import best_mode, needs_train, run_tasks
         results = run_tasks(model, self.eval_dataset(), e.tasks, e.options,
                             train_dataset=self.eval_dataset(split=self.recipe.data.split)
-                            if "linear_probe" in e.tasks else None)
+                            if needs_train(e.tasks) else None)
         self.runlog.evaluation(s.step, results)
         if e.best_metric:
             if e.best_metric not in results:
@@ -371,7 +372,7 @@ def _objective(recipe: Recipe, model: ContrastiveModel, device: torch.device) ->
     with recipe_key("objective.options"):
         objective = call_factory(f"objective {recipe.objective.name!r}", factory,
                                  **recipe.objective.options).to(device)
-    if getattr(objective, "needs_logit_bias", False) and model.logit_bias is None:
+    if ObjectiveTraits.of(objective).needs_logit_bias and model.logit_bias is None:
         raise RecipeError(f"objective {recipe.objective.name!r} needs a learnable logit bias and the model has "
                           f"none: set model.logit_bias = -10.0 (the SigLIP paper's initialisation).")
     return objective

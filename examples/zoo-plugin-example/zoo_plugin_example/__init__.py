@@ -1,4 +1,5 @@
-"""A third-party zoo plugin in one file: modality ``series`` (1-D signals of any length)."""
+"""A third-party zoo plugin in one file: modality ``series`` (1-D signals of any length), with an encoder,
+an augmentation, a pair strategy, a dataset, an evaluation task (``knn``) and a command (``zoo sines``)."""
 import torch
 from torch import nn
 
@@ -9,6 +10,11 @@ from zoo.data.pairs import PairStrategy
 
 def load_series(x):
     return torch.as_tensor(x, dtype=torch.float32).flatten()
+
+
+def thumbnail_series(raw):  # the series as an (8, T) grey band in [0, 1], for zoo's pictures
+    x = raw - raw.min()
+    return (x / x.max().clamp(min=1e-8)).expand(8, -1).numpy()
 
 
 def collate_series(raws):  # -> (B, 1, T_max), zero-padded
@@ -71,7 +77,8 @@ class Sines(ZooDataset):
 
 @zoo.hookimpl
 def zoo_register_modalities(register):
-    register("series", load=load_series, collate=collate_series, description="1-D signals (example plugin)")
+    register("series", load=load_series, collate=collate_series, thumbnail=thumbnail_series,
+             description="1-D signals (example plugin)")
 
 
 @zoo.hookimpl
@@ -92,3 +99,33 @@ def zoo_register_pair_strategies(register):
 @zoo.hookimpl
 def zoo_register_datasets(register):
     register("example-sines", Sines, description="synthetic sine waves")
+
+
+def knn_accuracy(model, dataset, *, field=None, k: int = 5, batch_size: int = 256):
+    """Leave-one-out k-nearest-neighbour accuracy of the dataset's label on one field's embeddings."""
+    from zoo.evaluation.embed import embed_dataset
+    emb = embed_dataset(model, dataset, fields=[field] if field else None, batch_size=batch_size)
+    z, y = emb.emb[field or next(iter(emb.emb))], next(iter(emb.labels.values()))  # (N, D), (N,)
+    sim = (z @ z.T).fill_diagonal_(float("-inf"))                                     # (N, N), not itself
+    votes = y[sim.topk(k, dim=1).indices]                                             # (N, k)
+    return {"accuracy": (votes.mode(dim=1).values == y).float().mean().item()}
+
+
+@zoo.hookimpl
+def zoo_register_eval_tasks(register):
+    register("knn", knn_accuracy, metrics=r"accuracy", description="leave-one-out k-NN accuracy (example plugin)")
+
+
+def add_sines_arguments(parser):
+    parser.add_argument("--size", type=int, default=4, help="how many series to show")
+
+
+def run_sines(args):
+    ds = Sines("test", size=args.size)
+    for i in range(len(ds)):
+        print(f"class {ds[i]['class']}: " + " ".join(f"{v:+.2f}" for v in ds[i]["signal"][:8].tolist()) + " …")
+
+
+@zoo.hookimpl
+def zoo_register_commands(register):
+    register("sines", run_sines, add_arguments=add_sines_arguments, help="print a few example-sines series")
