@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from zoo.errors import OptionError, UnknownNameError
+from zoo.objectives._pair_inputs import check_chunk_size
 from zoo.objectives.base import check_embeddings, full_precision, register_objective
-from zoo.objectives.clip import check_chunk_size
 from zoo.objectives.pairwise_clip import check_reduction, pair_terms, reduce_terms
 
 

@@ -11,8 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import OptionError
+from zoo.objectives._pair_inputs import check_chunk_size, present_pair
 from zoo.objectives.base import check_embeddings, full_precision, register_objective
-from zoo.objectives.clip import check_chunk_size, clip_loss, present_pair
+from zoo.objectives.clip import clip_loss
 
 REDUCTIONS = ("sum", "mean")
 
