@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
+from zoo.checks import require
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._splits import check_split, limit, require, split_indices
+from ._splits import check_split, limit, split_indices
 from .captions import describe
 
 RDKIT_LICENSE = "shipped in rdkit (BSD-3-Clause)"
