@@ -16,7 +16,8 @@ from zoo.objectives.pairwise_clip import check_reduction, pair_terms, reduce_ter
 class AnchoredClipLoss(nn.Module):
     """CLIP between one anchor view and each other view (ImageBind), summed or averaged.
 
-    Paper: Girdhar et al. 2023 (ImageBind) binds every modality to images only: with anchor view
+    Paper: Girdhar, El-Nouby, Liu, Singh, Alwala, Joulin, Misra 2023, "ImageBind: One Embedding
+    Space To Bind Them All" (CVPR 2023), binds every modality to images only: with anchor view
     ``a`` and ``clip(u, v)`` the mean of both softmax directions (the zoo's ``clip``; ImageBind's
     symmetric ``L_{a,m} + L_{m,a}`` is twice this)::
 

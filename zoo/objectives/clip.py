@@ -158,7 +158,10 @@ def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, *, label_smooth
 class ClipLoss(nn.Module):
     """Symmetric InfoNCE (CLIP) between exactly two aligned views.
 
-    Paper: Radford et al. 2021 (CLIP), the InfoNCE of van den Oord et al. 2018 in both directions.
+    Paper: Radford, Kim, Hallacy, Ramesh, Goh, Agarwal, Sastry, Askell, Mishkin, Clark, Krueger,
+    Sutskever 2021, "Learning Transferable Visual Models From Natural Language Supervision" (CLIP),
+    the InfoNCE of van den Oord, Li, Vinyals 2018 ("Representation Learning with Contrastive
+    Predictive Coding") in both directions.
     Equation, with logits ``L_ij = s · a_i·b_j`` (``s = 1/τ``) and targets
     ``q_ij = (1−ε)·[i = j] + ε/N`` (``ε`` = label_smoothing)::
 

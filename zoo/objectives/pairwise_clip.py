@@ -52,7 +52,10 @@ def reduce_terms(terms: list[Tensor], reduction: str, embeddings: Mapping[str, T
 class PairwiseClipLoss(nn.Module):
     """CLIP between every pair of M ≥ 2 views, summed (``reduction="sum"``) or averaged.
 
-    Paper: the multi-modality CLIP baseline of Saporta et al. 2024 (Symile), whose code sums the
+    Paper: the multi-modality CLIP baseline of Saporta, Puli, Goldstein, Ranganath 2024, "Contrasting
+    with Symile: Simple Model-Agnostic Representation Learning for Unlimited Modalities" (NeurIPS
+    2024), with CLIP of Radford et al. 2021, "Learning Transferable Visual Models From Natural
+    Language Supervision". The Symile code sums the
     symmetric InfoNCE of the three pairs — hence the default ``"sum"``; ``"mean"`` divides by the
     number of pairs. With ``clip(u, v)`` the mean of both softmax directions (the zoo's ``clip``,
     equal to open_clip's ``ClipLoss``)::

@@ -107,7 +107,8 @@ def siglip_apply(a: Tensor, cols: Tensor, scale: Tensor, bias: Tensor, offset: i
 class SigLipLoss(nn.Module):
     """Pairwise sigmoid loss (SigLIP) between exactly two aligned views.
 
-    Paper: Zhai, Mustafa, Kolesnikov, Beyer 2023 (SigLIP). Equation, with ``s = 1/τ``, bias ``t``
+    Paper: Zhai, Mustafa, Kolesnikov, Beyer 2023, "Sigmoid Loss for Language Image Pre-Training"
+    (SigLIP, ICCV 2023). Equation, with ``s = 1/τ``, bias ``t``
     and ``y_ij = +1`` for the positive pair ``i = j``, ``−1`` otherwise::
 
         loss = −1/N Σ_i Σ_j log σ( y_ij · (s · a_i·b_j + t) )
