@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from zoo.checks import require
 from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
 from zoo.retrieval.search import Searcher
@@ -33,12 +34,9 @@ class NotFoundError(LookupError, ZooError):
 
 
 def _require():
-    try:
-        import fastapi  # noqa: F401
-        import python_multipart  # noqa: F401
-    except ImportError as exc:
-        raise DataError(f"`zoo serve` needs fastapi, uvicorn and python-multipart ({exc}); install them with: "
-                        f"pip install zoo[serve]") from exc
+    """fastapi and python-multipart (uvicorn comes with the same extra), or a PluginError naming ``zoo[serve]``."""
+    require("fastapi", "serve", "`zoo serve`")
+    require("python_multipart", "serve", "`zoo serve`", package="python-multipart")
 
 
 def find_runs(folders: list[str | os.PathLike]) -> list[Path]:
