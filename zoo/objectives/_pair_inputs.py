@@ -69,7 +69,7 @@ def kept_rows(mask: Mapping[str, Tensor] | None, views: Sequence[str], n: int, d
 
 
 def present_pair(embeddings: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None, views: list[str],
-                 who: str = "clip") -> tuple[Tensor, Tensor]:
+                 who: str) -> tuple[Tensor, Tensor]:
     """The two views restricted to the rows where both are present (``mask`` absent → all rows)."""
     a, b = (embeddings[v] for v in views)
     keep = kept_rows(mask, views, a.shape[0], a.device, who)

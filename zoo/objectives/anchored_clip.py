@@ -55,7 +55,7 @@ class AnchoredClipLoss(nn.Module):
                                    hint=f"The views of this batch are: {', '.join(names)}; set anchor to one of "
                                         f"them (or None for the first).")
         pairs = [(anchor, v) for v in names if v != anchor]
-        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size)
+        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size, "anchored_clip")
         return reduce_terms(terms, self.reduction, embeddings, logit_scale)
 
     def extra_repr(self) -> str:

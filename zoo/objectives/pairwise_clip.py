@@ -27,11 +27,11 @@ def check_reduction(reduction: str) -> str:
 
 
 def pair_terms(embeddings: Mapping[str, Tensor], pairs: Iterable[tuple[str, str]], logit_scale, mask,
-               chunk_size: int | None) -> list[Tensor]:
+               chunk_size: int | None, who: str) -> list[Tensor]:
     """``clip_loss`` of each pair on the rows where both views are present (pairs with none: skipped)."""
     terms = []
     for u, v in pairs:
-        a, b = present_pair(embeddings, mask, [u, v])
+        a, b = present_pair(embeddings, mask, [u, v], who)
         if a.shape[0]:
             terms.append(clip_loss(a, b, logit_scale, chunk_size=chunk_size))
     return terms
@@ -83,7 +83,7 @@ class PairwiseClipLoss(nn.Module):
         check_embeddings(embeddings, min_views=2, who="pairwise_clip")
         names = list(embeddings)
         pairs = [(u, v) for i, u in enumerate(names) for v in names[i + 1:]]
-        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size)
+        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size, "pairwise_clip")
         return reduce_terms(terms, self.reduction, embeddings, logit_scale)
 
     def extra_repr(self) -> str:
