@@ -1,7 +1,8 @@
 """Local-loss path for CLIP and SigLIP under torchrun: memory that does not grow with the world size.
 
-Private (no registration): each rank's part of the loss, over the blocked kernels of :mod:`._blocked`. The gather-everything path evaluates the ``(N, N)`` logits of the
-global batch ``N = world·b`` on every rank; here rank ``r`` evaluates only its own ``b`` rows
+Private (no registration): each rank's part of the loss, over the blocked kernels of
+:mod:`._blocked`. The gather-everything path evaluates the ``(N, N)`` logits of the global batch
+``N = world·b`` on every rank; here rank ``r`` evaluates only its own ``b`` rows
 ``R = [o, o+b)`` of the first view ``a`` against the ``N`` gathered columns of the second view
 ``B``, streaming over column blocks ``(b, c)``, so its pairwise memory is O(b·c) — constant in
 the world size (plus the O(N·D) gathered embeddings and their gradient, which every method that
