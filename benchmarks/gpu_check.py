@@ -20,7 +20,6 @@ Every measurement runs in a fresh process (so peak memory is its own).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -36,6 +35,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import _driver  # noqa: E402
+from _driver import alternate, check_warmup, child_main, timing_parser  # noqa: E402
 from train_throughput import PEAK_TFLOPS  # noqa: E402
 
 TINY = "zoo-gpu-check-tiny"
@@ -44,7 +45,6 @@ TINY_CFG = {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": 1, "widt
 CAPTIONS = ["a photo of a {}", "a {} on the table", "a blurry picture of a {}", "the {} in the morning"]
 WORDS = ["cat", "dog", "car", "tree", "house", "boat", "bird", "flower"]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _recipes import OPEN_CLIP_MODEL  # noqa: E402 - shared with the other open_clip benchmark
 
 RECIPE = OPEN_CLIP_MODEL + """[data]
@@ -213,27 +213,18 @@ def step_flops(args, device: torch.device) -> dict:
 
 
 def child(args) -> int:
-    torch.set_num_threads(args.threads)
     device = torch.device("cpu" if args.cpu else "cuda")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # as open_clip_train does
         torch.cuda.reset_peak_memory_stats(device)
-    result = {"zoo": run_zoo, "open_clip": run_open_clip, "flops": step_flops}[args.child](args, device)
-    print("RESULT " + json.dumps(result))
-    return 0
+    run = {"zoo": run_zoo, "open_clip": run_open_clip, "flops": step_flops}[args.child]
+    return child_main(args, lambda: run(args, device))
 
 
 # ------------------------------------------------------------------------------ the driver
 
 def spawn(which: str, argv: list[str], timeout: float) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--child", which]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{which} run failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return _driver.spawn(__file__, which, argv, timeout=timeout)
 
 
 def run_tests(timeout: float) -> str:
@@ -274,10 +265,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     tests = "not run (--cpu: the cuda tests skip without a GPU)" if args.cpu or args.no_tests else run_tests(300)
     flops = spawn("flops", argv, 600)["flops"]
-    runs = {"zoo": [], "open_clip": []}
-    for r in range(args.repeats):  # A B B A
-        for which in ("zoo", "open_clip") if r % 2 == 0 else ("open_clip", "zoo"):
-            runs[which].append(spawn(which, argv, 600))
+    runs = alternate(("zoo", "open_clip"), args.repeats, lambda which: spawn(which, argv, 600))
     pk = device_peak(args)
     where = "cpu (--cpu: tiny config, not a speed measurement)" if args.cpu else torch.cuda.get_device_name(0)
     arch = f"{TINY} (tiny)" if args.cpu else "ViT-B-32 + 12-layer text"
@@ -303,19 +291,14 @@ def main(argv=None) -> int:
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = timing_parser(__doc__, ["zoo", "open_clip", "flops"], steps="40 (--cpu: 3)", warmup="15 (--cpu: 1)",
+                      repeats=2, threads="8 (--cpu: 1)", workers="8 (--cpu: 0)")
     p.add_argument("--cpu", action="store_true", help="CPU-safe parts only, tiny sizes (CI)")
     p.add_argument("--batch", type=int, default=None, help="default 256 (--cpu: 8)")
     p.add_argument("--batches", type=int, default=4, help="dataset size in batches (epochs wrap around)")
-    p.add_argument("--steps", type=int, default=None, help="default 40 (--cpu: 3)")
-    p.add_argument("--warmup", type=int, default=None, help="default 15 (--cpu: 1)")
-    p.add_argument("--repeats", type=int, default=2, help="runs per loop (A B B A …)")
-    p.add_argument("--workers", type=int, default=None, help="loader workers, default 8 (--cpu: 0)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads, default 8 (--cpu: 1)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None, help="default bf16 (--cpu: fp32)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device dense peak for MFU (default: by name)")
     p.add_argument("--no-tests", action="store_true", help="skip the CUDA tests")
-    p.add_argument("--child", choices=["zoo", "open_clip", "flops"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     small = args.cpu
     defaults = {"batch": (8, 256), "steps": (3, 40), "warmup": (1, 15), "workers": (0, 8), "threads": (1, 8),
@@ -324,9 +307,7 @@ def parse(argv=None):
         if getattr(args, k) is None:
             setattr(args, k, cpu if small else gpu)
     args.size = 32 if small else 224
-    if not 1 <= args.warmup < args.steps:
-        p.error("need 1 ≤ --warmup < --steps")
-    return args
+    return check_warmup(p, args, least=1)
 
 
 if __name__ == "__main__":

@@ -31,17 +31,17 @@ CUDA the model FLOPs utilisation is FLOPs/s over the device's dense peak (``--pe
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+from _driver import alternate, check_warmup, child_main, timing_parser  # noqa: E402
 
 RECIPE = """
 [model]
@@ -272,29 +272,21 @@ def step_flops(recipe_path: str, device: torch.device) -> float:
 
 
 def child(args) -> int:
-    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.toml"
-        path.write_text(recipe_text(args))
+        path = str(Path(tmp) / "bench.toml")
+        Path(path).write_text(recipe_text(args))
         if args.child == "flops":
-            result = {"flops": step_flops(str(path), device)}
-        else:
-            run = {"zoo": run_zoo, "hand": run_hand, "lockstep": run_lockstep}[args.child]
-            result = run(args, str(path), device)
-    print(json.dumps(result))
-    return 0
+            return child_main(args, lambda: {"flops": step_flops(path, device)})
+        run = {"zoo": run_zoo, "hand": run_hand, "lockstep": run_lockstep}[args.child]
+        return child_main(args, lambda: run(args, path, device))
 
 
 # ------------------------------------------------------------------------------ the driver
 
 def spawn(which: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--child", which]
-    env = {**os.environ, "ZOO_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the core's vector modality needs no plugin
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"{which} run failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # the core's vector modality needs no plugin
+    return _driver.spawn(__file__, which, argv, env={"ZOO_DISABLE_PLUGIN_AUTOLOAD": "1"})
 
 
 def peak_flops(args) -> float | None:
@@ -353,7 +345,8 @@ def report_lockstep(args, times: dict[str, list[list[float]]]) -> None:
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = timing_parser(__doc__, ["zoo", "hand", "lockstep", "flops"], steps=80, warmup=20, repeats=3, threads=2,
+                      workers=0)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="run.precision (bf16 autocast)")
     p.add_argument("--compile", action="store_true", help="run.compile: torch.compile each encoder")
@@ -363,18 +356,9 @@ def parse(argv=None):
     p.add_argument("--hidden", type=int, default=512, help="tower width")
     p.add_argument("--layers", type=int, default=3, help="tower depth")
     p.add_argument("--embed", type=int, default=128, help="shared embedding size")
-    p.add_argument("--steps", type=int, default=80, help="steps per run (the first --warmup are not timed)")
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--workers", type=int, default=0, help="data.num_workers (both sides)")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved pairs of runs; medians reported")
-    p.add_argument("--threads", type=int, default=2, help="torch threads per run")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device dense peak for MFU (default: by name)")
     p.add_argument("--no-lockstep", action="store_true", help="skip the one-process step-by-step comparison")
-    p.add_argument("--child", choices=["zoo", "hand", "lockstep", "flops"], help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.warmup >= args.steps:
-        p.error("--warmup must be smaller than --steps")
-    return args
+    return check_warmup(p, p.parse_args(argv))
 
 
 def main(argv=None) -> int:
@@ -386,11 +370,7 @@ def main(argv=None) -> int:
         print("no CUDA device here; run with --device cpu", file=sys.stderr)
         return 2
     flops = spawn("flops", argv)["flops"]
-    runs = {"zoo": [], "hand": []}
-    for r in range(args.repeats):  # A B B A …: a drifting machine load favours neither side
-        for which in ("zoo", "hand") if r % 2 == 0 else ("hand", "zoo"):
-            runs[which].append(spawn(which, argv))
-    report(args, runs, flops)
+    report(args, alternate(("zoo", "hand"), args.repeats, lambda which: spawn(which, argv)), flops)
     if not args.no_lockstep:
         report_lockstep(args, spawn("lockstep", argv))
     return 0

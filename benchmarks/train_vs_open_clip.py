@@ -40,7 +40,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -58,6 +57,8 @@ EMBED = 128
 OPTIM = {"lr": 5e-4, "beta1": 0.9, "beta2": 0.98, "eps": 1e-6, "wd": 0.2}
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+from _driver import alternate, check_warmup, child_main, timing_parser  # noqa: E402
 from _recipes import OPEN_CLIP_MODEL  # noqa: E402 - shared with the other open_clip benchmark
 
 RECIPE = OPEN_CLIP_MODEL + """
@@ -271,24 +272,16 @@ def _png_of(ds, i: int) -> bytes:
 
 
 def child(args) -> int:
-    torch.set_num_threads(args.threads)
     work = Path(args.work)
     register_arch(work)
-    result = {"open_clip": run_open_clip, "zoo": run_zoo, "init": check_init, "data": data_rate}[args.child](args, work)
-    print("RESULT " + json.dumps(result))
-    return 0
+    run = {"open_clip": run_open_clip, "zoo": run_zoo, "init": check_init, "data": data_rate}[args.child]
+    return child_main(args, lambda: run(args, work))
 
 
 # ------------------------------------------------------------------------------ the driver
 
 def spawn(which: str, argv: list[str], work: Path, urls: str) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--child", which, "--work", str(work), "--urls", urls]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
-    lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{which} run failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return _driver.spawn(__file__, which, argv, "--work", str(work), "--urls", urls, cwd=work)
 
 
 def blocks(losses: list[float], n: int, size: int = 10) -> list[float]:
@@ -336,27 +329,20 @@ def report(args, runs: dict[str, list[dict]], init: dict | None) -> None:
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = timing_parser(__doc__, ["open_clip", "zoo", "init", "data"], steps=60, warmup=10, repeats=2, threads=2,
+                      workers=0)
     p.add_argument("--quick", action="store_true", help="batch 32, 16 steps, one A B B A round (< 5 minutes on a quiet 2-core machine)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=2, help="rounds of A B (then B A): runs per side")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--workers", type=int, default=0, help="loader worker processes (both sides)")
     p.add_argument("--copies", type=int, default=4, help="copies of the 1,797 digits, each with other captions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-check-init", action="store_true", help="skip the identical-initial-weights check")
     p.add_argument("--data-only", action="store_true", help="only images/s of decode + augment (both pipelines)")
-    p.add_argument("--child", choices=["open_clip", "zoo", "init", "data"], help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     p.add_argument("--urls", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.steps, args.warmup, args.repeats, args.copies = 32, 16, 4, 2, 1
-    if args.warmup >= args.steps:
-        p.error("--warmup must be smaller than --steps")
-    return args
+    return check_warmup(p, args)
 
 
 def main(argv=None) -> int:
@@ -376,10 +362,7 @@ def main(argv=None) -> int:
         if n < args.steps * args.batch:
             raise SystemExit(f"{n} samples < steps × batch = {args.steps * args.batch}; raise --copies")
         init = None if args.no_check_init else spawn("init", argv, work, urls)
-        runs = {"zoo": [], "open_clip": []}
-        for r in range(args.repeats):  # A B B A: a drifting machine load favours neither side
-            for which in ("zoo", "open_clip") if r % 2 == 0 else ("open_clip", "zoo"):
-                runs[which].append(spawn(which, argv, work, urls))
+        runs = alternate(("zoo", "open_clip"), args.repeats, lambda which: spawn(which, argv, work, urls))
         report(args, runs, init)
     return 0
 

@@ -153,7 +153,7 @@ def test_gradcheck_clip_function(smoothing, chunk):
 def test_gradcheck_siglip_function(chunk):
     a, b = views(6, 4, seed=9, dtype=torch.float64)
     s, t = scalar(3.0, torch.float64), scalar(-2.0, torch.float64)
-    assert torch.autograd.gradcheck(lambda a, b, s, t: _SigLipFunction.apply(a, b, s, t, chunk, True), (a, b, s, t))
+    assert torch.autograd.gradcheck(lambda a, b, s, t: _SigLipFunction.apply(a, b, s, t, 0, chunk, True, False), (a, b, s, t))
 
 
 def test_siglip_under_no_grad_computes_the_same_value_without_gradients():
@@ -251,7 +251,7 @@ def test_gradgradcheck_clip_and_siglip_functions(chunk):
     a, b = views(5, 3, seed=8, dtype=torch.float64)
     s, t = scalar(3.0, torch.float64), scalar(-2.0, torch.float64)
     assert torch.autograd.gradgradcheck(lambda a, b, s: _ClipFunction.apply(a, b, s, 0.2, chunk), (a, b, s))
-    assert torch.autograd.gradgradcheck(lambda a, b, s, t: _SigLipFunction.apply(a, b, s, t, chunk, True),
+    assert torch.autograd.gradgradcheck(lambda a, b, s, t: _SigLipFunction.apply(a, b, s, t, 0, chunk, True, False),
                                         (a, b, s, t))
 
 

@@ -355,5 +355,5 @@ def test_missing_extra_names_the_pip_extra(monkeypatch):
 
     from zoo_graph._pyg import require
     monkeypatch.setitem(sys.modules, "torch_geometric.fake_part", None)  # importing it raises ImportError
-    with pytest.raises(zoo.PluginError, match=r"pip install zoo\[graph\]"):
+    with pytest.raises(zoo.PluginError, match=r"pip install 'zoo\[graph\]'"):
         require("torch_geometric.fake_part")

@@ -401,5 +401,5 @@ def test_missing_rdkit_names_the_pip_extra(monkeypatch):
 
     from zoo_graph._pyg import require
     monkeypatch.setitem(sys.modules, "rdkit.fake_part", None)
-    with pytest.raises(zoo.PluginError, match=r"pip install zoo\[molecule\]"):
+    with pytest.raises(zoo.PluginError, match=r"pip install 'zoo\[molecule\]'"):
         require("rdkit.fake_part", "molecule")

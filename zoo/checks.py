@@ -1,14 +1,17 @@
-"""Checks of constructor arguments and recipe options, and calling a factory so that its failures name the recipe key."""
+"""Checks of constructor arguments and recipe options, calling a factory so that its failures name the recipe key,
+and importing an optional dependency so that its absence names the extra to install."""
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import inspect
 import math
 import numbers
+from types import ModuleType
 from typing import Any, Callable
 
-from zoo.errors import OptionError, RecipeError, ZooError
+from zoo.errors import OptionError, PluginError, RecipeError, ZooError
 
 # what a constructor may raise for a bad option; anything else (KeyboardInterrupt, a ZooError…) passes
 _RECIPE_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("zoo_recipe_key", default="")
@@ -111,3 +114,18 @@ def check_sizes(who: str, *, dropout: float | None = None, **sizes: int) -> None
     if dropout is not None:
         check_option("dropout", dropout, low=0, high=1, high_open=True, who=who,
                      hint="it is the probability of zeroing an activation")
+
+
+def require(module: str, extra: str, what: str, *, package: str | None = None) -> ModuleType:
+    """``importlib.import_module(module)``, or a :class:`PluginError` naming the fix: ``pip install 'zoo[extra]'``.
+
+    ``what`` says what needs the module (``"the image encoder timm:resnet50"``); ``package`` is its
+    pip name where that differs from the module's (``"scikit-learn"`` for ``sklearn``), then also
+    offered alone. Example: ``timm = require("timm", "image", "the image encoder timm:resnet50")``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        alone = f" (or pip install {package})" if package else ""
+        raise PluginError(f"{what} needs the package {package or module.split('.')[0]!r}, which cannot be imported "
+                          f"({exc}). Install it: pip install 'zoo[{extra}]'{alone}.") from exc

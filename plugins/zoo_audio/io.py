@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.errors import DataError, PluginError, ShapeError
+from zoo import checks
+from zoo.errors import DataError, ShapeError
 
 SAMPLE_RATE = 16000
 # Inputs outside these bounds are refused before anything is allocated (a header declaring 1 Hz would
@@ -26,11 +27,8 @@ MAX_SECONDS = 3600.0
 
 
 def require(module: str):
-    """Import an optional dependency of the audio extra, or say how to install it."""
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError as exc:
-        raise PluginError(f"the audio modality needs {module!r} ({exc}); install it with: pip install zoo[audio]") from exc
+    """An optional dependency of the audio extra (:func:`zoo.checks.require`)."""
+    return checks.require(module, "audio", "the audio modality")
 
 
 def load_audio(value: Any) -> Tensor:

@@ -1,4 +1,4 @@
-"""Shared helpers: the fixed seeded train/test split, split checks and optional imports.
+"""Shared helpers: the fixed seeded train/test split and split checks (optional imports: :func:`zoo.checks.require`).
 
 Every built-in dataset of a fixed size uses :func:`split_indices`: a permutation of
 ``range(n)`` drawn from ``torch.Generator().manual_seed(SPLIT_SEED)``; the first 80 % of it
@@ -6,12 +6,9 @@ is ``"train"``, the rest ``"test"``. The split never depends on the dataset's ot
 """
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-
 import torch
 
-from zoo.errors import DataError, PluginError, RecipeError
+from zoo.errors import DataError, RecipeError
 
 SPLITS = ("train", "test")
 SPLIT_SEED = 20240601
@@ -39,15 +36,6 @@ def limit(indices: torch.Tensor, size: int | None) -> torch.Tensor:
     if size < 1:
         raise RecipeError(f"size must be ≥ 1 (or None for the whole split), got {size}.")
     return indices[:size]
-
-
-def require(module: str, extra: str, what: str) -> ModuleType:
-    """Import an optional package or raise a PluginError naming the extra that provides it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise PluginError(f"{what} needs the package {module.split('.')[0]!r} ({exc}); "
-                          f"install it with `pip install zoo[{extra}]`.") from exc
 
 
 def check_fraction(name: str, test_fraction: float) -> float:

@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
+from zoo.checks import require
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._splits import check_split, limit, require, split_indices
+from ._splits import check_split, limit, split_indices
 
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -41,7 +42,7 @@ DIGITS_LICENSE = "CC BY 4.0 (UCI Machine Learning Repository)"
 @lru_cache(maxsize=1)
 def load_sklearn_digits() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1,797 digits: images ``(N, 1, 8, 8)`` float in [0, 1] and labels ``(N,)`` long."""
-    datasets = require("sklearn.datasets", "data", "the digits datasets")
+    datasets = require("sklearn.datasets", "data", "the digits datasets", package="scikit-learn")
     bunch = datasets.load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
     return images, torch.as_tensor(bunch.target, dtype=torch.long)

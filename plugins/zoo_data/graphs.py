@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
+from zoo.checks import require
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._splits import check_split, require, split_indices
+from ._splits import check_split, split_indices
 
 Edges = list[tuple[int, int]]
 Graph = tuple[int, Edges]   # (number of nodes, undirected edges)

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset
 
+from zoo.checks import require
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._splits import require, split_indices
+from ._splits import split_indices
 from .streams import load_field
 
 BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}

@@ -17,6 +17,7 @@ name and the dataset's ``targets`` dict maps the name to a ``(N,)`` float tensor
 """
 from __future__ import annotations
 
+import abc
 import csv
 from functools import lru_cache
 from pathlib import Path
@@ -24,10 +25,11 @@ from typing import Any
 
 import torch
 
+from zoo.checks import require
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 
-from ._splits import check_split, limit, require, split_indices
+from ._splits import check_split, limit, split_indices
 from .captions import describe
 
 RDKIT_LICENSE = "shipped in rdkit (BSD-3-Clause)"
@@ -80,8 +82,8 @@ def chembl_rows() -> tuple[list[str], list[str], list[float]]:
     return [n for _, n in pairs], [s for s, _ in pairs], [activity[n] for _, n in pairs]
 
 
-class MoleculeDataset(ZooDataset):
-    """A split of (SMILES, float targets) rows; subclasses say where the rows come from."""
+class MoleculeDataset(ZooDataset, abc.ABC):
+    """A split of (SMILES, float targets) rows; subclasses say where the rows come from (:meth:`rows`)."""
 
     name = ""
     fields = {"molecule": "molecule"}
@@ -95,9 +97,9 @@ class MoleculeDataset(ZooDataset):
         self.smiles = [smiles[p] for p in pos]
         self.targets = {self.target_name: torch.tensor([values[p] for p in pos], dtype=torch.float32)}
 
+    @abc.abstractmethod
     def rows(self) -> tuple[list[int], list[str], list[float]]:
         """(file row, SMILES, target value) of every usable molecule."""
-        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.smiles)

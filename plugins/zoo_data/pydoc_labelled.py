@@ -9,25 +9,11 @@ topic). For same-topic retrieval of sentence embeddings (SimCSE); the label is n
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 from typing import Any
 
 import torch
 
-from .pydoc_topics import PydocTopics, keep, paragraphs, split_sentences
-
-
-@lru_cache(maxsize=1)
-def sentence_topics() -> dict[str, str]:
-    """``{sentence: topic key}``, the first topic (sorted order) each kept sentence appears in."""
-    from pydoc_data.topics import topics
-    out: dict[str, str] = {}
-    for key in sorted(topics):
-        for para in paragraphs(topics[key]):
-            for s in split_sentences(para):
-                if keep(s):
-                    out.setdefault(s, key)
-    return out
+from .pydoc_topics import PydocTopics, sentence_topics
 
 
 class PydocTopicsLabelled(PydocTopics):

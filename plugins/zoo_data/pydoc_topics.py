@@ -72,16 +72,23 @@ def keep(sentence: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def pydoc_sentences() -> tuple[str, ...]:
-    """Every kept sentence, deduplicated, in topic order."""
+def sentence_topics() -> dict[str, str]:
+    """``{sentence: topic key}`` of every kept sentence, deduplicated in topic order: a sentence in
+    several topics keeps the first (sorted order)."""
     from pydoc_data.topics import topics
-    seen: dict[str, None] = {}
+    out: dict[str, str] = {}
     for key in sorted(topics):
         for para in paragraphs(topics[key]):
             for s in split_sentences(para):
                 if keep(s):
-                    seen.setdefault(s, None)
-    return tuple(seen)
+                    out.setdefault(s, key)
+    return out
+
+
+@lru_cache(maxsize=1)
+def pydoc_sentences() -> tuple[str, ...]:
+    """Every kept sentence, deduplicated, in topic order."""
+    return tuple(sentence_topics())
 
 
 class PydocTopics(ZooDataset):

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
+from zoo.checks import require
 from zoo.errors import DataError
 
-from ._splits import require
 from .digits import NUMBER_WORDS, DigitsBase
 from .tones import SAMPLE_RATE
 

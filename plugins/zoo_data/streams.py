@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.checks import require
 from zoo.data import ZooDataset
 from zoo.errors import DataError
 from zoo.plugins import registry
 
-from ._splits import SPLITS, check_split, require, split_indices
+from ._splits import SPLITS, check_split, split_indices
 
 MODALITY_OF_EXT = {
     **dict.fromkeys(("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"), "image"),

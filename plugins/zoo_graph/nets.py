@@ -15,6 +15,7 @@ Readouts: ``sum`` | ``mean`` | ``max`` | ``attention`` (gated attention pooling,
 """
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -85,7 +86,7 @@ def check_sizes(layers: int, hidden: int, out_dim: int, dropout: float) -> None:
     sizes("graph encoder", layers=layers, hidden=hidden, out_dim=out_dim, dropout=dropout)
 
 
-class GNNBase(nn.Module):
+class GNNBase(nn.Module, abc.ABC):
     """Convolutions + norms + a readout + head. Subclasses define :meth:`node_inputs`
     (``(N, d_in)`` from the batch) and may override :meth:`conv_inputs` (extra conv arguments)."""
 
@@ -99,8 +100,9 @@ class GNNBase(nn.Module):
         self.dropout, self.node_level, self.output_dim = dropout, node_level, out_dim
         self.level_dims = {f"layer{i + 1}": hidden for i in range(len(convs))}
 
+    @abc.abstractmethod
     def node_inputs(self, batch: Any) -> Tensor:
-        raise NotImplementedError
+        """The input features of every node, ``(N, d_in)``, from the batch."""
 
     def conv_inputs(self, i: int, batch: Any) -> tuple:
         return (batch.edge_index,)

@@ -1,20 +1,9 @@
-"""Helpers shared by the image plugin's modules: optional imports and small argument checks."""
+"""Helpers shared by the image plugin's modules: small argument checks (optional imports: :func:`zoo.checks.require`)."""
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from types import ModuleType
 
-from zoo.errors import PluginError, RecipeError
-
-
-def require(module: str, what: str) -> ModuleType:
-    """Import an optional dependency of the ``image`` extra, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise PluginError(f"{what} needs the package {module.split('.')[0]!r}, which is not installed ({exc}). "
-                          f"Install the image extra: pip install 'zoo[image]'.") from exc
+from zoo.errors import RecipeError
 
 
 def pair(value: int | Sequence[int] | None, name: str) -> tuple[int, int] | None:

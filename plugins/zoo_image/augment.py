@@ -20,16 +20,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from zoo.checks import require
 from zoo.errors import RecipeError
 
-from ._checks import check_probability, check_range, pair, require
+from ._checks import check_probability, check_range, pair
 from .preprocess import INTERPOLATIONS
 
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 def _F() -> Any:
-    return require("torchvision.transforms.v2.functional", "image augmentations")
+    return require("torchvision.transforms.v2.functional", "image", "image augmentations")
 
 
 # -- parameters drawn from the generator ---------------------------------------------------------

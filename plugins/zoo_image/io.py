@@ -22,9 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from zoo.checks import require
 from zoo.errors import DataError, ShapeError
-
-from ._checks import require
 
 CHANNELS = (1, 3)
 _DROP_ALPHA = {2: 1, 4: 3}          # grey+alpha → grey, RGBA → RGB
@@ -110,8 +109,8 @@ def from_path(path: str | os.PathLike) -> Tensor:
 
 
 def _decode(source: Any, name: str) -> Tensor:
-    Image = require("PIL.Image", "reading image files")
-    ImageOps = require("PIL.ImageOps", "reading image files")
+    Image = require("PIL.Image", "image", "reading image files", package="pillow")
+    ImageOps = require("PIL.ImageOps", "image", "reading image files", package="pillow")
     try:
         with Image.open(source) as img:
             img.load()
@@ -154,7 +153,7 @@ def collate_images(raws: list[Any]) -> Tensor:
 
 def render_image(value: Any) -> tuple[str, bytes]:
     """An image (anything :func:`load_image` reads) → ``("image/png", PNG bytes)`` for a web page."""
-    pil = require("PIL.Image", "rendering images")
+    pil = require("PIL.Image", "image", "rendering images", package="pillow")
     x = load_image(value)  # (C, H, W) in [0, 1]
     arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C)
     buf = io.BytesIO()

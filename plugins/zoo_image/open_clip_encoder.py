@@ -20,9 +20,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from zoo.checks import require
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
-from ._checks import pair, require
+from ._checks import pair
 from .preprocess import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, PreprocessMixin
 
 CUSTOM = "custom"
@@ -37,7 +38,7 @@ class OpenCLIPVisionEncoder(PreprocessMixin, nn.Module):
                  std: Sequence[float] | None = None, interpolation: str | None = None,
                  grad_checkpointing: bool = False):
         super().__init__()
-        open_clip = require("open_clip", f"image encoder open_clip:{arch}")
+        open_clip = require("open_clip", "image", f"image encoder open_clip:{arch}")
         self.arch = arch
         base = base_config(open_clip, arch)
         vcfg = vision_config(open_clip, base.get("vision_cfg", {}), vision_cfg or {}, arch)

@@ -21,9 +21,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from zoo.checks import require
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
-from ._checks import pair, require
+from ._checks import pair
 from .preprocess import ImagePreprocess, PreprocessMixin
 
 _SCHEMES = ("hf-hub:", "hf_hub:", "local-dir:")
@@ -38,7 +39,7 @@ class TimmEncoder(PreprocessMixin, nn.Module):
                  interpolation: str | None = None, crop_pct: float | None = None,
                  grad_checkpointing: bool = False, **timm_kwargs: Any):
         super().__init__()
-        timm = require("timm", f"image encoder timm:{variant}")
+        timm = require("timm", "image", f"image encoder timm:{variant}")
         check_known(timm, variant)
         self.variant = variant
         self.model = create_timm_model(timm, variant, pretrained, timm_kwargs)

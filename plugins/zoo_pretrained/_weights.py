@@ -1,27 +1,16 @@
 """Helpers shared by the pretrained sources: optional imports, Hub files, strict weight copies."""
 from __future__ import annotations
 
-import importlib
 import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from zoo.errors import CheckpointError, PluginError, RecipeError
-
-
-def require(module: str, extra: str = "text") -> ModuleType:
-    """Import an optional dependency, or say which extra installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise PluginError(f"the pretrained sources need {module.split('.')[0]!r}, which is not installed "
-                          f"({exc}). Install it: pip install 'zoo[{extra}]'.") from exc
+from zoo.errors import CheckpointError, RecipeError
 
 
 def split_revision(name: str) -> tuple[str, str | None]:

@@ -29,6 +29,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from zoo.checks import require
 from zoo.errors import CheckpointError, UnknownNameError
 from zoo.hub.remote_code import refuse_code
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
@@ -42,7 +43,6 @@ from ._weights import (
     max_scale_for,
     readme_license,
     rename,
-    require,
     require_safetensors,
     scalar,
     split_revision,
@@ -141,7 +141,7 @@ def resolve(name: str, *, pretrained: bool = True) -> ContrastiveModel:
 
 
 def _load_native(name: str, source: str, revision: str | None):
-    tf = require("transformers")
+    tf = require("transformers", "text", "the pretrained sources")
     if local_path(source) is not None:
         require_safetensors(Path(source).expanduser(), f"hf:{name}", (
             f"python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{source}', trust_remote_code=False, "

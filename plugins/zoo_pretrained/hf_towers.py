@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from zoo.checks import require
 from zoo.errors import CheckpointError, RecipeError, ShapeError, UnknownNameError
 
-from ._weights import require, set_checkpointing
+from ._weights import set_checkpointing
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ ENCODER_NAMES = {("clip", "image"): "hf_clip_vision", ("clip", "text"): "hf_clip
 
 def native_config(source: str | None, revision: str | None, assets_dir: str | None):
     """The full transformers config (``CLIPConfig``…) from the assets, a directory or the Hub cache."""
-    tf = require("transformers")
+    tf = require("transformers", "text", "the pretrained sources")
     if assets_dir is not None and (Path(assets_dir) / "config.json").is_file():
         return tf.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False)
     if source is None:
@@ -84,7 +85,7 @@ PROCESSOR_FILES = {"text": "the tokenizer files (tokenizer.json, or tokenizer_co
 def default_processor(family: str, kind: str, config):
     """The family's default image processor / feature extractor sized from the model config, for a folder saved
     without processor files (``model.save_pretrained`` alone); ``None`` where there is no such default (text)."""
-    tf = require("transformers")
+    tf = require("transformers", "text", "the pretrained sources")
     vision = getattr(config, "vision_config", config)
     size = int(getattr(vision, "image_size", 224))
     if kind == "image" and family == "clip":
@@ -106,7 +107,7 @@ def default_processor(family: str, kind: str, config):
 def load_processor(kind: str, source: str, revision: str | None = None, family: str | None = None, config=None):
     """The native tokenizer / image processor / feature extractor of a checkpoint. A folder without them gets
     the family's default processor (image, audio, video) or a :class:`CheckpointError` naming the file (text)."""
-    tf = require("transformers")
+    tf = require("transformers", "text", "the pretrained sources")
     cls = {"text": tf.AutoTokenizer, "image": tf.AutoImageProcessor, "audio": tf.AutoFeatureExtractor,
            "video": tf.AutoImageProcessor}[kind]
     try:
@@ -164,7 +165,7 @@ class HFDualTower(nn.Module):
             raise UnknownNameError(f"{family} tower", modality, list(FAMILIES.get(family, {})))
         self.family, self.modality, self.config, self.processor = family, modality, config, processor
         self.part = part = FAMILIES[family][modality]
-        tf = require("transformers")
+        tf = require("transformers", "text", "the pretrained sources")
         sub = getattr(config, part.sub_config) if part.sub_config else config
         # the constructor the native dual encoder itself uses for each side (attention implementation included)
         setattr(self, part.model_attr, getattr(tf, part.model_class)._from_config(sub))
@@ -259,7 +260,7 @@ class HFDualTower(nn.Module):
 def resample(wave: Tensor, sr_from: int, sr_to: int) -> Tensor:
     if sr_from == sr_to:
         return wave
-    functional = require("torchaudio.functional", "audio")
+    functional = require("torchaudio.functional", "audio", "the pretrained sources")
     return functional.resample(wave.to(torch.float32), sr_from, sr_to)
 
 

@@ -22,11 +22,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from zoo.checks import require
 from zoo.errors import CheckpointError, UnknownNameError
 from zoo.hub.remote_code import no_remote_code, uses_transformers
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
 
-from ._weights import copy_weights, hub_snapshot, max_scale_for, readme_license, rename, require, scalar
+from ._weights import copy_weights, hub_snapshot, max_scale_for, readme_license, rename, scalar
 
 OPENCLIP = "Ilharco et al. 2021, OpenCLIP (software, doi:10.5281/zenodo.5143773)"
 CITATIONS = (  # (substring of "<arch>/<tag>", lowercase) → paper
@@ -52,7 +53,7 @@ CITATIONS = (  # (substring of "<arch>/<tag>", lowercase) → paper
 
 
 def _oc():
-    return require("open_clip", "image")
+    return require("open_clip", "image", "the pretrained sources", package="open_clip_torch")
 
 
 # -- names ------------------------------------------------------------------------------------------

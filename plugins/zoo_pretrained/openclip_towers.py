@@ -21,10 +21,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from zoo.checks import require
 from zoo.errors import ShapeError
 from zoo.hub.remote_code import no_remote_code, uses_transformers
-
-from ._weights import require
 
 CONFIG_FILE = "open_clip_config.json"
 
@@ -40,7 +39,7 @@ def _no_backbone_download(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def image_preprocess_cfg(model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any] | None) -> dict[str, Any]:
     """open_clip's evaluation preprocessing: its defaults, overlaid with the checkpoint's."""
-    require("open_clip", "image")
+    require("open_clip", "image", "the pretrained sources", package="open_clip_torch")
     from open_clip.transform import PreprocessCfg, merge_preprocess_dict
     size = model_cfg.get("vision_cfg", {}).get("image_size", 224)
     return merge_preprocess_dict(PreprocessCfg(size=size), preprocess_cfg or {})
@@ -51,7 +50,7 @@ class OpenClipVisual(nn.Module):
 
     def __init__(self, model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any] | None = None):
         super().__init__()
-        require("open_clip", "image")
+        require("open_clip", "image", "the pretrained sources", package="open_clip_torch")
         from open_clip.model import _build_vision_tower
 
         from zoo_image.preprocess import ImagePreprocess
@@ -115,7 +114,7 @@ def _text_encoder_class():
 def build_openclip_text(model_cfg: dict[str, Any], tokenizer: str = "", assets_dir: str | None = None):
     """The text tower of an open_clip model config, with the tokenizer open_clip picks for ``tokenizer``
     (an architecture name, ``local-dir:<dir>`` or ``hf-hub:<repo>``); rebuilt from ``assets_dir`` offline."""
-    oc = require("open_clip")
+    oc = require("open_clip", "text", "the pretrained sources", package="open_clip_torch")
     from open_clip.model import _build_text_tower
     cfg = _no_backbone_download(model_cfg)
     from_assets = assets_dir is not None and (Path(assets_dir) / CONFIG_FILE).is_file()

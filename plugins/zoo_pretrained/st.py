@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from zoo.checks import require
 from zoo.errors import CheckpointError, PluginError, RecipeError, ShapeError, UnknownNameError
 
-from ._weights import require, set_checkpointing
+from ._weights import set_checkpointing
 
 SPEC_FILE = "st_config.json"
 MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -255,7 +256,7 @@ class SentenceTransformerEncoder(nn.Module):
         (directory / SPEC_FILE).write_text(json.dumps(self.spec, indent=2), "utf-8")
 
     def load_assets(self, directory: str | Path) -> None:
-        self.tokenizer = require("transformers").AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+        self.tokenizer = require("transformers", "text", "the pretrained sources").AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
 
     def sentence_transformers_parts(self) -> dict[str, Any]:
         """This tower as sentence-transformers modules (for ``model.export("sentence-transformers", dir)``)."""
@@ -267,7 +268,7 @@ class SentenceTransformerEncoder(nn.Module):
 def without_pooler(hf_config):
     """The transformer without the pooler head sentence-transformers never uses (an unused parameter would
     stall DDP); models that cannot drop it keep it."""
-    tf = require("transformers")
+    tf = require("transformers", "text", "the pretrained sources")
     try:
         return tf.AutoModel.from_config(hf_config, add_pooling_layer=False, trust_remote_code=False)
     except TypeError:
@@ -278,7 +279,7 @@ def build_st(source: str | None = None, revision: str | None = None,
              assets_dir: str | None = None) -> SentenceTransformerEncoder:
     """``text/st``: source=<name | org/name | directory> of a sentence-transformers model (architecture;
     ``zoo.load("st:…")`` loads the weights)."""
-    tf = require("transformers")
+    tf = require("transformers", "text", "the pretrained sources")
     if assets_dir is not None and (Path(assets_dir) / SPEC_FILE).is_file():
         spec = json.loads((Path(assets_dir) / SPEC_FILE).read_text("utf-8"))
         return SentenceTransformerEncoder(tf.AutoConfig.from_pretrained(assets_dir, trust_remote_code=False),

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from zoo.checks import require
 from zoo.errors import CheckpointError
 from zoo.hub.remote_code import CODE_PATTERNS, refuse_code
 from zoo.model import ContrastiveModel, ModelConfig, TowerConfig
@@ -27,7 +28,6 @@ from ._weights import (
     hub_snapshot,
     local_path,
     readme_license,
-    require,
     require_safetensors,
     split_revision,
 )
@@ -104,7 +104,7 @@ def _output_dim(folder: Path) -> int:
 
 def _weights(name: str, folder: Path) -> dict[str, torch.Tensor]:
     """The native weights renamed to the zoo model's keys (the transformer strictly, then each Dense)."""
-    tf = require("transformers")
+    tf = require("transformers", "text", "the pretrained sources")
     spec = read_spec(folder)
     for sub in [spec["transformer_path"], *(d["path"] for d in spec["dense"])]:
         require_safetensors(folder / sub, f"st:{name}", convert_hint(folder))

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from zoo.checks import require
 from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
 
 from .modality import texts_of
@@ -35,11 +36,7 @@ BUNDLED_MINILM = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
 
 
 def _transformers():
-    try:
-        import transformers
-    except ImportError as exc:
-        raise PluginError("the text encoder 'hf' needs transformers: pip install zoo[text].") from exc
-    return transformers
+    return require("transformers", "text", "the text encoder 'hf'")
 
 
 def resolve_source(name: str) -> str:

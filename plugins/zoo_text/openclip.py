@@ -24,6 +24,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from zoo.checks import require
 from zoo.errors import PluginError, RecipeError, ShapeError, UnknownNameError
 from zoo.hub.remote_code import no_remote_code, uses_transformers
 
@@ -33,11 +34,7 @@ CONFIG_FILE = "open_clip_config.json"
 
 
 def _open_clip():
-    try:
-        import open_clip
-    except ImportError as exc:
-        raise PluginError("the text encoder 'open_clip' needs open_clip_torch: pip install zoo[text].") from exc
-    return open_clip
+    return require("open_clip", "text", "the text encoder 'open_clip'", package="open_clip_torch")
 
 
 def model_config(arch: str, assets_dir: str | None) -> dict[str, Any]:

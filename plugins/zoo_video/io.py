@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.errors import DataError, PluginError, RecipeError, ShapeError
+from zoo.checks import require
+from zoo.errors import DataError, RecipeError, ShapeError
 
 CHANNELS = (1, 3)
 SAMPLINGS = ("uniform", "random_clip")
@@ -34,11 +35,8 @@ MAX_DECODED_BYTES = 4 << 30
 
 
 def require_av():
-    try:
-        import av
-    except ImportError as exc:
-        raise PluginError(f"reading video files needs PyAV ({exc}); install it with: pip install zoo[video]") from exc
-    return av
+    """PyAV, which reads and writes video files (:func:`zoo.checks.require`)."""
+    return require("av", "video", "reading video files")
 
 
 def load_video(value: Any, num_frames: int | None = None, sampling: str = "uniform",

@@ -2,7 +2,8 @@
 
 Paper: Tao, Wang & Yamasaki, "Self-supervised Video Representation Learning Using
 Inter-intra Contrastive Framework", ACM MM 2020 (intra negatives made by breaking a clip's
-temporal order), with the symmetric CLIP loss of Radford et al. 2021.
+temporal order), with the symmetric CLIP loss of Radford et al. 2021, "Learning Transferable
+Visual Models From Natural Language Supervision".
 
 Views (from the ``shuffled_frames`` pair strategy): an anchor ``a`` (e.g. ``video``), the other
 view ``b`` (e.g. ``caption``) and ``a~`` = ``<anchor>_shuffled``, all ``(B, D)`` L2-normalised.

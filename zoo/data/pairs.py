@@ -13,6 +13,7 @@ view with registered augmentations: ``augment = {field: [{name = "…", …}]}``
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -40,8 +41,8 @@ def make_augmentation(modality: str, spec: dict[str, Any]) -> Callable[[Any, tor
     return call_factory(f"augmentation {modality}/{name}", entry.factory, **spec)
 
 
-class PairStrategy:
-    """Base class. Subclasses implement :meth:`views_of`."""
+class PairStrategy(abc.ABC):
+    """Base class. Subclasses implement :meth:`views_of` (a class without it cannot be instantiated)."""
 
     def __init__(self, fields: list[str] | None = None, augment: dict[str, list[dict]] | None = None):
         self.fields = list(fields) if fields else None
@@ -82,8 +83,10 @@ class PairStrategy:
                 raise DataError(f"a sample lacks its label field {lf!r}.") from exc
         return RawViews(self.views_of(samples, gens), labels)
 
+    @abc.abstractmethod
     def views_of(self, samples, gens) -> dict[str, tuple[str, list[Any]]]:
-        raise NotImplementedError
+        """``{view name: (modality, [raw of each sample])}`` for ``samples``, augmented with ``gens``
+        (one generator per sample)."""
 
 
 class Paired(PairStrategy):

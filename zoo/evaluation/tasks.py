@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.errors import DataError, PluginError, UnknownNameError
+from zoo import checks
+from zoo.errors import DataError, UnknownNameError
 from zoo.evaluation.embed import Embedded, embed_dataset
 from zoo.evaluation.runner import (  # noqa: F401 - the public names of zoo.evaluation.tasks before the registry
                                    LOWER_IS_BETTER,
@@ -223,12 +224,7 @@ def _probe_targets(train_ds, test_ds, tr: Embedded, te: Embedded, label, target)
 
 def require_sklearn() -> None:
     """The linear probe's scikit-learn, or a :class:`PluginError` saying how to install it."""
-    try:
-        import sklearn  # noqa: F401
-    except ImportError as exc:
-        raise PluginError(f"the linear_probe evaluation task needs scikit-learn, which cannot be imported ({exc}). "
-                          f"Install it: pip install scikit-learn (or pip install 'zoo[data]'), or drop linear_probe "
-                          f"from the tasks.") from exc
+    checks.require("sklearn", "data", "the linear_probe evaluation task", package="scikit-learn")
 
 
 def _fit_probe(x_tr, y_tr, x_te, y_te, kind: str) -> float:

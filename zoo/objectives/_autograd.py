@@ -1,4 +1,6 @@
-"""What the objectives' hand-written autograd Functions share (private, no registration).
+"""Autograd helpers of the objectives' hand-written Functions: compute dtype, no autocast, graph of a gradient.
+
+Private (no registration).
 
 * Precision: the kernels run in at least float32 (:func:`compute_dtype`) and outside autocast
   (:func:`no_autocast`), so bf16/fp16 embeddings give the loss of their rounded values to float32

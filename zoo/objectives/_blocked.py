@@ -1,4 +1,6 @@
-"""Private math shared by the CLIP-family objectives (not auto-imported, no registration).
+"""Blocked kernels of CLIP and SigLIP: log-sum-exps and gradient products without the ``(N, N)`` logits.
+
+Private math shared by :mod:`.clip`, :mod:`.siglip` and :mod:`._per_rank` (no registration).
 
 Notation: ``a``, ``b`` are the two views ``(N, D)``, ``s`` the logit scale, ``sa = s·a`` and the
 logits ``L = sa·bᵀ`` ``(N, N)``. The ``*_blocked`` functions never hold ``L``: they stream over
@@ -13,7 +15,8 @@ blocks of ``c`` whole columns (or rows) of shape ``(N, c)`` (the idea of Inf-CL,
   large scales. The backward recomputes each block: three ``(N, c, D)`` GEMMs (logits, ``G·b``,
   ``Gᵀ·a``). The same functions serve the local-loss path (``b`` rows of ``a`` against ``N``
   columns, positives at ``offset + i``, see :mod:`._per_rank`).
-* SigLIP needs no normaliser, so loss and gradient products come out of one pass.
+* SigLIP needs no normaliser, so loss and gradient products come out of one pass over row blocks
+  of ``Z`` (the whole batch) or of ``Zᵀ`` (one rank's rows against the gathered columns).
 * Gradients are returned as the products ``G·b`` and ``Gᵀ·a`` of the ``(N, N)`` matrix ``G``
   (the softmax or sigmoid part of ``∂loss/∂L``); the callers subtract the targets' part in O(N·D).
 """
@@ -26,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# rows per slab in the in-place passes over a dense (N, N) matrix: 16 MiB (float32) slabs stay in
-# the L3 cache yet are few, so few parallel regions (fine slabs stall when the cores are shared)
-_SLAB_ELEMENTS = 1 << 22
+# elements of one block (or slab) of logits: 16 MiB (float32) blocks stay in the L3 cache yet are
+# few, so few parallel regions (fine slabs stall when the cores are shared)
+BLOCK_ELEMENTS = 1 << 22
 
 
 def spans(n: int, chunk: int) -> Iterator[slice]:
@@ -37,9 +40,16 @@ def spans(n: int, chunk: int) -> Iterator[slice]:
         yield slice(start, min(start + chunk, n))
 
 
+def rows_per_block(n_rows: int, row_length: int, chunk: int | None = None, *, at_least: int = 1,
+                   elements: int = BLOCK_ELEMENTS) -> int:
+    """Rows per block of an ``(n_rows, row_length)`` matrix: ``chunk``, or by default about ``elements``
+    elements but at least ``at_least`` rows (256 keeps the GEMMs fast); never more than ``n_rows``."""
+    return max(1, min(n_rows, chunk or max(at_least, elements // max(row_length, 1))))
+
+
 def row_slabs(n_rows: int, n_cols: int) -> Iterator[slice]:
-    """Row slices of an ``(n_rows, n_cols)`` matrix, each about ``_SLAB_ELEMENTS`` elements."""
-    return spans(n_rows, max(1, _SLAB_ELEMENTS // max(n_cols, 1)))
+    """Row slices of an ``(n_rows, n_cols)`` matrix, each about ``BLOCK_ELEMENTS`` elements."""
+    return spans(n_rows, rows_per_block(n_rows, n_cols))
 
 
 def softplus_sum(x: Tensor) -> Tensor:
@@ -132,28 +142,27 @@ def clip_products_blocked(sa: Tensor, a: Tensor, cols: Tensor, lse_rows: Tensor,
 
 # ---------------------------------------------------------------- SigLIP (sigmoid per pair)
 
-def siglip_rows_per_block(n: int, chunk: int | None) -> int:
-    """``chunk`` rows, or by default enough for a ~16 MiB block (at least 256 rows, for fast GEMMs)."""
-    return min(n, chunk or max(256, _SLAB_ELEMENTS // max(n, 1)))
-
-
-def siglip_blocked(sa: Tensor, a: Tensor, b: Tensor, bias: Tensor, rows_per_block: int,
+def siglip_blocked(x: Tensor, y: Tensor, bias: Tensor, x_plain: Tensor, y_plain: Tensor, rows_per_block: int,
                    with_grads: bool) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
-    """``Σ softplus(Z)`` and, if ``with_grads``, ``(G·b, Gᵀ·a, ΣG)`` for ``G = σ(Z)``, ``Z = sa·bᵀ + bias``.
+    """``Σ softplus(Z)`` and, if ``with_grads``, ``(G·y_plain (n_x, D), Gᵀ·x_plain (n_y, D), ΣG)`` for
+    ``G = σ(Z)``, ``Z = x·yᵀ + bias`` ``(n_x, n_y)``.
 
-    One pass over row blocks ``Z[rows, :]``: each block's sigmoid is used for both products while it
-    is still in cache, and no ``(N, N)`` matrix is ever allocated.
+    One of ``x``, ``y`` carries the logit scale, the ``*_plain`` tensors are the same rows without
+    it. :mod:`.siglip` streams ``Z`` itself (``x = s·a``, ``y = b``); a rank of the local-loss path
+    streams ``Zᵀ`` (``x`` = the gathered columns, ``y = s·a``: blocks of columns, so memory does not
+    grow with the world size). One pass over row blocks ``Z[rows, :]``: each block's sigmoid is used
+    for both products while it is still in cache, and no ``(n_x, n_y)`` matrix is ever allocated.
     """
-    total, g_sum = sa.new_zeros(()), sa.new_zeros(())
-    gb = torch.empty_like(b) if with_grads else None  # (N, D)
-    gta = torch.zeros_like(a) if with_grads else None  # (N, D)
-    buffer = sa.new_empty(rows_per_block, sa.shape[0])  # reused: no page faults per block
-    for rows in spans(sa.shape[0], rows_per_block):
-        z = torch.addmm(bias, sa[rows], b.T, out=buffer[: rows.stop - rows.start])  # (k, N)
+    total, g_sum = x.new_zeros(()), x.new_zeros(())
+    g_y = torch.empty_like(x_plain) if with_grads else None  # (n_x, D)
+    gt_x = torch.zeros_like(y_plain) if with_grads else None  # (n_y, D)
+    buffer = x.new_empty(rows_per_block, y.shape[0])  # reused: no page faults per block
+    for rows in spans(x.shape[0], rows_per_block):
+        z = torch.addmm(bias, x[rows], y.T, out=buffer[: rows.stop - rows.start])  # (k, n_y)
         total += softplus_sum(z)
         if with_grads:
             g = z.sigmoid_()
-            torch.mm(g, b, out=gb[rows])
-            gta.addmm_(g.T, a[rows])
+            torch.mm(g, y_plain, out=g_y[rows])
+            gt_x.addmm_(g.T, x_plain[rows])
             g_sum += g.sum()
-    return total, gb, gta, g_sum
+    return total, g_y, gt_x, g_sum

@@ -1,4 +1,6 @@
-"""Private math of the Symile objective: softmaxes over multilinear inner products (MIP).
+"""Symile kernels: blocked log-sum-exps over multilinear inner products (MIP), hand-written backward.
+
+Private math of :mod:`.symile` (no registration).
 
 Notation: ``M`` views ``x_0 … x_{M−1}``, ``x_m`` of shape ``(n_m, D)``, scale ``s``. The logits
 tensor over every combination of rows is::
@@ -22,7 +24,7 @@ log-sum-exp of ``T`` over every axis but ``m``. All ``M`` anchor terms share the
 
 One shared shift per row is exact while the logits span less than ``½·ln(1/tiny)`` (43 in float32,
 354 in float64) above the weighted rows' log-partitions; beyond that the float32 computation is
-redone in float64, and beyond float64's range a ``ValueError`` says why.
+redone in float64, and beyond float64's range a ``ShapeError`` (a ``ValueError``) says why.
 
 For O(N) negatives (:class:`RowLse`) each anchor has one ``(N, N)`` logits matrix whose diagonal
 is replaced by the positives; only row log-sum-exps are needed, streamed in row blocks.
@@ -37,9 +39,9 @@ from torch import Tensor
 
 from zoo.errors import ShapeError
 from zoo.objectives._autograd import graph_of_gradient, no_autocast
-from zoo.objectives._blocked import spans
+from zoo.objectives._blocked import BLOCK_ELEMENTS, rows_per_block, spans
 
-CHUNK_ELEMENTS = 1 << 22  # elements of one block of logits or products: 16 MiB in float32
+CHUNK_ELEMENTS = BLOCK_ELEMENTS  # elements of one block of logits or products: 16 MiB in float32
 SAVE_ELEMENTS = 1 << 24  # keep exp(logits) for the backward pass up to this many elements
 
 
@@ -307,5 +309,5 @@ class RowLse(torch.autograd.Function):
 def row_lse(a: Tensor, q: Tensor, diag: Tensor, scale: Tensor, w: Tensor, bias: Tensor | None = None, *,
             chunk_elements: int = CHUNK_ELEMENTS, save_elements: int = SAVE_ELEMENTS) -> Tensor:
     """``Σ_i w_i·log Σ_j exp(L_ij)``, ``L_ij = s·a_i·q_j (+ bias_j)`` for ``j ≠ i``, ``L_ii = diag_i``."""
-    rows = max(1, chunk_elements // max(a.shape[0], 1))
+    rows = rows_per_block(a.shape[0], a.shape[0], elements=chunk_elements)
     return RowLse.apply(rows, save_elements, a, q, diag, scale, bias, w)

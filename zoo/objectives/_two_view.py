@@ -1,4 +1,6 @@
-"""Shared math of the two-view (SimCLR-style) contrastive family: DCL, debiased, hard negatives.
+"""Two-view (SimCLR-style) kernels: input checks, anchor/negative scores and the debiased estimator.
+
+Private math of DCL, debiased, hard negatives and MoCHi (no registration).
 
 In this setting each of the ``2B`` embeddings of two views is an anchor; its positive is the
 other view of its row and its ``2B − 2`` negatives are every other embedding of both views.
@@ -11,6 +13,7 @@ import torch
 from torch import Tensor
 
 from zoo.errors import ShapeError
+from zoo.objectives.base import as_scalar, check_embeddings
 
 
 def require_batch(batch: int, who: str, minimum: int = 2) -> None:
@@ -18,6 +21,14 @@ def require_batch(batch: int, who: str, minimum: int = 2) -> None:
     if batch < minimum:
         raise ShapeError(f"{who}: expected a batch of at least {minimum} rows (negatives come from the other "
                          f"rows), got {batch}. Use a larger batch size.")
+
+
+def two_view_inputs(embeddings, logit_scale, who: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The prelude of the family's ``forward``: ``(a, b, scale)``, exactly two ``(B, D)`` views with
+    ``B ≥ 2`` and the scale as a 0-d tensor of their dtype."""
+    a, b = check_embeddings(embeddings, min_views=2, max_views=2, who=who)
+    require_batch(a.shape[0], who)
+    return a, b, as_scalar(logit_scale, a)
 
 
 def two_view_scores(a: Tensor, b: Tensor, scale: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -68,3 +79,11 @@ def debiased_nll(pos: Tensor, logits: Tensor, not_negative: Tensor, scale: Tenso
     ng = (torch.exp(log_reweighted - m) - tau_plus * n * torch.exp(pos - m)) / (1 - tau_plus)
     ng = torch.maximum(ng, n * torch.exp(-scale - m))       # (A,) the N·e^{−1/t} clamp
     return m - pos + torch.log(torch.exp(pos - m) + ng)
+
+
+def debiased_loss(embeddings, logit_scale, tau_plus: float, beta: float, who: str) -> Tensor:
+    """Mean :func:`debiased_nll` over the ``2B`` anchors of two views: the debiased (``β = 0``) and
+    hard-negative losses, ``()``."""
+    a, b, scale = two_view_inputs(embeddings, logit_scale, who)
+    pos, logits, not_negative = two_view_scores(a, b, scale)      # (2B,), (2B, 2B), (2B, 2B)
+    return debiased_nll(pos, logits, not_negative, scale, tau_plus, beta).mean()

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from zoo.errors import OptionError, UnknownNameError
+from zoo.objectives._pair_inputs import check_chunk_size
 from zoo.objectives.base import check_embeddings, full_precision, register_objective
-from zoo.objectives.clip import check_chunk_size
 from zoo.objectives.pairwise_clip import check_reduction, pair_terms, reduce_terms
 
 
@@ -16,7 +16,8 @@ from zoo.objectives.pairwise_clip import check_reduction, pair_terms, reduce_ter
 class AnchoredClipLoss(nn.Module):
     """CLIP between one anchor view and each other view (ImageBind), summed or averaged.
 
-    Paper: Girdhar et al. 2023 (ImageBind) binds every modality to images only: with anchor view
+    Paper: Girdhar, El-Nouby, Liu, Singh, Alwala, Joulin, Misra 2023, "ImageBind: One Embedding
+    Space To Bind Them All" (CVPR 2023), binds every modality to images only: with anchor view
     ``a`` and ``clip(u, v)`` the mean of both softmax directions (the zoo's ``clip``; ImageBind's
     symmetric ``L_{a,m} + L_{m,a}`` is twice this)::
 
@@ -54,7 +55,7 @@ class AnchoredClipLoss(nn.Module):
                                    hint=f"The views of this batch are: {', '.join(names)}; set anchor to one of "
                                         f"them (or None for the first).")
         pairs = [(anchor, v) for v in names if v != anchor]
-        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size)
+        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size, "anchored_clip")
         return reduce_terms(terms, self.reduction, embeddings, logit_scale)
 
     def extra_repr(self) -> str:

@@ -18,19 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.checks import check_option
-from zoo.errors import OptionError, RecipeError, ShapeError
-from zoo.objectives._autograd import compute_dtype, graph_of_gradient, no_autocast
+from zoo.errors import RecipeError
+from zoo.objectives._autograd import graph_of_gradient, no_autocast
 from zoo.objectives._blocked import clip_lse_blocked, clip_products_blocked, row_slabs
-from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
-
-
-def check_chunk_size(chunk_size: int | None) -> int | None:
-    """``chunk_size`` is ``None`` (dense) or a positive int, else an :class:`OptionError` (a ``ValueError``)."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                   or chunk_size <= 0):
-        raise OptionError("chunk_size", f"chunk_size must be a positive int (columns per block) or None for the dense "
-                         f"path, got {chunk_size!r}.")
-    return chunk_size
+from zoo.objectives._pair_inputs import check_chunk_size, nothing_to_contrast, pair_inputs, present_views
+from zoo.objectives.base import full_precision, register_objective
 
 
 def _dense_exp(sa: Tensor, b: Tensor,
@@ -144,19 +136,6 @@ class _ClipFunction(torch.autograd.Function):
         return da, db, d_scale, None, None
 
 
-def two_views(a: Tensor, b: Tensor, logit_scale, who: str) -> tuple[Tensor, Tensor, Tensor]:
-    """The checks shared by the functional losses: ``(a, b, scale)`` in one dtype of at least float32.
-
-    The scale keeps that dtype (a python float is not rounded to float32 for float64 embeddings).
-    """
-    a, b = check_embeddings({"a": a, "b": b}, min_views=2, max_views=2, who=who)
-    if a.shape[0] == 0:
-        raise ShapeError(f"{who}: expected at least one row (B ≥ 1), got an empty batch (0, D).")
-    dtype = compute_dtype(a, b)
-    a, b = a.to(dtype), b.to(dtype)
-    return a, b, as_scalar(logit_scale, a)
-
-
 def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, *, label_smoothing: float = 0.0,
               chunk_size: int | None = None) -> Tensor:
     """Symmetric InfoNCE between two aligned views, the mean of both directions.
@@ -170,24 +149,8 @@ def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, *, label_smooth
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise RecipeError(f"label_smoothing must be in [0, 1] (as in torch cross_entropy), got {label_smoothing}.")
-    check_chunk_size(chunk_size)
-    a, b, scale = two_views(a, b, logit_scale, "clip_loss")
+    a, b, scale, _ = pair_inputs(a, b, logit_scale, chunk_size=chunk_size, who="clip_loss")
     return _ClipFunction.apply(a, b, scale, float(label_smoothing), chunk_size)
-
-
-def present_pair(embeddings: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None,
-                 views: list[str]) -> tuple[Tensor, Tensor]:
-    """The two views restricted to the rows where both are present (``mask`` absent → all rows)."""
-    a, b = (embeddings[v] for v in views)
-    if not mask:
-        return a, b
-    keep = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
-    for view in views:
-        if view in mask:
-            if mask[view].shape != keep.shape:
-                raise ShapeError(f"mask[{view!r}] expected shape {tuple(keep.shape)}, got {tuple(mask[view].shape)}.")
-            keep &= mask[view].to(device=a.device, dtype=torch.bool)
-    return a[keep], b[keep]
 
 
 @register_objective("clip", citation="Radford et al. 2021, Learning Transferable Visual Models From "
@@ -195,7 +158,10 @@ def present_pair(embeddings: Mapping[str, Tensor], mask: Mapping[str, Tensor] | 
 class ClipLoss(nn.Module):
     """Symmetric InfoNCE (CLIP) between exactly two aligned views.
 
-    Paper: Radford et al. 2021 (CLIP), the InfoNCE of van den Oord et al. 2018 in both directions.
+    Paper: Radford, Kim, Hallacy, Ramesh, Goh, Agarwal, Sastry, Askell, Mishkin, Clark, Krueger,
+    Sutskever 2021, "Learning Transferable Visual Models From Natural Language Supervision" (CLIP),
+    the InfoNCE of van den Oord, Li, Vinyals 2018 ("Representation Learning with Contrastive
+    Predictive Coding") in both directions.
     Equation, with logits ``L_ij = s · a_i·b_j`` (``s = 1/τ``) and targets
     ``q_ij = (1−ε)·[i = j] + ε/N`` (``ε`` = label_smoothing)::
 
@@ -224,10 +190,9 @@ class ClipLoss(nn.Module):
     @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
-        check_embeddings(embeddings, min_views=2, max_views=2, who="clip")
-        a, b = present_pair(embeddings, mask, list(embeddings))
-        if a.shape[0] == 0:  # no row has both views: nothing to contrast
-            return (a.sum() + b.sum()) * 0.0
+        a, b = present_views(embeddings, mask, "clip")
+        if a.shape[0] == 0:
+            return nothing_to_contrast(a, b)
         return clip_loss(a, b, logit_scale, label_smoothing=self.label_smoothing, chunk_size=self.chunk_size)
 
     def extra_repr(self) -> str:

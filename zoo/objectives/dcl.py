@@ -5,8 +5,8 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import OptionError
-from zoo.objectives._two_view import masked_logsumexp, require_batch, two_view_scores
-from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.objectives._two_view import masked_logsumexp, two_view_inputs, two_view_scores
+from zoo.objectives.base import full_precision, register_objective
 
 
 @register_objective("dcl", citation="Yeh et al. 2022, Decoupled Contrastive Learning (ECCV 2022, arXiv:2110.06848)")
@@ -44,9 +44,8 @@ class DCLLoss(nn.Module):
 
     @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
-        a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="dcl")
-        require_batch(a.shape[0], "dcl")
-        pos, logits, not_negative = two_view_scores(a, b, as_scalar(logit_scale, a))   # (2B,), (2B, 2B)
+        a, b, scale = two_view_inputs(embeddings, logit_scale, "dcl")
+        pos, logits, not_negative = two_view_scores(a, b, scale)                        # (2B,), (2B, 2B)
         weight = self.positive_weight(a, b).repeat(2)                                  # (2B,)
         return (-weight * pos + masked_logsumexp(logits, not_negative)).mean()
 

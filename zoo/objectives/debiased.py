@@ -4,8 +4,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from zoo.errors import OptionError
-from zoo.objectives._two_view import debiased_nll, require_batch, two_view_scores
-from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.objectives._two_view import debiased_loss
+from zoo.objectives.base import full_precision, register_objective
 
 
 def check_tau_plus(tau_plus: float, who: str) -> float:
@@ -44,8 +44,4 @@ class DebiasedContrastiveLoss(nn.Module):
 
     @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
-        a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="debiased")
-        require_batch(a.shape[0], "debiased")
-        scale = as_scalar(logit_scale, a)
-        pos, logits, not_negative = two_view_scores(a, b, scale)      # (2B,), (2B, 2B), (2B, 2B)
-        return debiased_nll(pos, logits, not_negative, scale, self.tau_plus, beta=0.0).mean()
+        return debiased_loss(embeddings, logit_scale, self.tau_plus, 0.0, "debiased")

@@ -4,8 +4,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from zoo.errors import OptionError
-from zoo.objectives._two_view import debiased_nll, require_batch, two_view_scores
-from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.objectives._two_view import debiased_loss
+from zoo.objectives.base import full_precision, register_objective
 from zoo.objectives.debiased import check_tau_plus
 
 
@@ -44,8 +44,4 @@ class HardNegativeLoss(nn.Module):
 
     @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None) -> Tensor:
-        a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="hard_negative")
-        require_batch(a.shape[0], "hard_negative")
-        scale = as_scalar(logit_scale, a)
-        pos, logits, not_negative = two_view_scores(a, b, scale)      # (2B,), (2B, 2B), (2B, 2B)
-        return debiased_nll(pos, logits, not_negative, scale, self.tau_plus, self.beta).mean()
+        return debiased_loss(embeddings, logit_scale, self.tau_plus, self.beta, "hard_negative")

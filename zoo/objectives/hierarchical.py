@@ -111,10 +111,12 @@ def build_objective(level: Level) -> nn.Module:
 class HierarchicalLoss(nn.Module):
     """Sum over levels of a base objective, each level with its own views, positives and weight.
 
-    Papers: COMET (Wang et al. 2023, "Contrast Everything: A Hierarchical Contrastive
-    Framework for Medical Time-Series": observation / sample / trial / patient levels);
-    BioCLIP 2 (Gu et al. 2025: taxonomic ranks kingdom … species); HiCMAE (Sun et al. 2024:
-    contrast at intermediate encoder layers).
+    Papers: Wang, Han, Wang, Zhang 2023, "Contrast Everything: A Hierarchical Contrastive
+    Framework for Medical Time-Series" (COMET, NeurIPS 2023: observation / sample / trial /
+    patient levels); Gu et al. 2025, "BioCLIP 2: Emergent Properties from Scaling Hierarchical
+    Contrastive Learning" (taxonomic ranks kingdom … species); Sun, Lian, Liu, Tao 2024, "HiCMAE:
+    Hierarchical Contrastive Masked Autoencoder for Self-Supervised Audio-Visual Emotion
+    Recognition" (contrast at intermediate encoder layers).
 
     Equation::
 

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import OptionError, ShapeError
-from zoo.objectives._two_view import require_batch
-from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
+from zoo.objectives._two_view import two_view_inputs
+from zoo.objectives.base import full_precision, register_objective
 
 
 @register_objective("mochi", citation="Kalantidis et al. 2020, Hard Negative Mixing for Contrastive Learning (NeurIPS 2020, arXiv:2010.01028)")
@@ -65,11 +65,9 @@ class MoCHiLoss(nn.Module):
     @full_precision
     def forward(self, embeddings, *, logit_scale, logit_bias=None, labels=None, mask=None,
                 queue: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        a, b = check_embeddings(embeddings, min_views=2, max_views=2, who="mochi")
-        require_batch(a.shape[0], "mochi")
+        a, b, scale = two_view_inputs(embeddings, logit_scale, "mochi")
         if queue is not None and (queue.dim() != 2 or queue.shape[1] != a.shape[1]):
             raise ShapeError(f"mochi: queue expected shape (K, {a.shape[1]}), got {tuple(queue.shape)}.")
-        scale = as_scalar(logit_scale, a)
         gen = generator if generator is not None else self.generator
         loss = self._one_direction(a, b, queue, scale, gen)
         if self.symmetric:

@@ -11,8 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import OptionError
+from zoo.objectives._pair_inputs import check_chunk_size, present_pair
 from zoo.objectives.base import check_embeddings, full_precision, register_objective
-from zoo.objectives.clip import check_chunk_size, clip_loss, present_pair
+from zoo.objectives.clip import clip_loss
 
 REDUCTIONS = ("sum", "mean")
 
@@ -26,11 +27,11 @@ def check_reduction(reduction: str) -> str:
 
 
 def pair_terms(embeddings: Mapping[str, Tensor], pairs: Iterable[tuple[str, str]], logit_scale, mask,
-               chunk_size: int | None) -> list[Tensor]:
+               chunk_size: int | None, who: str) -> list[Tensor]:
     """``clip_loss`` of each pair on the rows where both views are present (pairs with none: skipped)."""
     terms = []
     for u, v in pairs:
-        a, b = present_pair(embeddings, mask, [u, v])
+        a, b = present_pair(embeddings, mask, [u, v], who)
         if a.shape[0]:
             terms.append(clip_loss(a, b, logit_scale, chunk_size=chunk_size))
     return terms
@@ -51,7 +52,10 @@ def reduce_terms(terms: list[Tensor], reduction: str, embeddings: Mapping[str, T
 class PairwiseClipLoss(nn.Module):
     """CLIP between every pair of M ≥ 2 views, summed (``reduction="sum"``) or averaged.
 
-    Paper: the multi-modality CLIP baseline of Saporta et al. 2024 (Symile), whose code sums the
+    Paper: the multi-modality CLIP baseline of Saporta, Puli, Goldstein, Ranganath 2024, "Contrasting
+    with Symile: Simple Model-Agnostic Representation Learning for Unlimited Modalities" (NeurIPS
+    2024), with CLIP of Radford et al. 2021, "Learning Transferable Visual Models From Natural
+    Language Supervision". The Symile code sums the
     symmetric InfoNCE of the three pairs — hence the default ``"sum"``; ``"mean"`` divides by the
     number of pairs. With ``clip(u, v)`` the mean of both softmax directions (the zoo's ``clip``,
     equal to open_clip's ``ClipLoss``)::
@@ -79,7 +83,7 @@ class PairwiseClipLoss(nn.Module):
         check_embeddings(embeddings, min_views=2, who="pairwise_clip")
         names = list(embeddings)
         pairs = [(u, v) for i, u in enumerate(names) for v in names[i + 1:]]
-        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size)
+        terms = pair_terms(embeddings, pairs, logit_scale, mask, self.chunk_size, "pairwise_clip")
         return reduce_terms(terms, self.reduction, embeddings, logit_scale)
 
     def extra_repr(self) -> str:

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import GradientError, RecipeError
+from zoo.errors import GradientError
 from zoo.objectives._autograd import graph_of_gradient, no_autocast
-from zoo.objectives._blocked import siglip_blocked, siglip_rows_per_block
-from zoo.objectives.base import as_scalar, check_embeddings, full_precision, register_objective
-from zoo.objectives.clip import check_chunk_size, present_pair, two_views
+from zoo.objectives._blocked import rows_per_block, siglip_blocked
+from zoo.objectives._pair_inputs import check_chunk_size, nothing_to_contrast, pair_inputs, present_views, require_bias
+from zoo.objectives.base import full_precision, register_objective
 
 
 def siglip_reference(a: Tensor, cols: Tensor, scale: Tensor, bias: Tensor, offset: int = 0, *_) -> Tensor:
@@ -33,58 +33,51 @@ def siglip_reference(a: Tensor, cols: Tensor, scale: Tensor, bias: Tensor, offse
     return -F.logsigmoid(signs * z).sum() / n
 
 
-def save_siglip_gradients(ctx, a: Tensor, cols: Tensor, g_cols: Tensor, gt_a: Tensor, g_sum: Tensor,
-                          scale: Tensor, offset: int, inputs: tuple) -> None:
-    """Turn the sigmoid products into the gradients and save them for the backward.
-
-    ``g_cols = σ(Z)·cols`` ``(b, D)``, ``gt_a = σ(Z)ᵀ·a`` ``(N, D)``, ``g_sum = Σσ(Z)`` for the rows of
-    ``a`` against all ``N`` columns; ``∂loss/∂Z = (σ(Z) − P) / N``, ``P`` the positives ``(i, o+i)``.
-    ``inputs``: the Function's arguments, kept for a second-order backward.
-    """
-    b, n = a.shape[0], cols.shape[0]
-    ua = g_cols.sub_(cols[offset:offset + b]).div_(n)  # (∂loss/∂Z)·cols, (b, D)
-    ub = gt_a  # (∂loss/∂Z)ᵀ·a, (N, D)
-    ub[offset:offset + b] -= a
-    ub.div_(n)
-    ctx.inputs_at = [i for i, x in enumerate(inputs) if isinstance(x, Tensor)]
-    ctx.others = [None if isinstance(x, Tensor) else x for x in inputs]
-    ctx.save_for_backward(ua, ub, scale, (a * ua).sum(), (g_sum - b) / n,
-                          *(x for x in inputs if isinstance(x, Tensor)))
-
-
-def scale_saved_gradients(ctx, grad: Tensor, who: str) -> tuple:
-    """The backward of the SigLIP functions: the gradients saved by :func:`save_siglip_gradients`
-    scaled by the incoming ``grad`` (``None`` for the non-tensor inputs), or, when a graph of the
-    gradient is requested, those of :func:`siglip_reference`."""
-    if not ctx.saved_tensors:
-        raise GradientError(f"{who}: the loss was computed without gradients (torch.no_grad); recompute it "
-                            f"with gradients enabled to backpropagate.")
-    ua, ub, scale, d_scale, d_bias, *tensors = ctx.saved_tensors
-    if torch.is_grad_enabled():  # create_graph=True
-        inputs = list(ctx.others)
-        for i, t in zip(ctx.inputs_at, tensors):
-            inputs[i] = t
-        return graph_of_gradient(siglip_reference, inputs, ctx.needs_input_grad, grad)
-    others = (None,) * (len(ctx.others) - 4)
-    return (ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias) + others
-
-
 class _SigLipFunction(torch.autograd.Function):
-    """Pairwise sigmoid loss; the gradients are computed with the loss, the backward scales them."""
+    """The SigLIP loss of the rows of ``a`` ``(b, D)`` against ``cols`` ``(N, D)``, positives at
+    ``(i, offset + i)``: ``1/N Σ_i Σ_j softplus(−y_ij·Z_ij)``. The whole batch is ``b = N``,
+    ``offset = 0``; one rank of the local-loss path passes its rows and the gathered columns.
+
+    The gradients are computed with the loss, ``∂loss/∂Z = (σ(Z) − P) / N`` (``P`` the positives),
+    and the backward only scales them. ``stream_columns`` streams ``Zᵀ`` (blocks of columns: memory
+    independent of ``N``, for the local path) instead of ``Z``.
+    ``apply(a, cols, scale, bias, offset, chunk, with_grads, stream_columns)``.
+    """
 
     @staticmethod
-    def forward(ctx, a, b, scale, bias, chunk, with_grads):
+    def forward(ctx, a, cols, scale, bias, offset, chunk, with_grads, stream_columns):
         with no_autocast(a):
-            n = a.shape[0]
-            total, gb, gta, g_sum = siglip_blocked(a * scale, a, b, bias, siglip_rows_per_block(n, chunk), with_grads)
-            diag = scale * (a * b).sum() + n * bias  # Σ_i Z_ii: the positives' softplus(−Z) = softplus(Z) − Z
+            b, n = a.shape[0], cols.shape[0]
+            sa = a * scale  # (b, D)
+            if stream_columns:
+                rows = rows_per_block(n, b, chunk, at_least=256)
+                total, gt_a, g_cols, g_sum = siglip_blocked(cols, sa, bias, cols, a, rows, with_grads)
+            else:
+                rows = rows_per_block(b, n, chunk, at_least=256)
+                total, g_cols, gt_a, g_sum = siglip_blocked(sa, cols, bias, a, cols, rows, with_grads)
+            mine = cols[offset:offset + b]  # (b, D) the positives' columns
+            diag = scale * (a * mine).sum() + b * bias  # Σ_i Z_{i,o+i}: softplus(−Z) = softplus(Z) − Z
+            ctx.who = "siglip (local)" if stream_columns else "siglip"
             if with_grads:
-                save_siglip_gradients(ctx, a, b, gb, gta, g_sum, scale, 0, (a, b, scale, bias, 0, chunk))
+                ua = g_cols.sub_(mine).div_(n)  # (∂loss/∂Z)·cols, (b, D)
+                ub = gt_a  # (∂loss/∂Z)ᵀ·a, (N, D)
+                ub[offset:offset + b] -= a
+                ub.div_(n)
+                ctx.others = (offset, chunk, with_grads, stream_columns)  # for a second-order backward
+                ctx.save_for_backward(ua, ub, scale, (a * ua).sum(), (g_sum - b) / n, a, cols, bias)
             return (total - diag) / n
 
     @staticmethod
     def backward(ctx, grad):
-        return scale_saved_gradients(ctx, grad, "siglip")
+        if not ctx.saved_tensors:
+            raise GradientError(f"{ctx.who}: the loss was computed without gradients (torch.no_grad); recompute "
+                                f"it with gradients enabled to backpropagate.")
+        ua, ub, scale, d_scale, d_bias, a, cols, bias = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formulation
+            inputs = (a, cols, scale, bias, *ctx.others)
+            return graph_of_gradient(siglip_reference, inputs, ctx.needs_input_grad, grad)
+        others = (None,) * len(ctx.others)
+        return (ua * (grad * scale), ub * (grad * scale), grad * d_scale, grad * d_bias) + others
 
 
 def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: Tensor | float, *,
@@ -97,14 +90,16 @@ def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: T
     and accumulated in float32), else in their dtype. Second-order gradients are supported.
     Example: ``siglip_loss(z_image, z_text, model.logit_scale.exp(), model.logit_bias)``.
     """
-    if logit_bias is None:
-        raise RecipeError("siglip needs a logit_bias (the paper initialises it to -10): pass logit_bias=… "
-                          "(e.g. model.logit_bias, a learnable scalar), or use the 'clip' objective.")
-    check_chunk_size(chunk_size)
-    a, b, scale = two_views(a, b, logit_scale, "siglip_loss")
-    bias = as_scalar(logit_bias, a)
-    with_grads = torch.is_grad_enabled() and any(t.requires_grad for t in (a, b, scale, bias))
-    return _SigLipFunction.apply(a, b, scale, bias, chunk_size, with_grads)
+    a, b, scale, bias = pair_inputs(a, b, logit_scale, chunk_size=chunk_size, who="siglip_loss",
+                                    logit_bias=logit_bias)
+    return siglip_apply(a, b, scale, bias, 0, chunk_size, stream_columns=False)
+
+
+def siglip_apply(a: Tensor, cols: Tensor, scale: Tensor, bias: Tensor, offset: int, chunk: int | None, *,
+                 stream_columns: bool) -> Tensor:
+    """:class:`_SigLipFunction` on checked inputs; gradients are computed when any input requires them."""
+    with_grads = torch.is_grad_enabled() and any(t.requires_grad for t in (a, cols, scale, bias))
+    return _SigLipFunction.apply(a, cols, scale, bias, offset, chunk, with_grads, stream_columns)
 
 
 @register_objective("siglip", citation="Zhai et al. 2023, Sigmoid Loss for Language Image Pre-Training "
@@ -112,7 +107,8 @@ def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: T
 class SigLipLoss(nn.Module):
     """Pairwise sigmoid loss (SigLIP) between exactly two aligned views.
 
-    Paper: Zhai, Mustafa, Kolesnikov, Beyer 2023 (SigLIP). Equation, with ``s = 1/τ``, bias ``t``
+    Paper: Zhai, Mustafa, Kolesnikov, Beyer 2023, "Sigmoid Loss for Language Image Pre-Training"
+    (SigLIP, ICCV 2023). Equation, with ``s = 1/τ``, bias ``t``
     and ``y_ij = +1`` for the positive pair ``i = j``, ``−1`` otherwise::
 
         loss = −1/N Σ_i Σ_j log σ( y_ij · (s · a_i·b_j + t) )
@@ -138,13 +134,10 @@ class SigLipLoss(nn.Module):
     @full_precision
     def forward(self, embeddings: Mapping[str, Tensor], *, logit_scale, logit_bias=None, labels=None,
                 mask=None) -> Tensor:
-        check_embeddings(embeddings, min_views=2, max_views=2, who="siglip")
-        if logit_bias is None:
-            raise RecipeError("siglip needs a logit_bias (the paper initialises it to -10): build the model "
-                              "with a logit_bias (ContrastiveModel.logit_bias) and pass it, or use 'clip'.")
-        a, b = present_pair(embeddings, mask, list(embeddings))
-        if a.shape[0] == 0:  # no row has both views
-            return (a.sum() + b.sum()) * 0.0
+        require_bias(logit_bias, "siglip")
+        a, b = present_views(embeddings, mask, "siglip")
+        if a.shape[0] == 0:
+            return nothing_to_contrast(a, b)
         return siglip_loss(a, b, logit_scale, logit_bias, chunk_size=self.chunk_size)
 
     def extra_repr(self) -> str:

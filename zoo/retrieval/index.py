@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import DataError, UnknownNameError
+from zoo.checks import require
+from zoo.errors import UnknownNameError
 from zoo.retrieval import store
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,7 @@ EXACT_BELOW = 100_000
 
 def faiss():
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build loaded: noise
-    try:
-        import faiss as _faiss
-    except ImportError as exc:
-        raise DataError(f"`zoo index` needs FAISS ({exc}); install it with: pip install zoo[search]") from exc
-    return _faiss
+    return require("faiss", "search", "`zoo index`", package="faiss-cpu")
 
 
 def factory_string(kind: str, n: int) -> str:

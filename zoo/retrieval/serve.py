@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from zoo.checks import require
 from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
 from zoo.retrieval.search import Searcher
@@ -27,13 +28,15 @@ STATIC = Path(__file__).with_name("static")
 SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
+class NotFoundError(LookupError, ZooError):
+    """An index, field or row the server does not have: answered with 404 (LookupError comes first in
+    the MRO, so the LookupError handler, not the ZooError one, answers it)."""
+
+
 def _require():
-    try:
-        import fastapi  # noqa: F401
-        import python_multipart  # noqa: F401
-    except ImportError as exc:
-        raise DataError(f"`zoo serve` needs fastapi, uvicorn and python-multipart ({exc}); install them with: "
-                        f"pip install zoo[serve]") from exc
+    """fastapi and python-multipart (uvicorn comes with the same extra), or a PluginError naming ``zoo[serve]``."""
+    require("fastapi", "serve", "`zoo serve`")
+    require("python_multipart", "serve", "`zoo serve`", package="python-multipart")
 
 
 def find_runs(folders: list[str | os.PathLike]) -> list[Path]:
@@ -76,7 +79,7 @@ class App:
 
     def searcher(self, i: int) -> Searcher:
         if not 0 <= i < len(self.searchers):
-            raise LookupError(f"no index {i}; this server has {len(self.searchers)} (GET /api/indexes).")
+            raise NotFoundError(f"no index {i}; this server has {len(self.searchers)} (GET /api/indexes).")
         return self.searchers[i]
 
     def describe(self, i: int) -> dict[str, Any]:
@@ -102,9 +105,9 @@ class App:
     def _render(self, i: int, field: str, row: int) -> tuple[str, bytes]:
         s = self.searcher(i)
         if field not in s.fields:
-            raise LookupError(f"index {i} has no field {field!r}; its fields are {list(s.fields)}.")
+            raise NotFoundError(f"index {i} has no field {field!r}; its fields are {list(s.fields)}.")
         if not 0 <= row < s.manifest["count"]:
-            raise LookupError(f"row {row} is out of range (0…{s.manifest['count'] - 1}).")
+            raise NotFoundError(f"row {row} is out of range (0…{s.manifest['count'] - 1}).")
         entry = registry().get("modalities", s.fields[field]["modality"])
         render = entry.factory.render
         if render is None:
@@ -123,6 +126,8 @@ class App:
     def media(self, i: int, field: str, row: int) -> dict[str, Any]:
         try:
             mime, data = self.render(i, field, row)
+        except NotFoundError:
+            raise
         except ZooError as exc:
             return {"error": str(exc)}
         if mime.startswith("text/"):
