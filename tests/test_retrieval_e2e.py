@@ -134,9 +134,10 @@ def test_api_answers_bad_requests_with_a_4xx_and_never_follows_a_path(client):
     bad = client.get("/api/search", params={"modality": "audio", "q": "beep"})
     assert bad.status_code == 400 and "query with one of those" in bad.json()["detail"]
     assert client.get("/api/search", params={"modality": "text"}).status_code == 422          # no q
-    assert client.get("/api/search", params={"q": "7", "k": 0}).status_code == 422
-    assert client.get("/api/search", params={"q": "7", "index": 3}).status_code == 404
-    assert client.get("/api/search", params={"q": "7", "field": "nope"}).status_code == 400
+    assert client.get("/api/search", params={"q": "7"}).status_code == 422                    # no modality
+    assert client.get("/api/search", params={"modality": "text", "q": "7", "k": 0}).status_code == 422
+    assert client.get("/api/search", params={"modality": "text", "q": "7", "index": 3}).status_code == 404
+    assert client.get("/api/search", params={"modality": "text", "q": "7", "field": "nope"}).status_code == 400
     assert client.get("/api/item/0/image/100000").status_code == 404
     assert client.get("/api/item/0/nope/1").status_code == 404
     for path in ["/api/models/0/plots/..%2Fconfig.json", "/api/models/0/plots/..%2F..%2Femb%2Fmanifest.json",

@@ -12,6 +12,7 @@ classes imported inside :func:`create_app`.)
 """
 import functools
 import json
+import logging
 import os
 import re
 import tempfile
@@ -22,6 +23,12 @@ from typing import Any
 from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
 from zoo.retrieval.search import Searcher
+
+log = logging.getLogger(__name__)
+
+
+class NotFoundError(ZooError, LookupError):
+    """An index, field or row the server does not have (HTTP 404); the message says what it has."""
 
 STATIC = Path(__file__).with_name("static")
 SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -76,7 +83,7 @@ class App:
 
     def searcher(self, i: int) -> Searcher:
         if not 0 <= i < len(self.searchers):
-            raise LookupError(f"no index {i}; this server has {len(self.searchers)} (GET /api/indexes).")
+            raise NotFoundError(f"no index {i}; this server has {len(self.searchers)} (GET /api/indexes).")
         return self.searchers[i]
 
     def describe(self, i: int) -> dict[str, Any]:
@@ -102,9 +109,9 @@ class App:
     def _render(self, i: int, field: str, row: int) -> tuple[str, bytes]:
         s = self.searcher(i)
         if field not in s.fields:
-            raise LookupError(f"index {i} has no field {field!r}; its fields are {list(s.fields)}.")
+            raise NotFoundError(f"index {i} has no field {field!r}; its fields are {list(s.fields)}.")
         if not 0 <= row < s.manifest["count"]:
-            raise LookupError(f"row {row} is out of range (0…{s.manifest['count'] - 1}).")
+            raise NotFoundError(f"row {row} is out of range (0…{s.manifest['count'] - 1}).")
         entry = registry().get("modalities", s.fields[field]["modality"])
         render = entry.meta.get("render")
         if render is None:
@@ -147,9 +154,12 @@ def create_app(indexes: list[str | os.PathLike] = (), models: list[str | os.Path
     async def _zoo_error(request: Request, exc: ZooError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    @api.exception_handler(LookupError)
     async def _not_found(request: Request, exc: LookupError):
         return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
+
+    # Starlette picks a handler by the exception's MRO: NotFoundError needs its own, before ZooError's 400
+    api.add_exception_handler(NotFoundError, _not_found)
+    api.add_exception_handler(LookupError, _not_found)
 
     @api.get("/", response_class=HTMLResponse)
     def page():
@@ -173,7 +183,7 @@ def create_app(indexes: list[str | os.PathLike] = (), models: list[str | os.Path
         return FileResponse(state.runs[mid] / "plots" / listed[listed.index(name)], media_type="image/png")
 
     @api.get("/api/search")
-    def search_get(q: str = Query(..., min_length=1, max_length=10_000), modality: str = "text",
+    def search_get(q: str = Query(..., min_length=1, max_length=10_000), modality: str = Query(..., min_length=1),
                    index: int = 0, k: int = Query(10, ge=1, le=1000), field: str | None = None):
         return state.search(index, modality, q, k, field)
 
@@ -202,9 +212,10 @@ def create_app(indexes: list[str | os.PathLike] = (), models: list[str | os.Path
 
 
 def serve(indexes: list[str | os.PathLike] = (), models: list[str | os.PathLike] = (), host: str = "127.0.0.1",
-          port: int = 8000, max_upload: int = 20 * 2**20) -> None:
-    """Serve the page until interrupted (``zoo serve``)."""
+          port: int = 8000, max_upload: int = 20 * 2**20, announce=log.info) -> None:
+    """Serve the page until interrupted (``zoo serve``). ``announce(line)`` tells where, once the indexes are open
+    (the CLI passes ``print``; a library caller gets a log line)."""
     app = create_app(indexes, models, max_upload)
     import uvicorn
-    print(f"zoo serve: http://{host}:{port}/  ({len(indexes)} index(es); Ctrl-C stops)")
+    announce(f"zoo serve: http://{host}:{port}/  ({len(indexes)} index(es); Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
