@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIELDS = {"name", "paper", "claim", "setting", "metric", "results", "ours", "baseline", "verdict", "why",
           "command", "seconds", "seeds", "quick"}
 VERDICTS = {"reproduced", "reproduced in direction only", "not reproduced"}

@@ -428,7 +428,7 @@ def test_hf_datasets_reads_local_files(tmp_path):
 
 # -- the recipes of this plugin train ------------------------------------------------------------
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 

@@ -14,7 +14,7 @@ import zoo
 from zoo.cli import main as zoo_main
 from zoo.data.datasets import ListDataset
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "own-data.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "own-data.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 TINY = ["--set", "run.steps=4", "--set", "run.progress=false", "--set", "data.batch_size=32", "--set", "optim.warmup_steps=0"]
 

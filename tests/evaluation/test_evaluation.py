@@ -14,7 +14,7 @@ from zoo.evaluation.tasks import alignment_uniformity, mip_zero_shot, retrieval,
 from zoo.objectives.align_uniform import alignment
 from zoo.training.trainer import train
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 
 
 def test_topk_accuracy_by_hand():
@@ -123,7 +123,7 @@ def test_molecule_linear_probe_reports_the_fingerprint_baseline():
     assert 0.5 < base < 1.0 and r["r2 (embeddings)"] < 1.0
 
 
-DIGITS_CLIP = Path(__file__).resolve().parents[1] / "recipes" / "digits-clip.toml"
+DIGITS_CLIP = Path(__file__).resolve().parents[2] / "recipes" / "digits-clip.toml"
 
 
 def test_zoo_eval_of_a_run_agrees_with_what_training_logged(tmp_path, capsys):

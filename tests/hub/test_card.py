@@ -39,7 +39,7 @@ def test_a_run_from_a_reproducing_recipe_cites_its_row_of_the_results_table():
     from pathlib import Path
 
     from zoo.hub.card import model_card
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     text = (root / "recipes" / "xor-symile.toml").read_text()
     model = zoo.create_model(towers={"a": {"modality": "vector", "encoder": "mlp", "in_dim": 4, "hidden": 8,
                                            "out_dim": 8}}, embed_dim=4)

@@ -23,7 +23,7 @@ import zoo
 from zoo.errors import CheckpointError
 from zoo_pretrained import testing as T
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["a photo of a cat", "two dogs", "the number seven"]
 
 LOADER = textwrap.dedent("""

@@ -15,7 +15,7 @@ from zoo.objectives.dcl import DCLLoss
 from zoo.objectives.hierarchical import HierarchicalLoss
 from zoo.objectives.supcon import SupConLoss
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TOL = dict(atol=1e-5, rtol=1e-5)
 RANKS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
 

@@ -20,7 +20,7 @@ from conftest import logged_losses
 
 from zoo_audio import SAMPLE_RATE, collate_audio, load_audio  # noqa: E402
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "clap-tones.toml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "clap-tones.toml"
 TINY_W2V = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
                 conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
 # one tiny build per registered encoder (families: one or two variants)

@@ -17,7 +17,7 @@ from zoo.errors import DataError, ShapeError, UnknownNameError
 
 pyg_data = pytest.importorskip("torch_geometric.data")
 Data, Batch = pyg_data.Data, pyg_data.Batch
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 F = 5  # node feature size of the test graphs
 
 

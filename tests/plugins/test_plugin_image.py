@@ -26,7 +26,7 @@ from zoo_image import collate_images, load_image  # noqa: E402
 from zoo_image.augment import crop_box  # noqa: E402
 from zoo_image.preprocess import ImagePreprocess  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "digits-clip.toml"
 TINY_VIT = dict(img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2)
 TINY_OC_VIT = dict(embed_dim=16, vision_cfg=dict(width=32, layers=2, patch_size=8, image_size=32, head_width=16))

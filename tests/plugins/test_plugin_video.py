@@ -21,7 +21,7 @@ from conftest import logged_losses
 from zoo_video import collate_video, load_video, write_video  # noqa: E402
 from zoo_video.io import frame_indices  # noqa: E402
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "video-text.toml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "video-text.toml"
 MLP = dict(image_encoder="mlp", image_kwargs=dict(in_shape=[1, 8, 8], hidden=16, out_dim=16))
 # one tiny build per registered encoder
 TINY = {"video/frames": [("frames", dict(MLP, temporal="mean")),

@@ -337,7 +337,7 @@ def test_copy_weights_names_missing_and_unexpected_keys():
 def test_docs_samples_run_offline(tmp_path, monkeypatch):
     """The offline python samples of docs/pretrained.md (those loading Hub names or pushing need a network)."""
     import re
-    text = (Path(__file__).resolve().parents[1] / "docs" / "pretrained.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "pretrained.md").read_text()
     blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "laion2b" not in b and "push_to_hub(" not in b]
     monkeypatch.chdir(tmp_path)
     scope: dict = {}

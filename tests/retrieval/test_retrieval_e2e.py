@@ -11,7 +11,7 @@ import pytest
 import zoo
 from zoo.cli import main
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 pytestmark = pytest.mark.slow
 
 
@@ -194,7 +194,7 @@ def test_page_in_headless_chromium(digits_index, tmp_path):
         assert sum("seven" in c for c in chips) >= 9, chips
         page.save_screenshot(str(tmp_path / "search.png"))
         if os.environ.get("ZOO_UPDATE_SCREENSHOT"):  # regenerates docs/images/search.png
-            shutil.copy(tmp_path / "search.png", Path(__file__).resolve().parent.parent / "docs/images/search.png")
+            shutil.copy(tmp_path / "search.png", Path(__file__).resolve().parents[2] / "docs/images/search.png")
         page.find_element(By.ID, "q").clear()
         page.find_element(By.ID, "modality").send_keys("audio")  # not in the list: stays a valid choice
         page.find_element(By.ID, "q").send_keys("\n")

@@ -17,7 +17,7 @@ import zoo
 from zoo.data.datasets import EpochSampler
 
 HERE = Path(__file__).resolve().parent
-QUICKSTART = HERE.parent / "recipes" / "quickstart.toml"
+QUICKSTART = HERE.parents[1] / "recipes" / "quickstart.toml"
 
 
 def _torchrun(args: list[str], tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from zoo.recipes import load_recipe
 from zoo.training.distributed import DistInfo
 
 HERE = Path(__file__).resolve().parent
-QUICKSTART = HERE.parent / "recipes" / "quickstart.toml"
+QUICKSTART = HERE.parents[1] / "recipes" / "quickstart.toml"
 
 
 def _torchrun(args: list[str], cwd: Path, nproc: int = 2, env: dict | None = None) -> None:

@@ -20,7 +20,7 @@ from zoo.training.build import apply_freeze, build_model
 from zoo.training.trainer import Trainer
 from zoo_pretrained import testing as T
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AUDIO = {"encoder": "cnn", "channels": 8, "layers": 2, "out_dim": 32, "n_mels": 32}
 
 

@@ -12,7 +12,7 @@ from conftest import QUICK
 from zoo.recipes import load_recipe
 from zoo.training.trainer import Trainer
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 
 
 def _grads_after_one_step(tmp_path, chunk: int, dropout: float, objective: str = "clip", extra=None):

@@ -20,7 +20,7 @@ from zoo.training import checkpoints as ckpt_mod
 from zoo.training.checkpoints import complete_checkpoints
 from zoo.training.trainer import Trainer, train
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 SETS = {"run.epochs": 3, "run.log_every": 1, "run.progress": False, "data.options.size": 512,
         "data.batch_size": 32, "run.checkpoint_every": 1, "run.keep_checkpoints": 2,
         "model.towers.x.dropout": 0.1, "model.towers.y.dropout": 0.1}

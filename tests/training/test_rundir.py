@@ -23,7 +23,7 @@ from zoo.training.checkpoints import complete_checkpoints, corrupt_file, write_m
 from zoo.training.rundir import RunDirError
 from zoo.training.trainer import Trainer, train
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 # 16 steps of 32 rows, a checkpoint every 2 steps, dropout (so that the RNG matters)
 OVER = {"run.steps": 16, "run.log_every": 1, "run.progress": False, "data.options.size": 256,
         "data.batch_size": 32, "run.checkpoint_every": 2, "run.keep_checkpoints": 2,

@@ -16,7 +16,7 @@ from zoo.recipes import load_recipe
 from zoo.training.checkpoints import complete_checkpoints
 from zoo.training.trainer import NonFiniteLossError, Trainer, train
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 
 
 
