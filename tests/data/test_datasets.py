@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import logged_losses
+from helpers import logged_losses
 
 import zoo
 from zoo.errors import DataError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICK
+from helpers import QUICK
 
 import zoo
 from zoo.evaluation.embed import Embedded

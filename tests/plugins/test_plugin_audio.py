@@ -16,7 +16,7 @@ from zoo.errors import DataError, ShapeError
 sf = pytest.importorskip("soundfile")
 pytest.importorskip("torchaudio")
 zoo_audio = pytest.importorskip("zoo_audio")
-from conftest import logged_losses
+from helpers import logged_losses
 
 from zoo_audio import SAMPLE_RATE, collate_audio, load_audio  # noqa: E402
 

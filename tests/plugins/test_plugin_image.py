@@ -20,7 +20,7 @@ from zoo.errors import CheckpointError, DataError, PluginError, RecipeError, Sha
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("torchvision")
 zoo_image = pytest.importorskip("zoo_image")
-from conftest import logged_losses
+from helpers import logged_losses
 
 from zoo_image import collate_images, load_image  # noqa: E402
 from zoo_image.augment import crop_box  # noqa: E402

@@ -18,7 +18,7 @@ from zoo.errors import DataError, ShapeError
 Chem = pytest.importorskip("rdkit.Chem")
 Data = pytest.importorskip("torch_geometric.data").Data
 hypothesis = pytest.importorskip("hypothesis")
-from conftest import logged_losses
+from helpers import logged_losses
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

@@ -16,7 +16,7 @@ from zoo.errors import DataError, ShapeError, UnknownNameError
 
 pytest.importorskip("av")
 zoo_video = pytest.importorskip("zoo_video")
-from conftest import logged_losses
+from helpers import logged_losses
 
 from zoo_video import collate_video, load_video, write_video  # noqa: E402
 from zoo_video.io import frame_indices  # noqa: E402

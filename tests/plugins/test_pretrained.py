@@ -15,37 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TEXTS, close, images
 
 import zoo
 from zoo.errors import CheckpointError, PluginError, UnknownNameError
 from zoo_pretrained import testing as T
-
-TEXTS = ["a photo of a cat", "Two dogs!", "the number seven", "x"]
-ATOL = 1e-5
-
-
-def close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=0)
-
-
-def images(n: int = 3, seed: int = 0) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    sizes = [(3, 32, 32), (3, 40, 48), (1, 32, 32), (3, 32, 32)]
-    return [torch.rand(*sizes[i % len(sizes)], generator=g) for i in range(n)]
-
-
-@pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("native")
-    return {"clip": T.make_clip_dir(root / "clip"), "siglip": T.make_siglip_dir(root / "siglip"),
-            "clap": T.make_clap_dir(root / "clap"), "openclip": T.make_openclip_dir(root / "openclip"),
-            "openclip_custom": T.make_openclip_dir(root / "openclip_custom", custom_text=True, logit_bias=-10.0,
-                                                   seed=1)}
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    return zoo.load("st:all-MiniLM-L6-v2")
 
 
 # -- catalog: listing, info, names --------------------------------------------------------------------------

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
-# the shared inputs and fixtures (tiny native checkpoints, MiniLM) of the pretrained tests
-from test_pretrained import TEXTS, close, dirs, images, minilm  # noqa: E402,F401
+from helpers import TEXTS, close, images
 
 import zoo
 from zoo.errors import CheckpointError, UnknownNameError

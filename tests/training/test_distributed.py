@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_same_training, logged_losses
+from helpers import assert_same_training, logged_losses
 from safetensors.torch import load_file
 
 import zoo

@@ -17,7 +17,7 @@ from pathlib import Path
 import dist_local_worker as worker
 import pytest
 import torch
-from conftest import assert_same_training
+from helpers import assert_same_training
 
 import zoo
 import zoo.training.trainer

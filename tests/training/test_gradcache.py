@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import QUICK
+from helpers import QUICK
 
 from zoo.recipes import load_recipe
 from zoo.training.trainer import Trainer

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICK, logged_losses
+from helpers import QUICK, logged_losses
 from safetensors.torch import load_file
 
 import zoo
