@@ -48,3 +48,20 @@ def images(n: int = 3, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     sizes = [(3, 32, 32), (3, 40, 48), (1, 32, 32), (3, 32, 32)]
     return [torch.rand(*sizes[i % len(sizes)], generator=g) for i in range(n)]
+
+
+# -- a modality's registered load and collate ----------------------------------------------------------------
+def load_raws(modality: str, raws: list) -> list:
+    """Each raw input read by the modality's ``load`` (what a dataset item or a path becomes)."""
+    entry = _modality(modality)
+    return [entry.factory(r) for r in raws]
+
+
+def collate(modality: str, loaded: list):
+    """A batch of loaded raws, as the modality's ``collate`` stacks them."""
+    return _modality(modality).meta["collate"](loaded)
+
+
+def _modality(name: str):
+    import zoo
+    return zoo.registry().get("modalities", name)

@@ -5,7 +5,7 @@
   nor a plugin: an objective is a function of embeddings.
 - The core holds no modality name that a plugin registers (``"image"``, ``"text"``…): what a modality can
   do is a capability its plugin registers, never a name the core tests for.
-- Only CLI modules (``cli.py``, ``*_cli.py``) print; everything below them logs.
+- Only CLI modules (``zoo/cli.py``, ``zoo/<package>/cli.py``) print; everything below them logs.
 - Nothing imports ``matplotlib.pyplot`` or calls ``matplotlib.use``: importing the zoo or training must
   not switch a notebook's backend.
 - No raw built-in exception is raised in ``zoo/`` or ``plugins/``: every error raised on purpose is a
@@ -24,6 +24,7 @@ import ast
 import builtins
 import functools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,8 @@ def registered_modalities(files: dict[str, str]) -> set[str]:
 
 
 def is_cli(path: str) -> bool:
-    return Path(path).name == "cli.py" or Path(path).name.endswith("_cli.py")
+    """``zoo/cli.py`` and a package's ``zoo/<package>/cli.py``: the only modules whose output is the user's."""
+    return re.fullmatch(r"zoo/(\w+/)?cli\.py", path) is not None
 
 
 # -- the detectors: each returns ["path:line: what", …] -------------------------------------------------------
@@ -251,7 +253,8 @@ EXAMPLES = {
                           "zoo/objectives/x.py:4"]),
     "modality_name": (lambda f: find_modality_names(f, {"text"}, allowed={}),
                       {"zoo/e.py": '"""text"""\ndef f(m):\n    """text"""\n    return m == "text"\n'}, ["zoo/e.py:4"]),
-    "print": (find_prints, {"zoo/a.py": "print('x')\n", "zoo/hub/cli.py": "print('ok')\n"}, ["zoo/a.py:1"]),
+    "print": (find_prints, {"zoo/a.py": "print('x')\n", "zoo/hub/cli.py": "print('ok')\n", "zoo/cli.py": "print()\n",
+                            "plugins/zoo_x/cli.py": "print('no')\n"}, ["zoo/a.py:1", "plugins/zoo_x/cli.py:1"]),
     "pyplot": (find_pyplot, {"zoo/p.py": "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"},
                ["zoo/p.py:2", "zoo/p.py:3"]),
     "raw_raise": (find_raw_raises,

@@ -14,6 +14,7 @@ import copy
 
 import pytest
 import torch
+from helpers import collate, load_raws
 from tiny_specs import AUGMENTATIONS, PAIR_STRATEGIES, raws
 
 import zoo
@@ -40,15 +41,14 @@ def test_every_registered_augmentation_and_pair_strategy_has_a_tiny_spec():
 @pytest.mark.parametrize("qualname", AUGS)
 def test_augmentation_is_deterministic_and_collates(qualname):
     modality, name = qualname.split("/", 1)
-    entry = zoo.registry().get("modalities", modality)
-    loaded = [entry.factory(r) for r in raws(modality, 4)]
+    loaded = load_raws(modality, raws(modality, 4))
     before = copy.deepcopy(loaded)
     aug = make_augmentation(modality, {"name": name, **AUGMENTATIONS[qualname]})
     runs = [[aug(r, torch.Generator().manual_seed(i)) for i, r in enumerate(loaded)] for _ in range(2)]
     assert all(same(a, b) for a, b in zip(*runs)), "not deterministic for a fixed generator"
     assert all(same(a, b) for a, b in zip(loaded, before)), "changed its input in place"
     assert any(not same(a, r) for a, r in zip(runs[0], loaded)), "changed nothing for seeds 0–3"
-    entry.meta["collate"](runs[0])
+    collate(modality, runs[0])
 
 
 @pytest.mark.parametrize("name", PAIRS)
@@ -61,9 +61,8 @@ def test_pair_strategy_turns_samples_into_views(name):
     out = strategy.pair(samples, list(ds.label_fields), [torch.Generator().manual_seed(i) for i in range(4)])
     assert isinstance(out, RawViews) and len(out.views) >= 2, out.views.keys()
     for view, (modality, items) in out.views.items():
-        entry = zoo.registry().get("modalities", modality)
         assert len(items) == 4, view
-        entry.meta["collate"]([entry.factory(r) for r in items])
+        collate(modality, load_raws(modality, items))
     assert set(ds.label_fields) <= set(out.labels)
     assert all(t.shape == (4,) for t in out.labels.values())
     for view, m in (out.mask or {}).items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import collate, load_raws
 from tiny_specs import ENCODERS, PRETRAINED, raws
 
 import zoo
@@ -24,10 +25,9 @@ def cases_of(qualname: str) -> list[tuple[str, str, dict]]:
 def batch_for(encoder: torch.nn.Module, modality: str, n: int = 3):
     """What the tower does: the modality loads each raw; the encoder's own ``preprocess`` or the
     modality's ``collate`` batches them."""
-    entry = zoo.registry().get("modalities", modality)
-    loaded = [entry.factory(r) for r in raws(modality, n)]
+    loaded = load_raws(modality, raws(modality, n))
     own = getattr(encoder, "preprocess", None)
-    return own(loaded) if own is not None else entry.meta["collate"](loaded)
+    return own(loaded) if own is not None else collate(modality, loaded)
 
 
 def check_output(encoder: torch.nn.Module, batch, n: int, what: str) -> None:
