@@ -130,6 +130,8 @@ class App:
     def media(self, i: int, field: str, row: int) -> dict[str, Any]:
         try:
             mime, data = self.render(i, field, row)
+        except NotFoundError:
+            raise  # a 404, as before it was a ZooError
         except ZooError as exc:
             return {"error": str(exc)}
         if mime.startswith("text/"):
