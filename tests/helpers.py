@@ -59,7 +59,9 @@ def load_raws(modality: str, raws: list) -> list:
 
 def collate(modality: str, loaded: list):
     """A batch of loaded raws, as the modality's ``collate`` stacks them."""
-    return _modality(modality).meta["collate"](loaded)
+    entry = _modality(modality)
+    own = getattr(entry.factory, "collate", None)   # a ModalitySpec, or the load function with meta["collate"]
+    return own(loaded) if own is not None else entry.meta["collate"](loaded)
 
 
 def _modality(name: str):

@@ -122,7 +122,7 @@ def nccl_group():
 
 
 def test_nccl_one_gpu_gathers(nccl_group):
-    from zoo.objectives._per_rank import all_reduce_logsumexp
+    from zoo.objectives._collectives import all_reduce_logsumexp
     from zoo.training.distributed import gather_plain, gather_with_grad
     assert nccl_group.get_backend() == "nccl"
     x = torch.randn(8, 4, device="cuda", requires_grad=True)

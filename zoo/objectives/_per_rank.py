@@ -30,27 +30,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from zoo.errors import RecipeError, ShapeError
 from zoo.objectives._autograd import SecondOrderError, compute_dtype, no_autocast
 from zoo.objectives._blocked import _SLAB_ELEMENTS, clip_lse_blocked, clip_products_blocked, softplus_sum, spans
+from zoo.objectives._collectives import all_reduce_logsumexp
 from zoo.objectives.base import as_scalar, check_embeddings
 from zoo.objectives.clip import clip_value
 from zoo.objectives.siglip import save_siglip_gradients, scale_saved_gradients
-
-
-def all_reduce_logsumexp(x: Tensor) -> Tensor:
-    """Elementwise ``log Σ_ranks exp(x)`` (stable: a max all-reduce, then a sum one; O(len(x)) memory)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    top = x.detach().clone()
-    dist.all_reduce(top, op=dist.ReduceOp.MAX)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a column of -inf stays -inf
-    total = (x.detach() - top).exp()
-    dist.all_reduce(total)
-    return total.log() + top
 
 
 def local_block(rows: int, n_cols: int, chunk: int | None) -> int:

@@ -26,10 +26,6 @@ from zoo.retrieval.search import Searcher
 
 log = logging.getLogger(__name__)
 
-
-class NotFoundError(ZooError, LookupError):
-    """An index, field or row the server does not have (HTTP 404); the message says what it has."""
-
 STATIC = Path(__file__).with_name("static")
 SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
@@ -83,7 +79,7 @@ class App:
 
     def searcher(self, i: int) -> Searcher:
         if not 0 <= i < len(self.searchers):
-            raise NotFoundError(f"no index {i}; this server has {len(self.searchers)} (GET /api/indexes).")
+            raise LookupError(f"no index {i}; this server has {len(self.searchers)} (GET /api/indexes).")
         return self.searchers[i]
 
     def describe(self, i: int) -> dict[str, Any]:
@@ -109,9 +105,9 @@ class App:
     def _render(self, i: int, field: str, row: int) -> tuple[str, bytes]:
         s = self.searcher(i)
         if field not in s.fields:
-            raise NotFoundError(f"index {i} has no field {field!r}; its fields are {list(s.fields)}.")
+            raise LookupError(f"index {i} has no field {field!r}; its fields are {list(s.fields)}.")
         if not 0 <= row < s.manifest["count"]:
-            raise NotFoundError(f"row {row} is out of range (0…{s.manifest['count'] - 1}).")
+            raise LookupError(f"row {row} is out of range (0…{s.manifest['count'] - 1}).")
         entry = registry().get("modalities", s.fields[field]["modality"])
         render = entry.meta.get("render")
         if render is None:
@@ -130,8 +126,6 @@ class App:
     def media(self, i: int, field: str, row: int) -> dict[str, Any]:
         try:
             mime, data = self.render(i, field, row)
-        except NotFoundError:
-            raise  # a 404, as before it was a ZooError
         except ZooError as exc:
             return {"error": str(exc)}
         if mime.startswith("text/"):
@@ -156,12 +150,9 @@ def create_app(indexes: list[str | os.PathLike] = (), models: list[str | os.Path
     async def _zoo_error(request: Request, exc: ZooError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
+    @api.exception_handler(LookupError)
     async def _not_found(request: Request, exc: LookupError):
         return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
-
-    # Starlette picks a handler by the exception's MRO: NotFoundError needs its own, before ZooError's 400
-    api.add_exception_handler(NotFoundError, _not_found)
-    api.add_exception_handler(LookupError, _not_found)
 
     @api.get("/", response_class=HTMLResponse)
     def page():
