@@ -1,7 +1,7 @@
 """The GPU check: one prepared script for a machine with a lent GPU (< 8 minutes), printing one table.
 
     python benchmarks/gpu_check.py                 # on the GPU machine (or: bash benchmarks/gpu_check.sh)
-    python benchmarks/gpu_check.py --cpu           # its CPU-safe parts at tiny sizes (CI: tests/test_gpu_check.py)
+    python benchmarks/gpu_check.py --cpu           # its CPU-safe parts at tiny sizes (CI: tests/benchmarks/test_gpu_check.py)
 
 1. The CUDA-only tests: ``pytest -m cuda tests/test_cuda.py`` (bf16/fp16 autocast losses against
    float32, ``run.compile``, a 1-GPU NCCL process group, FSDP on one GPU) — passed/failed/skipped.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import QUICK
+from helpers import QUICK
 
 import zoo
 from zoo.errors import DataError, ShapeError, UnknownNameError

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QUICK
+from helpers import QUICK
 
 from zoo.cli import main
 

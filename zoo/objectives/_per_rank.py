@@ -35,11 +35,11 @@ from torch import Tensor
 
 from zoo.objectives._autograd import SecondOrderError, no_autocast
 from zoo.objectives._blocked import clip_lse_blocked, clip_products_blocked, rows_per_block
+from zoo.objectives._collectives import all_reduce_logsumexp
 from zoo.objectives._pair_inputs import local_pair, nothing_to_contrast, require_bias
 from zoo.objectives.base import as_scalar
 from zoo.objectives.clip import clip_value
 from zoo.objectives.siglip import siglip_apply
-from zoo.training.distributed import all_reduce_logsumexp
 
 
 def siglip_local(local: Mapping[str, Tensor], gathered: Mapping[str, Tensor], rank_offset: int,

@@ -114,5 +114,5 @@ def _cmd_search(args) -> int:
 def _cmd_serve(args) -> int:
     from zoo.retrieval.serve import serve
     serve(indexes=args.index, models=args.models, host=args.host, port=args.port,
-          max_upload=int(args.max_upload_mb * 2**20))
+          max_upload=int(args.max_upload_mb * 2**20), announce=print)
     return 0

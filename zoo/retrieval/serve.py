@@ -12,6 +12,7 @@ classes imported inside :func:`create_app`.)
 """
 import functools
 import json
+import logging
 import os
 import re
 import tempfile
@@ -23,6 +24,8 @@ from zoo.checks import require
 from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
 from zoo.retrieval.search import Searcher
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -178,7 +181,7 @@ def create_app(indexes: list[str | os.PathLike] = (), models: list[str | os.Path
         return FileResponse(state.runs[mid] / "plots" / listed[listed.index(name)], media_type="image/png")
 
     @api.get("/api/search")
-    def search_get(q: str = Query(..., min_length=1, max_length=10_000), modality: str = "text",
+    def search_get(q: str = Query(..., min_length=1, max_length=10_000), modality: str = Query(..., min_length=1),
                    index: int = 0, k: int = Query(10, ge=1, le=1000), field: str | None = None):
         return state.search(index, modality, q, k, field)
 
@@ -207,9 +210,10 @@ def create_app(indexes: list[str | os.PathLike] = (), models: list[str | os.Path
 
 
 def serve(indexes: list[str | os.PathLike] = (), models: list[str | os.PathLike] = (), host: str = "127.0.0.1",
-          port: int = 8000, max_upload: int = 20 * 2**20) -> None:
-    """Serve the page until interrupted (``zoo serve``)."""
+          port: int = 8000, max_upload: int = 20 * 2**20, announce=log.info) -> None:
+    """Serve the page until interrupted (``zoo serve``). ``announce(line)`` tells where, once the indexes are open
+    (the CLI passes ``print``; a library caller gets a log line)."""
     app = create_app(indexes, models, max_upload)
     import uvicorn
-    print(f"zoo serve: http://{host}:{port}/  ({len(indexes)} index(es); Ctrl-C stops)")
+    announce(f"zoo serve: http://{host}:{port}/  ({len(indexes)} index(es); Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -118,18 +118,6 @@ def gather_all(embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor] | 
     return emb, lab, msk
 
 
-def all_reduce_logsumexp(x: Tensor) -> Tensor:
-    """Elementwise ``log Σ_ranks exp(x)`` (stable: a max all-reduce, then a sum one; O(len(x)) memory)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    top = x.detach().clone()
-    dist.all_reduce(top, op=dist.ReduceOp.MAX)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a column of -inf stays -inf
-    total = (x.detach() - top).exp()
-    dist.all_reduce(total)
-    return total.log() + top
-
-
 def local_loss(objective: torch.nn.Module, embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor] | None,
                mask: Mapping[str, Tensor] | None, info: DistInfo, **kw) -> Tensor:
     """The objective's local path (``forward_local``): this rank's rows against the global batch.
