@@ -113,6 +113,7 @@ def train_case(dim: int, hidden: int, layers: int, chunk: int | None):
     import zoo
     from zoo.model import ContrastiveModel, ModelConfig
     from zoo.training.gradcache import grad_cache_backward
+    from zoo.training.step import Encoded
 
     def make(n):
         torch.manual_seed(0)
@@ -125,10 +126,10 @@ def train_case(dim: int, hidden: int, layers: int, chunk: int | None):
         views = {v: (v, torch.randn(n, dim, generator=g)) for v in ("x", "y")}
 
         def encode(vs):
-            return {v: model.embed_batch(t, b) for v, (t, b) in vs.items()}
+            return Encoded({v: model.embed_batch(t, b) for v, (t, b) in vs.items()}, model.scale(), None)
 
-        def loss_fn(emb):
-            return objective(emb, logit_scale=model.scale())
+        def loss_fn(enc):
+            return objective(enc.embeddings, logit_scale=enc.logit_scale)
 
         def step():
             if chunk:
