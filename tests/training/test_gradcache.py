@@ -22,7 +22,7 @@ def _grads_after_one_step(tmp_path, chunk: int, dropout: float, objective: str =
     batch = next(iter(t.batches()))
     torch.manual_seed(123)
     loss = t.forward_backward(batch)
-    return loss, {n: p.grad.clone() for n, p in t.model.named_parameters()}, t, batch
+    return loss, {n: p.grad.clone() for n, p in t.model.named_parameters() if p.grad is not None}, t, batch
 
 
 def test_gradients_equal_the_full_batch(tmp_path):
@@ -34,6 +34,20 @@ def test_gradients_equal_the_full_batch(tmp_path):
         for k in g0:
             torch.testing.assert_close(g1[k], g0[k], atol=1e-6, rtol=1e-5)
 
+
+
+def test_fixed_temperature_and_frozen_tower_equal_the_full_batch(tmp_path):
+    """Outputs without a graph (a temperature that is not learnt, a frozen tower) get no backward of their
+    own; the gradients of the rest still equal the full batch's."""
+    over = {"model.learn_logit_scale": False, "model.freeze": ["towers.y"]}
+    l0, g0, t, _ = _grads_after_one_step(tmp_path / "full", 0, 0.0, "clip", over)
+    l1, g1, *_ = _grads_after_one_step(tmp_path / "cache", 16, 0.0, "clip", over)
+    assert not t.model.logit_scale.requires_grad
+    assert abs(l0.item() - l1.item()) < 1e-6
+    assert g0.keys() == g1.keys() and g0  # the x tower learns; y and the temperature are fixed
+    assert not any(k.startswith("towers.y") for k in g0)
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], atol=1e-6, rtol=1e-5)
 
 def test_dropout_masks_are_restored(tmp_path):
     """With dropout, GradCache's gradients equal autograd through the same chunked forward."""
