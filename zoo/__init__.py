@@ -20,7 +20,16 @@ from zoo import _moved
 
 _moved.install()  # the flat layout's import paths (zoo.pairs, zoo.trainer, …) keep working, deprecated
 
-from zoo.errors import CheckpointError, DataError, PluginError, RecipeError, ShapeError, UnknownNameError, ZooError  # noqa: F401
+from zoo.errors import (  # noqa: F401
+    CheckpointError,
+    DataError,
+    PluginError,
+    RecipeError,
+    ShapeError,
+    TrainingInterrupted,
+    UnknownNameError,
+    ZooError,
+)
 from zoo.hookspecs import hookimpl  # noqa: F401
 from zoo.plugins import get_plugin_manager, register_plugin, registry, unregister_plugin  # noqa: F401
 

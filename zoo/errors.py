@@ -84,3 +84,19 @@ def closest(name: str, known: Iterable[str], n: int = 5) -> list[str]:
 
 class GradientError(ZooError, RuntimeError):
     """A backward pass that cannot run: the loss was computed without gradients."""
+
+
+class TrainingInterrupted(ZooError):
+    """SIGINT or SIGTERM arrived during training. Raised once the run is safe on disk (the step finished
+    and a checkpoint written, or the run completed), so that the signal reaches the caller: a script
+    that trains several runs stops instead of going on to the next. ``result`` is the run's TrainResult."""
+
+    def __init__(self, signal: str, result: "TrainResult"):  # noqa: F821 (zoo.training.trainer.TrainResult)
+        self.signal, self.result = signal, result
+        m = result.metrics
+        if "stopped_at" in m:
+            what = (f"stopped at step {m['stopped_at']} with checkpoint {m['checkpoint']}. Resume with "
+                    f"`zoo train --resume {result.run_dir}` (zoo.train(None, resume=True, run_dir=...))")
+        else:
+            what = f"the run had just finished; its results are in {result.run_dir}"
+        super().__init__(f"training was interrupted by {signal}: {what}.")

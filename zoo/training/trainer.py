@@ -33,7 +33,7 @@ from zoo.data.collate import Batch
 from zoo.data.datasets import create_dataset
 from zoo.data.inmemory import datasets, recipe_with_objects
 from zoo.data.loader import training_loader
-from zoo.errors import RecipeError, ZooError
+from zoo.errors import RecipeError, TrainingInterrupted
 from zoo.evaluation.tasks import check_metric_fields
 from zoo.logs import progress_logging
 from zoo.model import ContrastiveModel
@@ -95,22 +95,6 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     model: ContrastiveModel | None = field(default=None, repr=False)
-
-
-class TrainingInterrupted(ZooError):
-    """SIGINT or SIGTERM arrived during training. Raised once the run is safe on disk (the step finished
-    and a checkpoint written, or the run completed), so that the signal reaches the caller: a script
-    that trains several runs stops instead of going on to the next. ``result`` is the run's TrainResult."""
-
-    def __init__(self, signal: str, result: TrainResult):
-        self.signal, self.result = signal, result
-        m = result.metrics
-        if "stopped_at" in m:
-            what = (f"stopped at step {m['stopped_at']} with checkpoint {m['checkpoint']}. Resume with "
-                    f"`zoo train --resume {result.run_dir}` (zoo.train(None, resume=True, run_dir=...))")
-        else:
-            what = f"the run had just finished; its results are in {result.run_dir}"
-        super().__init__(f"training was interrupted by {signal}: {what}.")
 
 
 class Trainer:
