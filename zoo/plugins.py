@@ -150,12 +150,14 @@ class ZooPluginManager:
             self.register(module, name=ep.name, version=version, source=source, duplicates="report")
 
     def register(self, plugin: Any, name: str | None = None, *, version: str = "", source: str = "",
-                 strict: bool = False, duplicates: str = "raise") -> PluginInfo:
+                 strict: bool = False, duplicates: str = "raise", contract: str = "report") -> PluginInfo:
         """Register a plugin object (module or instance) and add what it registers.
 
         With ``strict=True`` (the core's own modules) a failure raises instead of warning. A name
         registered twice raises :class:`DuplicateNameError`, or with ``duplicates="report"`` (entry
-        points) disables this plugin and reports it like any broken one.
+        points) disables this plugin and reports it like any broken one. With ``contract="raise"``
+        (:func:`register_plugin`) every broken contract (:class:`PluginError`: an unknown hook or ``register``
+        keyword, a missing argument) raises too, rather than disabling the plugin with a warning.
         """
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         info = PluginInfo(name, version or _version_of(plugin), source or getattr(plugin, "__file__", "") or "runtime")
@@ -173,7 +175,8 @@ class ZooPluginManager:
             if self.pm.has_plugin(name):
                 self.pm.unregister(name=name)
             self._forget(name)
-            if strict or (isinstance(exc, DuplicateNameError) and duplicates == "raise"):
+            if strict or (isinstance(exc, DuplicateNameError) and duplicates == "raise") or (
+                    isinstance(exc, PluginError) and contract == "raise"):
                 raise
             return self._fail(info, exc)
         for entry in entries:
@@ -300,8 +303,10 @@ def registry() -> Registry:
 
 
 def register_plugin(plugin: Any, name: str | None = None) -> PluginInfo:
-    """Register a plugin at run time (a module or object with ``@zoo.hookimpl`` functions)."""
-    return get_plugin_manager().register(plugin, name=name)
+    """Register a plugin at run time (a module or object with ``@zoo.hookimpl`` functions). A broken
+    contract (a taken name, an unknown hook or ``register`` keyword) raises its :class:`PluginError` here:
+    the caller is the plugin's author, at the keyboard; entry-point plugins are disabled and reported instead."""
+    return get_plugin_manager().register(plugin, name=name, contract="raise")
 
 
 def unregister_plugin(name: str) -> None:

@@ -147,3 +147,20 @@ def test_zoo_info_of_a_modality_shows_its_capabilities_and_its_load_doc(capsys):
     assert main(["info", "text"]) == 0
     out = capsys.readouterr().out
     assert "can: render, prompts" in out and "A registered modality" not in out
+
+
+def test_register_plugin_at_run_time_raises_the_broken_contract(fresh_plugins):
+    """zoo.register_plugin is called by the plugin's author: a misspelt keyword raises there (entry points
+    are disabled and reported instead, above), and nothing of the plugin stays registered."""
+    import zoo
+    from zoo.errors import PluginError
+
+    class Typo:
+        @zoo.hookimpl
+        def zoo_register_objectives(register):
+            register("typo_loss", lambda **k: None, citaton="x")
+
+    with pytest.raises(PluginError, match="did you mean 'citation'"):
+        zoo.register_plugin(Typo, name="typo_at_runtime")
+    assert "typo_loss" not in zoo.list_objectives()
+    assert not fresh_plugins.pm.has_plugin("typo_at_runtime")
