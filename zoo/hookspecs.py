@@ -31,7 +31,7 @@ def zoo_register_modalities(register):
     """Add modalities.
 
     ``register(name, *, load, collate, extra=None, extensions=(), thumbnail=None, render=None, is_single=None,
-    length=None, prompts=False, count=None, slice=None, description="", aliases=())``
+    length=None, prompts=False, count=None, slice=None, cast=None, description="", aliases=())``
 
     The registry keeps it as a :class:`zoo.registry.ModalitySpec` (``zoo.registry().modality(name)``).
     The core never names a modality: what it must know of one it asks through these capabilities.
@@ -60,6 +60,9 @@ def zoo_register_modalities(register):
       batch that is not a tensor, list, tuple or dict of them (a PyG ``Batch``): its number of rows,
       and rows ``start:stop`` as a batch of the same kind. GradCache splits batches into chunks with
       them (:mod:`zoo.data.batches`); without them such a batch cannot be chunked.
+    - ``cast(batch, dtype) -> batch`` (optional): such a batch with its floating tensors in ``dtype``
+      and its integer ones untouched, for a model loaded with ``dtype=torch.bfloat16`` (tensors, lists and
+      dicts of them are cast by the core); without it such a batch reaches the encoder as collated.
     """
 
 

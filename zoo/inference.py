@@ -83,20 +83,21 @@ def module_dtype(module: torch.nn.Module) -> torch.dtype | None:
     return None
 
 
-def cast_floats(batch: Any, dtype: torch.dtype | None) -> Any:
-    """Floating tensors of a batch (in dicts, lists, objects with ``apply`` such as PyG ``Batch``) → ``dtype``;
-    integer tensors (token ids, edge indices) are left alone."""
+def cast_floats(batch: Any, dtype: torch.dtype | None, modality: Any = None) -> Any:
+    """Floating tensors of a batch (tensors, and dicts, lists and tuples of them) → ``dtype``; integer
+    tensors (token ids, edge indices) are left alone. Any other batch (a PyG ``Batch``) is cast by its
+    modality's ``cast`` capability (``modality``: its name or ModalitySpec), or left as collated without one."""
     if dtype is None:
         return batch
     if isinstance(batch, Tensor):
         return batch.to(dtype) if batch.is_floating_point() and batch.dtype != dtype else batch
     if isinstance(batch, Mapping):
-        return {k: cast_floats(v, dtype) for k, v in batch.items()}
+        return {k: cast_floats(v, dtype, modality) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(cast_floats(v, dtype) for v in batch)
-    if callable(getattr(batch, "apply", None)) and hasattr(batch, "to"):  # PyG Data / Batch
-        return batch.apply(lambda t: cast_floats(t, dtype))
-    return batch
+        return type(batch)(cast_floats(v, dtype, modality) for v in batch)
+    spec = registry().modality(modality) if isinstance(modality, str) else modality  # looked up only here
+    cast = getattr(spec, "cast", None)
+    return cast(batch, dtype) if cast is not None else batch
 
 
 def longest_first(lengths: list[int]) -> list[int]:

@@ -240,14 +240,14 @@ class ContrastiveModel(nn.Module):
         """A preprocessed ``batch`` → ``(B, D)`` with autograd (the training path): moved to the model's
         device, its floating tensors cast to the tower's dtype."""
         tower = self.tower(modality)
-        z = tower(inference.cast_floats(move_to(batch, self.device), inference.module_dtype(tower)))  # (B, D)
+        z = tower(inference.cast_floats(move_to(batch, self.device), inference.module_dtype(tower), tower.config.modality))  # (B, D)
         self._check(modality, z, batch)
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode_levels(self, modality: str, batch: Any, normalize: bool = True) -> dict[str, Tensor]:
         """``{level: (B, D)}`` for the tower's configured levels and ``"final"``."""
         tower = self.tower(modality)
-        out = tower.forward_levels(inference.cast_floats(move_to(batch, self.device), inference.module_dtype(tower)))
+        out = tower.forward_levels(inference.cast_floats(move_to(batch, self.device), inference.module_dtype(tower), tower.config.modality))
         for lv, z in out.items():
             self._check(f"{modality}/{lv}", z, batch)
         return {lv: F.normalize(z, dim=-1) if normalize else z for lv, z in out.items()}

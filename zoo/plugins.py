@@ -69,7 +69,7 @@ class Signature:
 
 COMMON_KEYWORDS = ("description", "aliases")
 MODALITY_CAPABILITIES = ("extra", "extensions", "thumbnail", "render", "is_single", "length", "prompts", "count",
-                         "slice")
+                         "slice", "cast")
 SIGNATURES = {
     "modalities": Signature(("name",), None, ("load", "collate"), MODALITY_CAPABILITIES),
     "encoders": Signature(("modality", "name"), "build", (), ("variant",)),
@@ -83,7 +83,7 @@ SIGNATURES = {
     "commands": Signature(("name",), "run", (), ("add_arguments", "help")),
 }
 # keywords whose value is called by the core: a non-callable one is refused when it is registered
-_CALLABLE = {"load", "collate", "thumbnail", "render", "is_single", "length", "count", "slice", "list_names", "info",
+_CALLABLE = {"load", "collate", "thumbnail", "render", "is_single", "length", "count", "slice", "cast", "list_names", "info",
              "origin", "offline", "metric_fields", "add_arguments"}
 
 

@@ -182,6 +182,8 @@ class Modality(Protocol):
     - ``count(batch) -> int`` and ``slice(batch, start, stop) -> batch``: for batches that are not
       tensors, lists or dicts of them (a PyG ``Batch``): how many rows, and rows ``start:stop``
       (GradCache's chunks, ``zoo.data.batches``).
+    - ``cast(batch, dtype) -> batch``: such a batch with its floating tensors in ``dtype`` (integer ones,
+      e.g. edge indices, untouched), for a model loaded in bf16/fp16 (:func:`zoo.inference.cast_floats`).
     - ``is_single(x) -> bool``, ``length(raw) -> int``: see :mod:`zoo.inference`.
     - ``render(raw) -> (mime, bytes)`` for the search page of :mod:`zoo.retrieval` (``zoo serve``).
     """
@@ -193,6 +195,7 @@ class Modality(Protocol):
     prompts: bool
     count: Callable[[Any], int] | None
     slice: Callable[[Any, int, int], Any] | None
+    cast: Callable[[Any, Any], Any] | None
 
 
 # -- datasets and pair strategies -----------------------------------------------------------------------

@@ -38,6 +38,7 @@ class ModalitySpec:
     prompts: bool = False                               # encodes class prompts (zero-shot's class embeddings)
     count: Callable[[Any], int] | None = None           # rows of a batch that is no tensor/list/dict
     slice: Callable[[Any, int, int], Any] | None = None  # rows start:stop of such a batch
+    cast: Callable[[Any, Any], Any] | None = None       # such a batch with its floating tensors in a dtype
 
     def __call__(self, value: Any) -> Any:
         return self.load(value)

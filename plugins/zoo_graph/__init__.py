@@ -13,14 +13,14 @@ from __future__ import annotations
 from zoo import hookimpl
 
 from . import augment, nets
-from .modality import collate_graphs, count_graphs, is_single_graph, load_graph, slice_graphs
+from .modality import cast_graphs, collate_graphs, count_graphs, is_single_graph, load_graph, slice_graphs
 from .pairs import GraphCLViews
 
 
 @hookimpl
 def zoo_register_modalities(register):
     register("graph", load=load_graph, collate=collate_graphs, extra="graph", is_single=is_single_graph,
-             count=count_graphs, slice=slice_graphs,
+             count=count_graphs, slice=slice_graphs, cast=cast_graphs,
              description="torch_geometric Data graphs (x (N, F) float, edge_index (2, E))")
 
 

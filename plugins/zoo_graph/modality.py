@@ -102,6 +102,12 @@ def count_graphs(batch: Any) -> int:
     return int(batch.num_graphs)
 
 
+def cast_graphs(batch: Any, dtype: torch.dtype) -> Any:
+    """A collated ``Batch`` with its floating tensors (node and edge features) in ``dtype``; edge indices
+    and the batch vector stay integers (the modality's ``cast`` capability: a model loaded in bf16)."""
+    return batch.apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
+
+
 def slice_graphs(batch: Any, start: int, stop: int) -> Any:
     """Graphs ``start:stop`` of a collated ``Batch``, as a ``Batch`` (the modality's ``slice`` capability:
     GradCache's chunks)."""

@@ -10,7 +10,7 @@ rdkit and torch-geometric are imported on first use, never here.
 from __future__ import annotations
 
 from zoo import hookimpl
-from zoo_graph.modality import count_graphs, slice_graphs
+from zoo_graph.modality import cast_graphs, count_graphs, slice_graphs
 
 from . import augment, encoders
 from .modality import collate_molecules, is_single_molecule, load_molecule, render_molecule
@@ -19,7 +19,7 @@ from .modality import collate_molecules, is_single_molecule, load_molecule, rend
 @hookimpl
 def zoo_register_modalities(register):
     register("molecule", load=load_molecule, collate=collate_molecules, extra="molecule", is_single=is_single_molecule,
-             render=render_molecule, count=count_graphs, slice=slice_graphs,  # batches are PyG Batches
+             render=render_molecule, count=count_graphs, slice=slice_graphs, cast=cast_graphs,  # batches are PyG Batches
              extensions=(".sdf", ".mol"),
              description="molecules as OGB-featurised graphs (from SMILES, SDF/MOL or rdkit Mol)")
 
