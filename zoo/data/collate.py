@@ -1,6 +1,7 @@
 """Turn a list of dataset items into the views, labels and mask one training step needs."""
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,7 @@ class Collator:
         reg = registry()
         self.loaders = {f: reg.modality(m).load for f, m in self.fields.items()}
         self._generators: list[torch.Generator] = []  # reused: re-seeded per sample, per batch
-        self._towers: dict[tuple[str, str], tuple[str, Any, Any]] = {}  # (view, modality) -> tower, preprocess, load
+        self._towers: dict[tuple[str, str], tuple[str, Any]] = {}  # (view, modality) -> tower, prep(raws, loaded)
         strategy.setup(self.fields)
 
     def __getstate__(self):  # DataLoader workers build their own generators
@@ -82,7 +83,7 @@ class Collator:
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> Batch:
         samples = self.load_all(items)
-        loaded = self.loaded_ids(samples)
+        loaded = Loaded(self.fields, samples)  # taken before the strategy runs (it may replace values)
         raw = self.strategy.pair(samples, self.label_fields, self.generators(items))
         views = {}
         for view, (modality, raws) in raw.views.items():
@@ -92,24 +93,65 @@ class Collator:
 
     def loaded_ids(self, samples: list[dict[str, Any]]) -> dict[str, set[int]]:
         """``{modality: ids of the values its load returned}`` (objects kept alive by ``samples``)."""
-        out: dict[str, set[int]] = {}
-        for f, m in self.fields.items():
-            out.setdefault(m, set()).update(id(s[f]) for s in samples if f in s)
-        return out
+        return Loaded(self.fields, samples).all_ids()
 
     def tower_of(self, view: str, modality: str):
-        """``(tower key, preprocess(raws, loaded))`` of a view, looked up once per collator."""
-        key = (view.split(".")[0], modality)
+        """``(tower key, preprocess(raws, loaded))`` of a view, looked up once per collator: the tower,
+        its modality's spec and its encoder's ``preprocess`` (or the modality's ``collate``) are fixed."""
+        key = (view, modality)
         if key not in self._towers:
-            tower = self.model.tower_for(key[0], modality)
-            self._towers[key] = (tower, lambda raws, loaded, tower=tower: self.preprocess(tower, raws, loaded))
+            field = view.split(".")[0]
+            tower = self.model.tower_for(field, modality)
+            t = self.model.tower(tower)
+            spec = registry().modality(t.config.modality)
+            batch_of = t.encoder.preprocess if hasattr(t.encoder, "preprocess") else spec.collate
+            # the view named after a field of the tower's modality ("x", or "x.1" of two_views) may be that
+            # field's loaded values themselves: checked element by element, no set of ids needed
+            same = field if self.fields.get(field) == t.config.modality else None
+
+            def prep(raws, loaded, modality=t.config.modality, load=spec.load, batch_of=batch_of, same=same):
+                return batch_of(loaded.as_loaded(raws, modality, load, same))
+            self._towers[key] = (tower, prep)
         return self._towers[key]
 
-    def preprocess(self, tower: str, raws: list[Any], loaded: dict[str, set[int]]) -> Any:
+    def preprocess(self, tower: str, raws: list[Any], loaded: dict[str, set[int]] | Loaded) -> Any:
         """``model.preprocess(tower, raws)``, except that the raws its modality's load returned (the same
         objects, not augmented) are not loaded again: ``load`` is idempotent, so this only saves time."""
         t = self.model.tower(tower)
         spec = registry().modality(t.config.modality)
-        done = loaded.get(t.config.modality, set())
-        batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else spec.load(r) for r in raws]
+        if isinstance(loaded, Loaded):
+            batch = loaded.as_loaded(raws, t.config.modality, spec.load, None)
+        else:
+            done = loaded.get(t.config.modality, set())
+            batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else spec.load(r) for r in raws]
         return t.encoder.preprocess(batch) if hasattr(t.encoder, "preprocess") else spec.collate(batch)
+
+
+class Loaded:
+    """The values the modalities' ``load`` returned for one batch, taken before the pair strategy ran:
+    ``columns[field]`` lists them (which also keeps them alive, so their ids stay theirs); the sets of
+    their ids per modality are built only when a view is not simply one of these columns (augmented
+    views, strategies that mix fields)."""
+
+    def __init__(self, fields: dict[str, str], samples: list[dict[str, Any]]):
+        self.fields = fields
+        self.columns = {f: [s[f] for s in samples if f in s] for f in fields}
+        self._ids: dict[str, set[int]] | None = None
+
+    def all_ids(self) -> dict[str, set[int]]:
+        """``{modality: ids of the values its load returned}``."""
+        if self._ids is None:
+            self._ids = {}
+            for f, m in self.fields.items():
+                self._ids.setdefault(m, set()).update(map(id, self.columns[f]))
+        return self._ids
+
+    def as_loaded(self, raws: list[Any], modality: str, load, field: str | None) -> list[Any]:
+        """``raws`` with those ``load`` did not return already loaded (``load`` is idempotent: the result
+        is the same as loading all of them, without the calls). ``field``: a field of ``modality`` whose
+        column ``raws`` may be, element for element (the fast check)."""
+        column = self.columns.get(field) if field is not None else None
+        if column is not None and len(column) == len(raws) and all(map(operator.is_, raws, column)):
+            return raws
+        done = self.all_ids().get(modality, set())
+        return raws if all(id(r) in done for r in raws) else [r if id(r) in done else load(r) for r in raws]

@@ -78,6 +78,10 @@ class ForwardBackward:
         self.precision, self.chunk, self.objective_name = precision, grad_cache_chunk, objective_name
         # each tower's modality: GradCache asks it to count and slice batches that are not tensors (PyG)
         self.modalities = {key: registry().modality(t.config.modality) for key, t in model.towers.items()}
+        # the objective's traits are fixed for the run: read once here, not at every step
+        traits = ObjectiveTraits.of(objective)
+        self.required_views, self.forward_local = traits.required_views, traits.forward_local
+        self._levels: dict[tuple[str, ...], dict[str, set[str]]] = {}  # view names -> the levels asked of each
 
     def __call__(self, batch: Batch) -> Tensor:
         """Forward, objective and backward for ``batch``: directly, or through GradCache's chunks.
@@ -93,9 +97,11 @@ class ForwardBackward:
 
     def encode(self, views: Mapping[str, tuple[str, Any]]) -> Encoded:
         """``{view: (tower, batch)}`` → the embeddings, plus ``"view/level"`` ones the objective asks for."""
-        wanted = ObjectiveTraits.of(self.objective).required_views
-        levels = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in views}
-        return self.encoder(views, levels)
+        names = tuple(views)
+        if names not in self._levels:
+            wanted = self.required_views
+            self._levels[names] = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in names}
+        return self.encoder(views, self._levels[names])
 
     def loss(self, encoded: Encoded, batch: Batch) -> Tensor:
         """The objective on the global batch. Under torchrun: the objective's local path when it has
@@ -103,7 +109,7 @@ class ForwardBackward:
         self.state.logit_scale = encoded.logit_scale.detach()  # logged; FSDP reads it only inside forward
         labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
         kw = {"logit_scale": encoded.logit_scale, "logit_bias": encoded.logit_bias}
-        if self.dist.enabled and ObjectiveTraits.of(self.objective).forward_local is not None:
+        if self.dist.enabled and self.forward_local is not None:
             return local_loss(self.objective, encoded.embeddings, labels, mask, self.dist, **kw)
         emb = encoded.embeddings
         if self.dist.enabled:
