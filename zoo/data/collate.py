@@ -30,22 +30,28 @@ class SampleGenerators:
     from one stream, exactly as if all were seeded up front — while a batch whose strategy never
     augments pays nothing for them. Indexable and iterable like the list it stands for."""
 
-    def __init__(self, pool: list[torch.Generator], seeds: list[int]):
-        self.pool, self.seeds, self.ready = pool, seeds, [False] * len(seeds)
-        while len(pool) < len(seeds):
+    def __init__(self, pool: list[torch.Generator], seed: int, epoch: int, indices: list[int]):
+        self.pool, self.seed, self.epoch, self.indices = pool, seed, epoch, indices
+        self.ready = [False] * len(indices)
+        while len(pool) < len(indices):
             pool.append(torch.Generator())
 
+    @property
+    def seeds(self) -> list[int]:
+        """Each sample's :func:`sample_seed` (computed when a generator is first asked for, not up front)."""
+        return [sample_seed(self.seed, self.epoch, i) for i in self.indices]
+
     def __len__(self) -> int:
-        return len(self.seeds)
+        return len(self.indices)
 
     def __getitem__(self, k: int) -> torch.Generator:
         if not self.ready[k]:
-            self.pool[k].manual_seed(self.seeds[k])
+            self.pool[k].manual_seed(sample_seed(self.seed, self.epoch, self.indices[k]))
             self.ready[k] = True
         return self.pool[k]
 
     def __iter__(self):
-        return (self[k] for k in range(len(self.seeds)))
+        return (self[k] for k in range(len(self.indices)))
 
 
 class Collator:
@@ -70,20 +76,29 @@ class Collator:
 
     def load_all(self, items: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """:meth:`load` of every sample, one field (one ``load`` function) at a time."""
-        samples = [dict(s) for _, s in items]
+        return self._load_columns(items)[0]
+
+    def _load_columns(self, items: list[tuple[int, dict[str, Any]]]) -> tuple[list[dict[str, Any]], Loaded]:
+        """:meth:`load_all`, and the loaded values field by field (see :class:`Loaded`). A sample's copy is
+        written to only where ``load`` returned another object (for data already loaded, none is)."""
+        samples = [dict(s) for _, s in items]  # the strategy gets copies: the dataset's own dicts stay as they were
+        columns = {}
         for f, load in self.loaders.items():
-            for s in samples:
-                if f in s:
-                    s[f] = load(s[f])
-        return samples
+            has = [s for s in samples if f in s]
+            raw = [s[f] for s in has]
+            columns[f] = done = list(map(load, raw))
+            if not all(map(operator.is_, raw, done)):
+                for s, a, b in zip(has, raw, done):
+                    if a is not b:
+                        s[f] = b
+        return samples, Loaded(self.fields, columns)
 
     def generators(self, items: list[tuple[int, Any]]) -> SampleGenerators:
         """One generator per sample, seeded by :func:`sample_seed` when first used (see :class:`SampleGenerators`)."""
-        return SampleGenerators(self._generators, [sample_seed(self.seed, self.epoch, i) for i, _ in items])
+        return SampleGenerators(self._generators, self.seed, self.epoch, [i for i, _ in items])
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> Batch:
-        samples = self.load_all(items)
-        loaded = Loaded(self.fields, samples)  # taken before the strategy runs (it may replace values)
+        samples, loaded = self._load_columns(items)  # loaded: taken before the strategy runs (it may replace values)
         raw = self.strategy.pair(samples, self.label_fields, self.generators(items))
         views = {}
         for view, (modality, raws) in raw.views.items():
@@ -93,7 +108,7 @@ class Collator:
 
     def loaded_ids(self, samples: list[dict[str, Any]]) -> dict[str, set[int]]:
         """``{modality: ids of the values its load returned}`` (objects kept alive by ``samples``)."""
-        return Loaded(self.fields, samples).all_ids()
+        return Loaded(self.fields, {f: [s[f] for s in samples if f in s] for f in self.fields}).all_ids()
 
     def tower_of(self, view: str, modality: str):
         """``(tower key, preprocess(raws, loaded))`` of a view, looked up once per collator: the tower,
@@ -133,9 +148,8 @@ class Loaded:
     their ids per modality are built only when a view is not simply one of these columns (augmented
     views, strategies that mix fields)."""
 
-    def __init__(self, fields: dict[str, str], samples: list[dict[str, Any]]):
-        self.fields = fields
-        self.columns = {f: [s[f] for s in samples if f in s] for f in fields}
+    def __init__(self, fields: dict[str, str], columns: dict[str, list[Any]]):
+        self.fields, self.columns = fields, columns  # {field: its modality}, {field: [loaded value of each sample having it]}
         self._ids: dict[str, set[int]] | None = None
 
     def all_ids(self) -> dict[str, set[int]]:
