@@ -3,6 +3,7 @@
     forward_backward = ForwardBackward(model, objective, state=state, dist=dist, device=device, fsdp=False,
                                        precision="fp32", grad_cache_chunk=0, objective_name="clip")
     loss = forward_backward(batch)   # detached; every parameter's .grad holds ∂loss/∂θ
+    forward_backward.value           # the same loss as a float (read once, by the NaN check)
 
 The trainer's ``train_step`` calls it, then clips, steps the optimizer and the schedule. Under
 torchrun one step goes through these functions, in this order:
@@ -23,6 +24,7 @@ torchrun one step goes through these functions, in this order:
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -82,6 +84,7 @@ class ForwardBackward:
         traits = ObjectiveTraits.of(objective)
         self.required_views, self.forward_local = traits.required_views, traits.forward_local
         self._levels: dict[tuple[str, ...], dict[str, set[str]]] = {}  # view names -> the levels asked of each
+        self.value = float("nan")  # the last loss, as a float (read by the NaN check)
 
     def __call__(self, batch: Batch) -> Tensor:
         """Forward, objective and backward for ``batch``: directly, or through GradCache's chunks.
@@ -117,9 +120,13 @@ class ForwardBackward:
         return self.objective(emb, labels=labels or None, mask=mask, **kw)
 
     def _finite(self, loss: Tensor) -> Tensor:
-        if not torch.isfinite(loss):
+        """The NaN check before any backward. Reading the value is its one host sync per step; the value is
+        kept (``self.value``) so the trainer does not read it again, after the optimizer step (a second
+        sync on a GPU, which would keep the host from preparing the next batch while the step runs)."""
+        self.value = value = loss.item()
+        if not math.isfinite(value):
             raise NonFiniteLossError(f"step {self.state.step}: objective {self.objective_name!r} returned "
-                                     f"{loss.item()}; the weights were not updated. Lower optim.lr, set "
+                                     f"{value}; the weights were not updated. Lower optim.lr, set "
                                      f"optim.grad_clip, or check the data.")
         return loss
 
