@@ -20,9 +20,10 @@ temperature clamp, NaN check, loss logging and progress accounting all count as 
 
 Each run is a fresh subprocess (so peak memory is its own); the zoo and the hand loop alternate
 (A, B, B, A, …) so that load from other processes hits both alike, and medians are reported.
-On a machine shared with other jobs separate runs still differ by ±15 %; the *lockstep* run
-(one process; each zoo step is followed by one hand step, per-step medians) compares the two
-loops under the same load and is the number to read there.
+Separate runs differ by ±15–20 % even on a quiet 2-core machine (CPU frequency, cache, placement);
+the *lockstep* run (one process; each zoo step is followed by one hand step, ``--lockstep-steps``
+timed pairs, per-step medians, and the paired per-step ratio with its interquartile range)
+compares the two loops under the same load and is the number to read.
 Throughput: samples/s over the steps after ``--warmup``. Memory: CPU — peak resident set during
 training above the resident set once everything is built (``/proc/self/clear_refs`` resets the
 high-water mark); CUDA — ``torch.cuda.max_memory_allocated``. FLOPs of one training step (towers
@@ -278,6 +279,9 @@ def child(args) -> int:
         Path(path).write_text(recipe_text(args))
         if args.child == "flops":
             return child_main(args, lambda: {"flops": step_flops(path, device)})
+        if args.child == "lockstep":  # its own length: per-step ratios need many steps to be read under noise
+            args.steps = args.warmup + args.lockstep_steps
+            Path(path).write_text(recipe_text(args))
         run = {"zoo": run_zoo, "hand": run_hand, "lockstep": run_lockstep}[args.child]
         return child_main(args, lambda: run(args, path, device))
 
@@ -324,8 +328,10 @@ def report(args, runs: dict[str, list[dict]], flops: float) -> None:
         per_cpu = f"{med[k]['cpu_sps']:.0f}" if cpu else "—"
         each = ", ".join(f"{samples / r['seconds']:.0f}" for r in runs[k])
         print(f"{k:<6} {med[k]['sps']:>10.0f} {per_cpu:>10} {med[k]['mb']:>8.1f} {tflops:>8.3f} {mfu:>6}   {each}")
+    ratios = [samples / z["seconds"] / (samples / h["seconds"]) for z, h in zip(runs["zoo"], runs["hand"])]
     print(f"\nzoo / hand throughput: {med['zoo']['sps'] / med['hand']['sps']:.3f} "
-          f"(zoo overhead {med['hand']['sps'] / med['zoo']['sps'] - 1:+.1%}, target ≤ +3%)")
+          f"(zoo overhead {med['hand']['sps'] / med['zoo']['sps'] - 1:+.1%}, target ≤ +3%); "
+          f"run by run {min(ratios):.3f} … {max(ratios):.3f} (separate processes: read the lockstep below)")
     if cpu:  # CPU time is robust to other processes sharing the cores
         print(f"zoo / hand per CPU-second: {med['zoo']['cpu_sps'] / med['hand']['cpu_sps']:.3f} "
               f"(zoo overhead {med['hand']['cpu_sps'] / med['zoo']['cpu_sps'] - 1:+.1%})")
@@ -334,14 +340,26 @@ def report(args, runs: dict[str, list[dict]], flops: float) -> None:
         print("MFU: unknown device peak; pass --peak-tflops")
 
 
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile)."""
+    q1, q2, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return q1, q2, q3
+
+
 def report_lockstep(args, times: dict[str, list[list[float]]]) -> None:
-    """Per-step medians of the one-process comparison (each zoo step followed by a hand step)."""
+    """Per-step medians of the one-process comparison (each zoo step followed by a hand step), and the
+    spread of the paired per-step ratios: step i of the zoo against the hand step right after it,
+    which saw the same machine load; the interquartile range says how far one run's number can be trusted."""
     med = {k: [statistics.median(t[i] for t in v) for i in (0, 1)] for k, v in times.items()}
     n = len(times["zoo"])
-    print(f"\nlockstep (one process, {n} zoo steps each followed by one hand step; per-step medians):")
+    print(f"\nlockstep (one process, {n} zoo steps each followed by one hand step; per-step medians; "
+          f"paired: median and interquartile range of zoo step i / hand step i):")
     for i, what in enumerate(("wall", "CPU")):
         z, h = med["zoo"][i] * 1e3, med["hand"][i] * 1e3
-        print(f"  {what:<4} ms/step  zoo {z:8.2f}   hand {h:8.2f}   zoo overhead {z / h - 1:+.1%}")
+        q1, q2, q3 = quartiles([a[i] / b[i] - 1 for a, b in zip(times["zoo"], times["hand"]) if b[i] > 0])
+        diff = statistics.median(a[i] - b[i] for a, b in zip(times["zoo"], times["hand"])) * 1e6
+        print(f"  {what:<4} ms/step  zoo {z:8.2f}   hand {h:8.2f}   zoo overhead {z / h - 1:+.1%}   "
+              f"paired {q2:+.1%} (IQR {q1:+.1%} … {q3:+.1%}), {diff:+.0f} µs/step")
 
 
 def parse(argv=None):
@@ -358,7 +376,12 @@ def parse(argv=None):
     p.add_argument("--embed", type=int, default=128, help="shared embedding size")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device dense peak for MFU (default: by name)")
     p.add_argument("--no-lockstep", action="store_true", help="skip the one-process step-by-step comparison")
-    return check_warmup(p, p.parse_args(argv))
+    p.add_argument("--lockstep-steps", type=int, default=300,
+                   help="timed steps of the lockstep run, after --warmup (default 300)")
+    args = check_warmup(p, p.parse_args(argv))
+    if args.lockstep_steps < 4:
+        p.error(f"--lockstep-steps must be at least 4 (quartiles), got {args.lockstep_steps}")
+    return args
 
 
 def main(argv=None) -> int:

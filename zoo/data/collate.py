@@ -1,6 +1,7 @@
 """Turn a list of dataset items into the views, labels and mask one training step needs."""
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,22 +30,28 @@ class SampleGenerators:
     from one stream, exactly as if all were seeded up front — while a batch whose strategy never
     augments pays nothing for them. Indexable and iterable like the list it stands for."""
 
-    def __init__(self, pool: list[torch.Generator], seeds: list[int]):
-        self.pool, self.seeds, self.ready = pool, seeds, [False] * len(seeds)
-        while len(pool) < len(seeds):
+    def __init__(self, pool: list[torch.Generator], seed: int, epoch: int, indices: list[int]):
+        self.pool, self.seed, self.epoch, self.indices = pool, seed, epoch, indices
+        self.ready = [False] * len(indices)
+        while len(pool) < len(indices):
             pool.append(torch.Generator())
 
+    @property
+    def seeds(self) -> list[int]:
+        """Each sample's :func:`sample_seed` (computed when a generator is first asked for, not up front)."""
+        return [sample_seed(self.seed, self.epoch, i) for i in self.indices]
+
     def __len__(self) -> int:
-        return len(self.seeds)
+        return len(self.indices)
 
     def __getitem__(self, k: int) -> torch.Generator:
         if not self.ready[k]:
-            self.pool[k].manual_seed(self.seeds[k])
+            self.pool[k].manual_seed(sample_seed(self.seed, self.epoch, self.indices[k]))
             self.ready[k] = True
         return self.pool[k]
 
     def __iter__(self):
-        return (self[k] for k in range(len(self.seeds)))
+        return (self[k] for k in range(len(self.indices)))
 
 
 class Collator:
@@ -57,7 +64,7 @@ class Collator:
         reg = registry()
         self.loaders = {f: reg.modality(m).load for f, m in self.fields.items()}
         self._generators: list[torch.Generator] = []  # reused: re-seeded per sample, per batch
-        self._towers: dict[tuple[str, str], tuple[str, Any, Any]] = {}  # (view, modality) -> tower, preprocess, load
+        self._towers: dict[tuple[str, str], tuple[str, Any]] = {}  # (view, modality) -> tower, prep(raws, loaded)
         strategy.setup(self.fields)
 
     def __getstate__(self):  # DataLoader workers build their own generators
@@ -69,20 +76,29 @@ class Collator:
 
     def load_all(self, items: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """:meth:`load` of every sample, one field (one ``load`` function) at a time."""
-        samples = [dict(s) for _, s in items]
+        return self._load_columns(items)[0]
+
+    def _load_columns(self, items: list[tuple[int, dict[str, Any]]]) -> tuple[list[dict[str, Any]], Loaded]:
+        """:meth:`load_all`, and the loaded values field by field (see :class:`Loaded`). A sample's copy is
+        written to only where ``load`` returned another object (for data already loaded, none is)."""
+        samples = [dict(s) for _, s in items]  # the strategy gets copies: the dataset's own dicts stay as they were
+        columns = {}
         for f, load in self.loaders.items():
-            for s in samples:
-                if f in s:
-                    s[f] = load(s[f])
-        return samples
+            has = [s for s in samples if f in s]
+            raw = [s[f] for s in has]
+            columns[f] = done = list(map(load, raw))
+            if not all(map(operator.is_, raw, done)):
+                for s, a, b in zip(has, raw, done):
+                    if a is not b:
+                        s[f] = b
+        return samples, Loaded(self.fields, columns)
 
     def generators(self, items: list[tuple[int, Any]]) -> SampleGenerators:
         """One generator per sample, seeded by :func:`sample_seed` when first used (see :class:`SampleGenerators`)."""
-        return SampleGenerators(self._generators, [sample_seed(self.seed, self.epoch, i) for i, _ in items])
+        return SampleGenerators(self._generators, self.seed, self.epoch, [i for i, _ in items])
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> Batch:
-        samples = self.load_all(items)
-        loaded = self.loaded_ids(samples)
+        samples, loaded = self._load_columns(items)  # loaded: taken before the strategy runs (it may replace values)
         raw = self.strategy.pair(samples, self.label_fields, self.generators(items))
         views = {}
         for view, (modality, raws) in raw.views.items():
@@ -92,24 +108,64 @@ class Collator:
 
     def loaded_ids(self, samples: list[dict[str, Any]]) -> dict[str, set[int]]:
         """``{modality: ids of the values its load returned}`` (objects kept alive by ``samples``)."""
-        out: dict[str, set[int]] = {}
-        for f, m in self.fields.items():
-            out.setdefault(m, set()).update(id(s[f]) for s in samples if f in s)
-        return out
+        return Loaded(self.fields, {f: [s[f] for s in samples if f in s] for f in self.fields}).all_ids()
 
     def tower_of(self, view: str, modality: str):
-        """``(tower key, preprocess(raws, loaded))`` of a view, looked up once per collator."""
-        key = (view.split(".")[0], modality)
+        """``(tower key, preprocess(raws, loaded))`` of a view, looked up once per collator: the tower,
+        its modality's spec and its encoder's ``preprocess`` (or the modality's ``collate``) are fixed."""
+        key = (view, modality)
         if key not in self._towers:
-            tower = self.model.tower_for(key[0], modality)
-            self._towers[key] = (tower, lambda raws, loaded, tower=tower: self.preprocess(tower, raws, loaded))
+            field = view.split(".")[0]
+            tower = self.model.tower_for(field, modality)
+            t = self.model.tower(tower)
+            spec = registry().modality(t.config.modality)
+            batch_of = t.encoder.preprocess if hasattr(t.encoder, "preprocess") else spec.collate
+            # the view named after a field of the tower's modality ("x", or "x.1" of two_views) may be that
+            # field's loaded values themselves: checked element by element, no set of ids needed
+            same = field if self.fields.get(field) == t.config.modality else None
+
+            def prep(raws, loaded, modality=t.config.modality, load=spec.load, batch_of=batch_of, same=same):
+                return batch_of(loaded.as_loaded(raws, modality, load, same))
+            self._towers[key] = (tower, prep)
         return self._towers[key]
 
-    def preprocess(self, tower: str, raws: list[Any], loaded: dict[str, set[int]]) -> Any:
+    def preprocess(self, tower: str, raws: list[Any], loaded: dict[str, set[int]] | Loaded) -> Any:
         """``model.preprocess(tower, raws)``, except that the raws its modality's load returned (the same
         objects, not augmented) are not loaded again: ``load`` is idempotent, so this only saves time."""
         t = self.model.tower(tower)
         spec = registry().modality(t.config.modality)
-        done = loaded.get(t.config.modality, set())
-        batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else spec.load(r) for r in raws]
+        if isinstance(loaded, Loaded):
+            batch = loaded.as_loaded(raws, t.config.modality, spec.load, None)
+        else:
+            done = loaded.get(t.config.modality, set())
+            batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else spec.load(r) for r in raws]
         return t.encoder.preprocess(batch) if hasattr(t.encoder, "preprocess") else spec.collate(batch)
+
+
+class Loaded:
+    """The values the modalities' ``load`` returned for one batch, taken before the pair strategy ran:
+    ``columns[field]`` lists them (which also keeps them alive, so their ids stay theirs); the sets of
+    their ids per modality are built only when a view is not simply one of these columns (augmented
+    views, strategies that mix fields)."""
+
+    def __init__(self, fields: dict[str, str], columns: dict[str, list[Any]]):
+        self.fields, self.columns = fields, columns  # {field: its modality}, {field: [loaded value of each sample having it]}
+        self._ids: dict[str, set[int]] | None = None
+
+    def all_ids(self) -> dict[str, set[int]]:
+        """``{modality: ids of the values its load returned}``."""
+        if self._ids is None:
+            self._ids = {}
+            for f, m in self.fields.items():
+                self._ids.setdefault(m, set()).update(map(id, self.columns[f]))
+        return self._ids
+
+    def as_loaded(self, raws: list[Any], modality: str, load, field: str | None) -> list[Any]:
+        """``raws`` with those ``load`` did not return already loaded (``load`` is idempotent: the result
+        is the same as loading all of them, without the calls). ``field``: a field of ``modality`` whose
+        column ``raws`` may be, element for element (the fast check)."""
+        column = self.columns.get(field) if field is not None else None
+        if column is not None and len(column) == len(raws) and all(map(operator.is_, raws, column)):
+            return raws
+        done = self.all_ids().get(modality, set())
+        return raws if all(id(r) in done for r in raws) else [r if id(r) in done else load(r) for r in raws]

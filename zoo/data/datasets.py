@@ -162,6 +162,11 @@ class Indexed(Dataset):
     def __getitem__(self, i: int) -> tuple[int, dict[str, Any]]:
         return i, self.ds[i]
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[int, dict[str, Any]]]:
+        """A batch's items in one call (the DataLoader's fetcher uses it): one Python call less per sample."""
+        ds = self.ds
+        return [(i, ds[i]) for i in indices]
+
 
 class EpochSampler(torch.utils.data.Sampler[int]):
     """A seeded permutation per epoch that can start mid-epoch (exact resume, no saved iterator).

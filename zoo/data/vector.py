@@ -41,10 +41,13 @@ def is_single_vector(value: Any) -> bool:
 
 
 def collate_vectors(raws: list[Tensor]) -> Tensor:
-    sizes = {r.shape[0] for r in raws}
-    if len(sizes) != 1:
-        raise ShapeError(f"vector modality: vectors in a batch must have one length, got lengths {sorted(sizes)}.")
-    return torch.stack(raws)  # (B, F)
+    try:  # the lengths are checked only when stacking fails (torch.stack compares them in C)
+        return torch.stack(raws)  # (B, F)
+    except RuntimeError:
+        sizes = {r.shape[0] for r in raws}
+        if len(sizes) == 1:
+            raise
+    raise ShapeError(f"vector modality: vectors in a batch must have one length, got lengths {sorted(sizes)}.")
 
 
 class MLPEncoder(nn.Module):

@@ -3,6 +3,7 @@
     forward_backward = ForwardBackward(model, objective, state=state, dist=dist, device=device, fsdp=False,
                                        precision="fp32", grad_cache_chunk=0, objective_name="clip")
     loss = forward_backward(batch)   # detached; every parameter's .grad holds ∂loss/∂θ
+    forward_backward.value           # the same loss as a float (read once, by the NaN check)
 
 The trainer's ``train_step`` calls it, then clips, steps the optimizer and the schedule. Under
 torchrun one step goes through these functions, in this order:
@@ -23,6 +24,7 @@ torchrun one step goes through these functions, in this order:
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -78,6 +80,11 @@ class ForwardBackward:
         self.precision, self.chunk, self.objective_name = precision, grad_cache_chunk, objective_name
         # each tower's modality: GradCache asks it to count and slice batches that are not tensors (PyG)
         self.modalities = {key: registry().modality(t.config.modality) for key, t in model.towers.items()}
+        # the objective's traits are fixed for the run: read once here, not at every step
+        traits = ObjectiveTraits.of(objective)
+        self.required_views, self.forward_local = traits.required_views, traits.forward_local
+        self._levels: dict[tuple[str, ...], dict[str, set[str]]] = {}  # view names -> the levels asked of each
+        self.value = float("nan")  # the last loss, as a float (read by the NaN check)
 
     def __call__(self, batch: Batch) -> Tensor:
         """Forward, objective and backward for ``batch``: directly, or through GradCache's chunks.
@@ -93,9 +100,11 @@ class ForwardBackward:
 
     def encode(self, views: Mapping[str, tuple[str, Any]]) -> Encoded:
         """``{view: (tower, batch)}`` → the embeddings, plus ``"view/level"`` ones the objective asks for."""
-        wanted = ObjectiveTraits.of(self.objective).required_views
-        levels = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in views}
-        return self.encoder(views, levels)
+        names = tuple(views)
+        if names not in self._levels:
+            wanted = self.required_views
+            self._levels[names] = {v: {k.split("/", 1)[1] for k in wanted if k.startswith(v + "/")} for v in names}
+        return self.encoder(views, self._levels[names])
 
     def loss(self, encoded: Encoded, batch: Batch) -> Tensor:
         """The objective on the global batch. Under torchrun: the objective's local path when it has
@@ -103,7 +112,7 @@ class ForwardBackward:
         self.state.logit_scale = encoded.logit_scale.detach()  # logged; FSDP reads it only inside forward
         labels, mask = move_to(batch.labels, self.device), move_to(batch.mask, self.device)
         kw = {"logit_scale": encoded.logit_scale, "logit_bias": encoded.logit_bias}
-        if self.dist.enabled and ObjectiveTraits.of(self.objective).forward_local is not None:
+        if self.dist.enabled and self.forward_local is not None:
             return local_loss(self.objective, encoded.embeddings, labels, mask, self.dist, **kw)
         emb = encoded.embeddings
         if self.dist.enabled:
@@ -111,9 +120,13 @@ class ForwardBackward:
         return self.objective(emb, labels=labels or None, mask=mask, **kw)
 
     def _finite(self, loss: Tensor) -> Tensor:
-        if not torch.isfinite(loss):
+        """The NaN check before any backward. Reading the value is its one host sync per step; the value is
+        kept (``self.value``) so the trainer does not read it again, after the optimizer step (a second
+        sync on a GPU, which would keep the host from preparing the next batch while the step runs)."""
+        self.value = value = loss.item()
+        if not math.isfinite(value):
             raise NonFiniteLossError(f"step {self.state.step}: objective {self.objective_name!r} returned "
-                                     f"{loss.item()}; the weights were not updated. Lower optim.lr, set "
+                                     f"{value}; the weights were not updated. Lower optim.lr, set "
                                      f"optim.grad_clip, or check the data.")
         return loss
 

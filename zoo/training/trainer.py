@@ -136,6 +136,7 @@ class Trainer:
             self.total_steps = r.steps or r.epochs * self.steps_per_epoch
             self.optimizer = make_optimizer(self.model, recipe)
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(recipe, self.total_steps))
+            self.max_log_scale = math.log(self.model.config.max_logit_scale)  # the temperature's clamp, each step
             self.forward_backward = ForwardBackward(
                 self.model, self.objective, state=self.state, dist=self.dist, device=self.device, fsdp=self.fsdp,
                 precision=r.precision, grad_cache_chunk=r.grad_cache_chunk, objective_name=recipe.objective.name)
@@ -214,7 +215,7 @@ class Trainer:
     def train_step(self, batch: Batch) -> float:
         """One optimizer step on one global batch; returns its loss (NaN for a skipped batch)."""
         try:
-            loss = self.forward_backward(batch)  # forward → objective → backward (zoo.training.step)
+            self.forward_backward(batch)  # forward → objective → backward (zoo.training.step); .grad filled
         except NonFiniteLossError as exc:
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip_or_raise(exc)
@@ -226,8 +227,8 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            self.model.logit_scale.clamp_(max=math.log(self.model.config.max_logit_scale))
-        return loss.item()
+            self.model.logit_scale.clamp_(max=self.max_log_scale)
+        return self.forward_backward.value  # loss.item(), read before the backward by the NaN check
 
     def _skip_or_raise(self, exc: NonFiniteLossError) -> float:
         """``run.on_nonfinite = "skip"``: the batch is consumed, the weights and optimizer untouched,

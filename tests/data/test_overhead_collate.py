@@ -1,0 +1,51 @@
+"""The collator loads each raw once: a view that is a field's loaded column is not loaded again, an
+augmented or mixed view is; the result equals loading everything (``load`` is idempotent)."""
+import pytest
+import torch
+
+from zoo.data.collate import Collator
+from zoo.data.datasets import Indexed, create_dataset
+from zoo.data.pairs import Paired, TwoViews
+from zoo.data.vector import collate_vectors
+from zoo.errors import ShapeError
+from zoo.model import ContrastiveModel, ModelConfig
+
+
+def model(dim=8):
+    tower = {"modality": "vector", "encoder": "mlp", "in_dim": dim, "hidden": 16, "out_dim": 16, "layers": 1}
+    return ContrastiveModel(ModelConfig.from_dict({"embed_dim": 8, "towers": {"x": tower, "y": dict(tower)}}))
+
+
+def counting(c: Collator) -> list:
+    """Count the vector modality's load calls made by the collator (its loaders and its towers' preps)."""
+    calls = []
+    for f, load in list(c.loaders.items()):
+        c.loaders[f] = lambda v, load=load, f=f: (calls.append(f), load(v))[1]
+    return calls
+
+
+def test_unaugmented_views_are_not_loaded_again():
+    ds = create_dataset("synthetic-pairs", size=16, dim=8)
+    items = Indexed(ds).__getitems__([3, 1, 4])  # what the DataLoader's fetcher asks for
+    assert [i for i, _ in items] == [3, 1, 4] and torch.equal(items[0][1]["x"], ds[3]["x"])
+    c = Collator(model(), Paired(fields=["x", "y"]), ds, seed=0)
+    calls = counting(c)
+    batch = c(items)
+    assert sorted(calls) == ["x"] * 3 + ["y"] * 3  # the towers' preprocessing loaded nothing again
+    assert torch.equal(batch.views["y"][1], torch.stack([ds[i]["y"] for i in (3, 1, 4)]))
+
+
+def test_an_augmented_view_is_not_the_loaded_column_and_goes_the_long_way():
+    ds = create_dataset("synthetic-pairs", size=16, dim=8)
+    c = Collator(model(), TwoViews(field="x", augment={"x": [{"name": "gaussian_noise", "std": 0.5}]}), ds, seed=0)
+    out = c([(i, ds[i]) for i in range(5)])
+    assert out.views["x.1"][1].shape == (5, 8) and not torch.equal(out.views["x.1"][1], out.views["x.2"][1])
+    assert c.loaded_ids(c.load_all([(0, ds[0])]))["vector"]  # the ids of the loaded values, per modality
+
+
+def test_vectors_of_different_lengths_are_a_shape_error():
+    with pytest.raises(ShapeError, match=r"lengths \[3, 4\]"):
+        collate_vectors([torch.zeros(3), torch.zeros(4)])
+    with pytest.raises(ShapeError, match=r"lengths \[\]"):
+        collate_vectors([])
+    assert collate_vectors([torch.ones(2), torch.zeros(2)]).shape == (2, 2)
