@@ -200,11 +200,11 @@ def test_num_workers_far_above_the_cpus_is_capped(caplog):
 
 # -- no work lost: the model is saved before the final evaluation ------------------------------
 def test_final_checkpoint_is_written_before_the_final_evaluation(tmp_path, monkeypatch):
-    import zoo.evaluation.tasks
+    import zoo.evaluation.runner
 
     def broken(*a, **k):
         raise RuntimeError("evaluation broke")
-    monkeypatch.setattr(zoo.evaluation.tasks, "run_tasks", broken)
+    monkeypatch.setattr(zoo.evaluation.runner, "run_tasks", broken)
     over = {**TINY, "eval.tasks": ["retrieval"]}
     with pytest.raises(RuntimeError, match="evaluation broke"):
         zoo.train(QUICKSTART, overrides=over, run_dir=tmp_path / "run")

@@ -82,5 +82,5 @@ def train(recipe, overrides=None, **kw):
 def evaluate(model, dataset, task: str = "zero_shot", **kw):
     """Evaluate a model on a dataset: ``zero_shot``, ``retrieval``, ``linear_probe`` or ``alignment``, with the
     defaults of a recipe's ``[eval]`` (retrieval matches by label when the dataset has one label field)."""
-    from zoo.evaluation.tasks import evaluate as _evaluate
+    from zoo.evaluation.runner import evaluate as _evaluate
     return _evaluate(model, dataset, task=task, **kw)

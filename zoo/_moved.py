@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -32,6 +33,9 @@ MOVED = {
 class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old path to the module at its new path, with a DeprecationWarning."""
 
+    def __init__(self) -> None:
+        self.real_specs: dict[str, importlib.machinery.ModuleSpec] = {}
+
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in MOVED:
             return None
@@ -44,18 +48,18 @@ class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                       DeprecationWarning, stacklevel=2)
         if isinstance(new, str):
             module = importlib.import_module(new)
-            self._real_spec = module.__spec__
+            self.real_specs[spec.name] = module.__spec__  # the import system overwrites it next
             return module
         merged = types.ModuleType(spec.name, f"Deprecated: the names of {where}.")
         for part in new:
             merged.__dict__.update({k: v for k, v in vars(importlib.import_module(part)).items()
                                     if not k.startswith("__")})
-        self._real_spec = None
         return merged
 
     def exec_module(self, module):
-        if self._real_spec is not None:
-            module.__spec__ = self._real_spec  # the import system set it to the alias's spec; give it back
+        real = self.real_specs.pop(module.__spec__.name, None)  # keyed by the old path: two threads may
+        if real is not None:                                     # import two old paths at once
+            module.__spec__ = real  # the import system set the alias's spec on the real module; give it back
 
 
 def install() -> None:

@@ -147,8 +147,8 @@ def _load_native(name: str, source: str, revision: str | None):
             f"python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{source}', trust_remote_code=False, "
             f"use_safetensors=False).save_pretrained('{source}')\" (adds model.safetensors beside it)."))
     try:
-        native, info = tf.AutoModel.from_pretrained(source, revision=revision, output_loading_info=True,
-                                                    ignore_mismatched_sizes=True, trust_remote_code=False,
+        native, info = tf.AutoModel.from_pretrained(source, trust_remote_code=False, revision=revision,
+                                                    output_loading_info=True, ignore_mismatched_sizes=True,
                                                     use_safetensors=True)  # reported, then refused below
     except Exception as exc:
         raise CheckpointError(f"hf:{name}: cannot load the pretrained weights ({type(exc).__name__}: {exc}). "

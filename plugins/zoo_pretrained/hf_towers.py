@@ -122,7 +122,8 @@ def load_processor(kind: str, source: str, revision: str | None = None, family: 
             raise CheckpointError(
                 f"hf: {source} has no {kind} processor: {PROCESSOR_FILES[kind]} not found or unreadable "
                 f"({type(exc).__name__}: {str(exc)[:200]}). Save it next to the weights, e.g. "
-                f"AutoProcessor.from_pretrained(<the original repo>).save_pretrained({str(source)!r}).") from exc
+                f"AutoProcessor.from_pretrained(<the original repo>, trust_remote_code=False)"
+                f".save_pretrained({str(source)!r}).") from exc
         log.warning("hf: %s has no %s (%s); using %s's default %s sized from config.json.", source,
                     PROCESSOR_FILES[kind], type(exc).__name__, family.upper(), type(fallback).__name__)
         return fallback

@@ -109,8 +109,8 @@ def _weights(name: str, folder: Path) -> dict[str, torch.Tensor]:
     for sub in [spec["transformer_path"], *(d["path"] for d in spec["dense"])]:
         require_safetensors(folder / sub, f"st:{name}", convert_hint(folder))
     try:
-        native, info = tf.AutoModel.from_pretrained(folder / spec["transformer_path"], output_loading_info=True,
-                                                    trust_remote_code=False, use_safetensors=True)
+        native, info = tf.AutoModel.from_pretrained(folder / spec["transformer_path"], trust_remote_code=False,
+                                                    output_loading_info=True, use_safetensors=True)
     except Exception as exc:
         raise CheckpointError(f"st:{name}: cannot load the transformer weights from {folder} "
                               f"({type(exc).__name__}: {exc}).") from exc

@@ -70,12 +70,9 @@ class Collator:
     def __getstate__(self):  # DataLoader workers build their own generators
         return {**self.__dict__, "_generators": [], "_towers": {}}
 
-    def load(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """Each field through its modality's ``load`` (idempotent), so augmentations see loaded raws."""
-        return {k: self.loaders[k](v) if k in self.loaders else v for k, v in sample.items()}
-
     def load_all(self, items: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-        """:meth:`load` of every sample, one field (one ``load`` function) at a time."""
+        """Every sample with each field through its modality's ``load`` (idempotent, so augmentations see
+        loaded raws), one field (one ``load`` function) at a time."""
         return self._load_columns(items)[0]
 
     def _load_columns(self, items: list[tuple[int, dict[str, Any]]]) -> tuple[list[dict[str, Any]], Loaded]:
@@ -128,18 +125,6 @@ class Collator:
                 return batch_of(loaded.as_loaded(raws, modality, load, same))
             self._towers[key] = (tower, prep)
         return self._towers[key]
-
-    def preprocess(self, tower: str, raws: list[Any], loaded: dict[str, set[int]] | Loaded) -> Any:
-        """``model.preprocess(tower, raws)``, except that the raws its modality's load returned (the same
-        objects, not augmented) are not loaded again: ``load`` is idempotent, so this only saves time."""
-        t = self.model.tower(tower)
-        spec = registry().modality(t.config.modality)
-        if isinstance(loaded, Loaded):
-            batch = loaded.as_loaded(raws, t.config.modality, spec.load, None)
-        else:
-            done = loaded.get(t.config.modality, set())
-            batch = raws if all(id(r) in done for r in raws) else [r if id(r) in done else spec.load(r) for r in raws]
-        return t.encoder.preprocess(batch) if hasattr(t.encoder, "preprocess") else spec.collate(batch)
 
 
 class Loaded:

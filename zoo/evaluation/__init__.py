@@ -3,12 +3,5 @@ plugin's), running and checking registered tasks (:mod:`.runner`), embedding a d
 the pictures (:mod:`.plots`) and ``zoo eval`` (:mod:`.cli`)."""
 from __future__ import annotations
 
-from zoo.evaluation.tasks import (  # noqa: F401
-                                  alignment_uniformity,
-                                  evaluate,
-                                  format_table,
-                                  linear_probe,
-                                  retrieval,
-                                  run_tasks,
-                                  zero_shot,
-)
+from zoo.evaluation.runner import evaluate, format_table, run_tasks  # noqa: F401
+from zoo.evaluation.tasks import alignment_uniformity, linear_probe, retrieval, zero_shot  # noqa: F401

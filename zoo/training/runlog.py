@@ -79,7 +79,7 @@ class RunLog:
 
     def evaluation(self, step: int, results: dict[str, float]) -> None:
         """An evaluation line and its table in the log."""
-        from zoo.evaluation.tasks import format_table
+        from zoo.evaluation.runner import format_table
         self._write({"step": step, "eval": results})
         log.info("step %d evaluation:\n%s", step, format_table(results))
 

@@ -34,7 +34,7 @@ from zoo.data.datasets import create_dataset
 from zoo.data.inmemory import datasets, recipe_with_objects
 from zoo.data.loader import training_loader
 from zoo.errors import RecipeError, TrainingInterrupted
-from zoo.evaluation.tasks import check_metric_fields
+from zoo.evaluation.runner import check_metric_fields
 from zoo.logs import progress_logging
 from zoo.model import ContrastiveModel
 from zoo.plugins import registry
@@ -279,7 +279,7 @@ class Trainer:
         model = self.plain_model()  # collective under FSDP
         if not self.dist.main:
             return {}
-        from zoo.evaluation.tasks import best_mode, needs_train, run_tasks
+        from zoo.evaluation.runner import best_mode, needs_train, run_tasks
         results = run_tasks(model, self.eval_dataset(), e.tasks, e.options,
                             train_dataset=self.eval_dataset(split=self.recipe.data.split)
                             if needs_train(e.tasks) else None)
