@@ -20,7 +20,9 @@ temperature clamp, NaN check, loss logging and progress accounting all count as 
 
 Each run is a fresh subprocess (so peak memory is its own); the zoo and the hand loop alternate
 (A, B, B, A, …) so that load from other processes hits both alike, and medians are reported.
-Separate runs differ by ±15–20 % even on a quiet 2-core machine (CPU frequency, cache, placement);
+Separate runs differ by ±15–20 % even on a quiet 2-core machine: on this 2-vCPU KVM guest a 2-thread
+step switches between two speeds (~14 and ~20 ms here) with the host's placement of the vCPUs, even
+inside one process and for a pure-torch loop (benchmarks/README.md, "What the mode is");
 the *lockstep* run (one process; each zoo step is followed by one hand step, ``--lockstep-steps``
 timed pairs, per-step medians, and the paired per-step ratio with its interquartile range)
 compares the two loops under the same load and is the number to read.

@@ -14,7 +14,8 @@ from zoo.recipes import Recipe, _where
 
 _CHOICES = {"optim.schedule": ("cosine", "linear", "constant"), "run.precision": ("fp32", "bf16", "fp16"),
             "run.on_nonfinite": ("stop", "skip"), "eval.best_mode": ("auto", "max", "min")}
-_POSITIVE = ("model.embed_dim", "data.batch_size", "optim.lr", "optim.eps", "run.log_every", "run.keep_checkpoints")
+_POSITIVE = ("model.embed_dim", "data.batch_size", "data.prefetch_factor", "optim.lr", "optim.eps", "run.log_every",
+             "run.keep_checkpoints")
 _NON_NEGATIVE = ("data.num_workers", "optim.weight_decay", "optim.warmup_steps", "optim.grad_clip", "run.epochs",
                  "run.steps", "run.checkpoint_every", "run.eval_every", "optim.min_lr_ratio", "run.grad_cache_chunk",
                  "run.max_skips", "run.seed")
@@ -22,6 +23,8 @@ _NON_NEGATIVE = ("data.num_workers", "optim.weight_decay", "optim.warmup_steps",
 _AT_MOST = (("optim.lr", 10.0, "AdamW moves each weight by about lr per step; typical values are 1e-4 … 1e-2"),
             ("optim.eps", 1.0, "it only guards a division; typical values are 1e-8 … 1e-6"),
             ("optim.min_lr_ratio", 1.0, "the schedule decays from lr to lr × min_lr_ratio"),
+            ("data.prefetch_factor", 64, "each loader worker holds that many batches in memory; 2 (the default) "
+             "keeps a GPU fed"),
             ("run.seed", 2**32 - 1, "every generator (numpy's too) is seeded from it; pick a seed below 2**32"))
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
 

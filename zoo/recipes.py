@@ -46,7 +46,8 @@ class DataSection:
     split: str = "train"
     eval_split: str = "test"
     batch_size: int = 64              # the global batch: split evenly across torchrun ranks
-    num_workers: int = 0
+    num_workers: int = 0              # loader processes, kept for the whole run (capped at the CPUs)
+    prefetch_factor: int = 2          # batches each worker prepares ahead (with num_workers > 0)
     shuffle: bool = True
     drop_last: bool = True
 

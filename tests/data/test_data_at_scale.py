@@ -82,8 +82,7 @@ def ids_per_rank(trainer: Trainer, epoch: int) -> list[list[list[int]]]:
         trainer.dist = DistInfo(rank=rank, world=RANKS)
         _, loader, sampler, collator = trainer._make_loader()
         assert loader.num_workers == WORKERS
-        sampler.set_epoch(epoch)
-        collator.epoch = epoch
+        sampler.set_epoch(epoch)  # the indices carry it to the workers' dataset and collator
         batches = list(loader)
         for batch in batches:  # the decoded vectors belong to the ids (x[0] is the sample's id)
             assert torch.equal(batch.views["x"][1][:, 0].long(), batch.labels["id"])
@@ -112,8 +111,9 @@ def check_exactly_once(trainer: Trainer, n: int) -> None:
 
 
 def _with_epoch(sampler, epoch):
+    """The sampler's indices in ``epoch`` (the trainer's sampler tags them ``(epoch, index)``)."""
     sampler.set_epoch(epoch)
-    return list(sampler)
+    return [key[1] if isinstance(key, tuple) else key for key in sampler]
 
 
 def _ids(dataset) -> list[int]:

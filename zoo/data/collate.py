@@ -91,8 +91,9 @@ class Collator:
         return samples, Loaded(self.fields, columns)
 
     def generators(self, items: list[tuple[int, Any]]) -> SampleGenerators:
-        """One generator per sample, seeded by :func:`sample_seed` when first used (see :class:`SampleGenerators`)."""
-        return SampleGenerators(self._generators, self.seed, self.epoch, [i for i, _ in items])
+        """One generator per sample, seeded by :func:`sample_seed` when first used (see :class:`SampleGenerators`),
+        in the epoch the items carry (:class:`~zoo.data.datasets.EpochItems`) or else :attr:`epoch`."""
+        return SampleGenerators(self._generators, self.seed, getattr(items, "epoch", self.epoch), [i for i, _ in items])
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> Batch:
         samples, loaded = self._load_columns(items)  # loaded: taken before the strategy runs (it may replace values)

@@ -150,22 +150,49 @@ def _describe(row: Any) -> str:
     return f"a dict with keys {list(row)}" if isinstance(row, Mapping) else f"a {type(row).__name__}"
 
 
+class EpochItems(list):
+    """A batch's ``[(index, item), …]`` that carries the epoch it was drawn in (``.epoch``): the collator seeds
+    the batch's augmentations from it, so a loader worker kept across epochs needs no message from the main
+    process."""
+
+    def __init__(self, epoch: int, items: list[tuple[int, Any]]):
+        super().__init__(items)
+        self.epoch = epoch
+
+
 class Indexed(Dataset):
-    """Wrap a dataset so items come with their index (augmentations are seeded per index)."""
+    """Wrap a dataset so items come with their index (augmentations are seeded per index).
+
+    Keys are indices, or ``(epoch, index)`` pairs from a tagged :class:`EpochSampler`: then the batch comes
+    back as :class:`EpochItems` and a dataset with ``set_epoch`` is moved to that epoch first, in whichever
+    process fetches it (so loader workers can persist across epochs)."""
 
     def __init__(self, ds: Dataset):
-        self.ds = ds
+        self.ds, self.epoch = ds, None
 
     def __len__(self) -> int:
         return len(self.ds)
 
-    def __getitem__(self, i: int) -> tuple[int, dict[str, Any]]:
-        return i, self.ds[i]
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[int, dict[str, Any]]:
+        if isinstance(key, tuple):  # (epoch, index)
+            self._enter(key[0])
+            key = key[1]
+        return key, self.ds[key]
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[int, dict[str, Any]]]:
+    def __getitems__(self, keys: list) -> list[tuple[int, dict[str, Any]]]:
         """A batch's items in one call (the DataLoader's fetcher uses it): one Python call less per sample."""
         ds = self.ds
-        return [(i, ds[i]) for i in indices]
+        if keys and isinstance(keys[0], tuple):  # (epoch, index): one epoch per batch
+            epoch = keys[0][0]
+            self._enter(epoch)
+            return EpochItems(epoch, [(i, ds[i]) for _, i in keys])
+        return [(i, ds[i]) for i in keys]
+
+    def _enter(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            if hasattr(self.ds, "set_epoch"):  # e.g. captions re-drawn per epoch
+                self.ds.set_epoch(epoch)
+            self.epoch = epoch
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):
@@ -176,9 +203,10 @@ class EpochSampler(torch.utils.data.Sampler[int]):
     with batch size ``world·b`` (and a run can resume at another world size).
     """
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1, batch: int = 1):
+    def __init__(self, n: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1, batch: int = 1,
+                 tagged: bool = False):
         self.n, self.seed, self.shuffle, self.rank, self.world, self.batch = n, seed, shuffle, rank, world, batch
-        self.epoch, self.start = 0, 0
+        self.epoch, self.start, self.tagged = 0, 0, tagged  # tagged: yield (epoch, index) pairs (see Indexed)
 
     def set_epoch(self, epoch: int, start_batch_index: int = 0) -> None:
         self.epoch, self.start = epoch, start_batch_index * self.batch
@@ -195,7 +223,11 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         return [i for k in range(self.n // big) for i in idx[k * big + r * b:k * big + (r + 1) * b]]
 
     def __iter__(self):
-        return iter(self.order()[self.start:])
+        order = self.order()[self.start:]
+        if self.tagged:
+            epoch = self.epoch
+            return ((epoch, i) for i in order)
+        return iter(order)
 
     def __len__(self) -> int:
         full = self.n if self.world == 1 else self.n // (self.batch * self.world) * self.batch

@@ -38,11 +38,14 @@ def training_loader(recipe, model, dist, device: torch.device, dataset=None):
         raise RecipeError(f"data.batch_size = {d.batch_size} (the global batch) must be divisible by the "
                           f"number of processes ({dist.world}).")
     per_rank = d.batch_size // dist.world
+    # the sampler tags each index with its epoch, so the workers (kept across epochs) seed augmentations and
+    # move an epoch-dependent dataset themselves: nothing they hold is set from the main process
     sampler = EpochSampler(len(dataset), r.seed, shuffle=d.shuffle, rank=dist.rank, world=dist.world,
-                           batch=per_rank)
+                           batch=per_rank, tagged=True)
+    workers = worker_count(d.num_workers)
     loader = DataLoader(Indexed(dataset), batch_size=per_rank, sampler=sampler, collate_fn=collator,
-                        num_workers=worker_count(d.num_workers), drop_last=d.drop_last,
-                        pin_memory=device.type == "cuda",
+                        num_workers=workers, drop_last=d.drop_last, pin_memory=device.type == "cuda",
+                        persistent_workers=workers > 0, prefetch_factor=d.prefetch_factor if workers else None,
                         generator=torch.Generator().manual_seed(r.seed))  # keeps the global RNG untouched
     if len(loader) == 0:
         raise DataError(f"dataset {d.dataset!r} yields no full batch of {d.batch_size}.")

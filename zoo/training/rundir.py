@@ -36,9 +36,11 @@ LOCK, PID = ".zoo.lock", ".zoo.lock.pid"
 # everything a run writes at its top level: what --overwrite removes (and nothing else)
 RUN_FILES = ("checkpoints", "best", "plots", "assets", METRICS, RESULTS, RECIPE, "config.json", "model.safetensors",
              "README.md", "MANIFEST")
-# keys a resume may change: they decide how long and how visibly the run goes on, not what a step computes
+# keys a resume may change: they decide how long, how visibly and with how many loader processes the run goes on,
+# not what a step computes (a batch is the same with any number of workers: tests/data/test_persistent_workers.py)
 RESUMABLE_KEYS = ("run.steps", "run.epochs", "run.eval_every", "run.checkpoint_every", "run.keep_checkpoints",
-                  "run.log_every", "run.progress", "run.name", "run.output_dir", "description")
+                  "run.log_every", "run.progress", "run.name", "run.output_dir", "description", "data.num_workers",
+                  "data.prefetch_factor")
 
 
 class RunDirError(ZooError):

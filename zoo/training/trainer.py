@@ -188,10 +188,7 @@ class Trainer:
         """Yield the batches from the current position to the end of training, moving ``state.epoch``."""
         s = self.state
         while s.step < self.total_steps:
-            self.sampler.set_epoch(s.epoch, s.batch_in_epoch)
-            self.collator.epoch = s.epoch
-            if hasattr(self.dataset, "set_epoch"):  # e.g. captions re-drawn per epoch
-                self.dataset.set_epoch(s.epoch)
+            self.sampler.set_epoch(s.epoch, s.batch_in_epoch)  # its indices carry the epoch to the collator and dataset
             for batch in self.loader:
                 yield batch
                 if s.step >= self.total_steps:
@@ -267,7 +264,12 @@ class Trainer:
         return TrainResult(self.run_dir, {"stopped_at": self.state.step, "checkpoint": str(path)}, self.model)
 
     def close(self) -> None:
-        """Release the run directory's lock (fit does, when it returns or fails)."""
+        """Stop the loader's workers and release the run directory's lock (fit does, when it returns or fails)."""
+        loader = getattr(self, "loader", None)  # (None when the recipe failed to build)
+        workers = getattr(loader, "_iterator", None)  # kept across epochs: stopped with the run, not when collected
+        if hasattr(workers, "_shutdown_workers"):
+            workers._shutdown_workers()
+            self.loader._iterator = None
         if self.claim is not None:
             self.claim.release()
 

@@ -1,0 +1,95 @@
+"""Loader workers are kept for the whole run (``persistent_workers``) and still see every epoch.
+
+The sampler tags each index with its epoch (``EpochSampler(tagged=True)``), so a worker started in epoch 0
+seeds epoch 3's augmentations and re-draws epoch 3's captions itself. The digits recipe here has both
+(``captions = "epoch"``, a seeded random crop): a worker stuck in epoch 0 would log other losses.
+"""
+from __future__ import annotations
+
+import zoo
+from tests.helpers import RECIPES, assert_same_training, logged_losses
+from zoo.data.datasets import EpochItems, EpochSampler, Indexed, create_dataset
+from zoo.recipes import load_recipe
+from zoo.training.trainer import Trainer
+
+# 4 steps an epoch (128 rows, batch 32), 14 steps: epochs 0–3, the last one cut short
+EPOCHS = {"data.options.size": 128, "data.options.captions": "epoch", "data.batch_size": 32, "run.steps": 14,
+          "run.log_every": 1, "run.progress": False, "optim.warmup_steps": 0, "optim.schedule": "constant",
+          "eval.tasks": []}
+
+
+def run(tmp_path, name: str, workers: int, **more):
+    return zoo.train(str(RECIPES / "digits-clip.toml"), run_dir=tmp_path / name,
+                     overrides={**EPOCHS, "data.num_workers": workers, **more})
+
+
+def test_workers_kept_across_epochs_give_the_batches_of_the_main_process(tmp_path):
+    run(tmp_path, "main", 0)
+    run(tmp_path, "workers", 2)
+    assert len(logged_losses(tmp_path / "main")) == 14
+    assert_same_training(tmp_path / "main", tmp_path / "workers")
+    assert logged_losses(tmp_path / "main") == logged_losses(tmp_path / "workers")  # bit for bit
+
+
+def test_without_the_epoch_tags_the_workers_would_train_on_other_batches(tmp_path, monkeypatch):
+    """The control: the same run with untagged indices logs other losses, so the test above can fail."""
+    import zoo.data.loader as loader_module
+
+    class Untagged(EpochSampler):
+        def __init__(self, *a, tagged=False, **kw):
+            super().__init__(*a, **kw)
+
+    run(tmp_path, "main", 0)
+    monkeypatch.setattr(loader_module, "EpochSampler", Untagged)
+    run(tmp_path, "untagged", 2)
+    main, untagged = logged_losses(tmp_path / "main"), logged_losses(tmp_path / "untagged")
+    assert main[:4] == untagged[:4]  # epoch 0 is the same
+    assert main[4:] != untagged[4:]  # later epochs are not: other crops and captions
+
+
+def test_the_trainer_keeps_one_set_of_workers_and_stops_it_when_done(tmp_path):
+    overrides = {**EPOCHS, "data.num_workers": 2}
+    trainer = Trainer(load_recipe(RECIPES / "digits-clip.toml", overrides), run_dir=tmp_path / "run")
+    assert trainer.loader.persistent_workers and trainer.loader.prefetch_factor == 2
+    seen = []
+    batches = trainer.batches()
+    for _ in range(9):  # into epoch 2
+        next(batches)
+        seen.append(trainer.loader._iterator)
+        trainer.state.step += 1
+    assert seen[0] is not None and all(it is seen[0] for it in seen)  # the same worker processes all along
+    pids = [w.pid for w in seen[0]._workers]
+    assert all(w.is_alive() for w in seen[0]._workers)
+    batches.close()
+    trainer.close()
+    assert trainer.loader._iterator is None
+    for w in seen[0]._workers:
+        w.join(timeout=10)
+    assert pids and not any(w.is_alive() for w in seen[0]._workers)
+
+
+def test_a_resume_may_change_the_number_of_workers_and_stays_exact(tmp_path):
+    straight = tmp_path / "straight"
+    zoo.train(str(RECIPES / "digits-clip.toml"), run_dir=straight, overrides={**EPOCHS, "data.num_workers": 0})
+    half = tmp_path / "half"
+    zoo.train(str(RECIPES / "digits-clip.toml"), run_dir=half, overrides={**EPOCHS, "run.steps": 6})
+    zoo.train(str(RECIPES / "digits-clip.toml"), run_dir=half, resume=True,
+              overrides={**EPOCHS, "data.num_workers": 2, "data.prefetch_factor": 3})
+    assert_same_training(straight, half)
+
+
+def test_tagged_indices_carry_the_epoch_to_the_dataset_and_the_collator():
+    ds = create_dataset("digits", size=16, captions="epoch")
+    sampler = EpochSampler(len(ds), seed=0, tagged=True, batch=4)
+    sampler.set_epoch(5, start_batch_index=1)
+    keys = list(sampler)
+    assert len(keys) == 12 and all(e == 5 for e, _ in keys)
+    indexed = Indexed(ds)
+    items = indexed.__getitems__(keys[:4])
+    assert isinstance(items, EpochItems) and items.epoch == 5 and ds.epoch == 5
+    assert [i for i, _ in items] == [i for _, i in keys[:4]]
+    assert indexed[(2, 7)][0] == 7 and ds.epoch == 2
+    untagged = EpochSampler(len(ds), seed=0, batch=4)
+    untagged.set_epoch(5, start_batch_index=1)
+    assert all(isinstance(i, int) for i in untagged)
+    assert [i for _, i in keys] == list(untagged)  # the same order, only tagged
