@@ -6,6 +6,12 @@ seeds epoch 3's augmentations and re-draws epoch 3's captions itself. The digits
 """
 from __future__ import annotations
 
+import os
+import signal
+
+import pytest
+import torch
+
 import zoo
 from tests.helpers import RECIPES, assert_same_training, logged_losses
 from zoo.data.datasets import EpochItems, EpochSampler, Indexed, create_dataset
@@ -93,3 +99,62 @@ def test_tagged_indices_carry_the_epoch_to_the_dataset_and_the_collator():
     untagged.set_epoch(5, start_batch_index=1)
     assert all(isinstance(i, int) for i in untagged)
     assert [i for _, i in keys] == list(untagged)  # the same order, only tagged
+
+
+def test_a_worker_killed_mid_run_is_a_data_error_naming_it_and_the_resume(tmp_path):
+    """The out-of-memory killer's SIGKILL, played by a worker on itself at its third batch: torch surfaces a
+    pipe error or a RuntimeError from its SIGCHLD handler; the zoo says what happened and how to go on, and the
+    checkpoint before it stays."""
+    overrides = {**EPOCHS, "data.num_workers": 2, "run.checkpoint_every": 1}
+    trainer = Trainer(load_recipe(RECIPES / "digits-clip.toml", overrides), run_dir=tmp_path / "run")
+    trainer.loader.collate_fn = SuicidalCollator(trainer.loader.collate_fn, at_batch=3)
+    with pytest.raises(zoo.DataError, match=r"pid \d+ killed by SIGKILL.*data.num_workers.*"
+                                            rf"zoo train --resume {tmp_path / 'run'}"):
+        trainer.fit()
+    assert trainer.loader._iterator is None  # the surviving worker was stopped; nothing hangs
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept and kept[-1] == f"step-{trainer.state.step:08d}"  # every finished step is on disk
+
+
+class SuicidalCollator:
+    """Collates as the real one, and SIGKILLs its own (worker) process at its ``at_batch``-th call."""
+
+    def __init__(self, collate, at_batch: int):
+        self.collate, self.at_batch, self.calls = collate, at_batch, 0
+
+    def __call__(self, items):
+        self.calls += 1
+        if self.calls == self.at_batch and torch.utils.data.get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.collate(items)
+
+
+def test_ctrl_c_to_the_process_group_stops_workers_and_trainer_and_resumes_exactly(tmp_path):
+    """A terminal's Ctrl-C signals the whole process group: the workers stop quietly, the trainer finishes its
+    step and checkpoints; the resumed run (0 workers) ends where the uninterrupted one does."""
+    import subprocess
+    import sys
+    import time
+
+    overrides = {**EPOCHS, "run.steps": 300, "run.log_every": 1}
+    sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v!r}" if isinstance(v, str) else
+                                                       f"{k}={str(v).lower() if isinstance(v, bool) else v}")]
+    cmd = [sys.executable, "-m", "zoo.cli", "train", str(RECIPES / "digits-clip.toml"), *sets]
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([*cmd, "--run-dir", str(stopped), "--set", "data.num_workers=2"], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = stopped / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 20):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "SIGINT" in out and "zoo train --resume" in out and "Traceback" not in out
+    assert 20 <= len(logged_losses(stopped)) < 300
+    done = subprocess.run([*cmd, "--resume", str(stopped), "--set", "data.num_workers=0"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    straight = tmp_path / "straight"
+    assert subprocess.run([*cmd, "--run-dir", str(straight)], capture_output=True, timeout=300).returncode == 0
+    assert_same_training(straight, stopped)

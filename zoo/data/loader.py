@@ -1,8 +1,14 @@
 """The training loader of a recipe: dataset, pair strategy, collator, per-rank sampler and DataLoader.
 
     dataset, loader, sampler, collator = training_loader(recipe, model, dist, device)
+    with worker_deaths(loader, resume_hint): ...        # a dead loader worker is a DataError (+ resume_hint())
 """
 from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -50,3 +56,43 @@ def training_loader(recipe, model, dist, device: torch.device, dataset=None):
     if len(loader) == 0:
         raise DataError(f"dataset {d.dataset!r} yields no full batch of {d.batch_size}.")
     return dataset, loader, sampler, collator
+
+
+@contextlib.contextmanager
+def worker_deaths(loader: DataLoader, resume_hint: Callable[[], str] = str):
+    """Around a training loop: a loader worker that dies — killed, or taken by the out-of-memory killer — is a
+    :class:`DataError` naming its pid, its signal and the fix. torch reports it as a pipe error from the next
+    batch, or as a ``RuntimeError`` from its SIGCHLD handler wherever the main process happens to be."""
+    try:
+        yield
+    except (RuntimeError, ConnectionError, EOFError) as exc:
+        workers = getattr(getattr(loader, "_iterator", None), "_workers", [])
+        dead = _dead(workers, wait=0.0 if isinstance(exc, RuntimeError) else 2.0)  # a pipe breaks before the exit
+        if not dead:
+            raise
+        raise DataError(f"data loader worker(s) {', '.join(_death(w) for w in dead)}; the batches they held "
+                        f"are lost, the weights are not. Often the machine ran out of memory: lower "
+                        f"data.num_workers or data.prefetch_factor (both may change on resume). "
+                        f"{resume_hint()}".rstrip()) from exc
+
+def _dead(workers: list, wait: float) -> list:
+    """The workers that exited with an error, waiting up to ``wait`` s for one to be reaped."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            dead = [w for w in workers if w.exitcode not in (None, 0)]
+            if dead or not workers or time.monotonic() >= deadline:
+                return dead
+            time.sleep(0.02)
+        except RuntimeError:  # torch's SIGCHLD handler, raised wherever this process is: a worker died; look again
+            continue
+
+
+def _death(worker) -> str:
+    code = worker.exitcode
+    if code < 0:
+        try:
+            return f"pid {worker.pid} killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"pid {worker.pid} killed by signal {-code}"
+    return f"pid {worker.pid} exited with status {code}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from zoo.checks import call_factory, recipe_key
 from zoo.data.collate import Batch
 from zoo.data.datasets import create_dataset
 from zoo.data.inmemory import datasets, recipe_with_objects
-from zoo.data.loader import training_loader
+from zoo.data.loader import training_loader, worker_deaths
 from zoo.errors import RecipeError, TrainingInterrupted
 from zoo.evaluation.runner import check_metric_fields
 from zoo.logs import progress_logging
@@ -166,7 +167,8 @@ class Trainer:
                     self.runlog.already_finished(s.step)
                     return self._hand_back(TrainResult(self.run_dir, done, self.model))
                 with self.runlog.writing(s.step, dataset=self.recipe.data.dataset,
-                                         steps_per_epoch=self.steps_per_epoch, device=self.device):
+                                         steps_per_epoch=self.steps_per_epoch, device=self.device), \
+                        worker_deaths(self.loader, self._resume_hint):
                     for batch in self.batches():
                         loss = self.train_step(batch)
                         s.step, s.batch_in_epoch = s.step + 1, s.batch_in_epoch + 1
@@ -239,7 +241,9 @@ class Trainer:
             raise NonFiniteLossError(f"{exc} {s.skipped} batches skipped, more than run.max_skips = "
                                      f"{r.max_skips}; training stops.") from exc
         log.warning("step %d: non-finite loss, batch skipped (%d of at most %d)", s.step, s.skipped, r.max_skips)
-        self.scheduler.step()
+        with warnings.catch_warnings():  # torch warns when no optimizer step came first: skipping it is the point
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            self.scheduler.step()
         return float("nan")
 
     # -- stopping, evaluating, finishing -------------------------------------------------------------
@@ -263,13 +267,22 @@ class Trainer:
         self.runlog.stopped(self.state.step, self.state.stop_requested, path)
         return TrainResult(self.run_dir, {"stopped_at": self.state.step, "checkpoint": str(path)}, self.model)
 
+    def _resume_hint(self) -> str:
+        if self.dist.main and any((self.run_dir / "checkpoints").glob("step-*")):
+            return f"Resume from the last checkpoint: zoo train --resume {self.run_dir}"
+        return (f"No checkpoint was written yet (run.checkpoint_every = {self.recipe.run.checkpoint_every}): "
+                f"start again with --overwrite.")
+
     def close(self) -> None:
         """Stop the loader's workers and release the run directory's lock (fit does, when it returns or fails)."""
         loader = getattr(self, "loader", None)  # (None when the recipe failed to build)
         workers = getattr(loader, "_iterator", None)  # kept across epochs: stopped with the run, not when collected
         if hasattr(workers, "_shutdown_workers"):
-            workers._shutdown_workers()
             self.loader._iterator = None
+            try:  # (torch's own finally still terminates any worker left)
+                workers._shutdown_workers()
+            except RuntimeError:  # a worker died (reported by worker_deaths): torch's SIGCHLD handler says so again
+                pass
         if self.claim is not None:
             self.claim.release()
 
