@@ -158,3 +158,10 @@ def test_ctrl_c_to_the_process_group_stops_workers_and_trainer_and_resumes_exact
     straight = tmp_path / "straight"
     assert subprocess.run([*cmd, "--run-dir", str(straight)], capture_output=True, timeout=300).returncode == 0
     assert_same_training(straight, stopped)
+
+
+@pytest.mark.parametrize("value, message", [(0, "must be > 0"), (1000, "must be ≤ 64, got 1000: each loader worker"),
+                                            (True, "must be an integer"), (2.5, "must be an integer")])
+def test_a_bad_prefetch_factor_is_a_recipe_error_naming_the_key(value, message):
+    with pytest.raises(zoo.RecipeError, match=rf"data\.prefetch_factor'? {message}"):
+        load_recipe(RECIPES / "digits-clip.toml", {"data.prefetch_factor": value})
