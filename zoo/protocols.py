@@ -206,7 +206,8 @@ class Dataset(Protocol):
     ``label_fields``: fields holding integer ids. Optional: ``class_names`` and ``prompts`` (templates with
     ``{}``) for zero-shot, ``targets`` (``{name: floats}``) for a regression probe,
     ``baseline_features(field) -> (array (N, F), name)`` for the linear probe's baseline, ``set_epoch(e)``
-    (re-drawn per epoch), ``split``, ``description``, ``source``, ``license``."""
+    (re-drawn per epoch), ``loaded_fields`` (fields whose raws already are what their modality's ``load``
+    returns: the collator skips the call), ``split``, ``description``, ``source``, ``license``."""
 
     fields: dict[str, str]
     label_fields: list[str]

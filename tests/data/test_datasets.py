@@ -92,6 +92,11 @@ def test_contract_and_raw_forms(name):
         for f, modality in ds.fields.items():   # the modality plugin reads and batches these raws
             entry = zoo.registry().get("modalities", modality)
             entry.meta["collate"]([entry.factory(item[f]) for item in items])
+        loaded = getattr(ds, "loaded_fields", frozenset())  # the collator skips load for these: the claim holds
+        assert set(loaded) <= set(ds.fields)
+        for f in loaded:
+            load = zoo.registry().get("modalities", ds.fields[f]).factory
+            assert all(load(row[f]) is row[f] for row in map(ds.__getitem__, range(min(len(ds), 64)))), (name, f)
 
 
 @pytest.mark.parametrize("name", registered())

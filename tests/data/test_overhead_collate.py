@@ -20,12 +20,19 @@ def counting(c: Collator) -> list:
     """Count the vector modality's load calls made by the collator (its loaders and its towers' preps)."""
     calls = []
     for f, load in list(c.loaders.items()):
-        c.loaders[f] = lambda v, load=load, f=f: (calls.append(f), load(v))[1]
+        if load is not None:  # None: a field in the dataset's loaded_fields, never loaded
+            c.loaders[f] = lambda v, load=load, f=f: (calls.append(f), load(v))[1]
     return calls
 
 
+def unclaimed(ds):
+    """``ds`` without its ``loaded_fields`` claim: every raw goes through load, as for a dataset that says nothing."""
+    ds.loaded_fields = frozenset()
+    return ds
+
+
 def test_unaugmented_views_are_not_loaded_again():
-    ds = create_dataset("synthetic-pairs", size=16, dim=8)
+    ds = unclaimed(create_dataset("synthetic-pairs", size=16, dim=8))
     items = Indexed(ds).__getitems__([3, 1, 4])  # what the DataLoader's fetcher asks for
     assert [i for i, _ in items] == [3, 1, 4] and torch.equal(items[0][1]["x"], ds[3]["x"])
     c = Collator(model(), Paired(fields=["x", "y"]), ds, seed=0)
@@ -33,6 +40,19 @@ def test_unaugmented_views_are_not_loaded_again():
     batch = c(items)
     assert sorted(calls) == ["x"] * 3 + ["y"] * 3  # the towers' preprocessing loaded nothing again
     assert torch.equal(batch.views["y"][1], torch.stack([ds[i]["y"] for i in (3, 1, 4)]))
+
+
+def test_fields_the_dataset_says_are_loaded_skip_load_and_give_the_same_batch():
+    ds = create_dataset("synthetic-pairs", size=16, dim=8)
+    assert ds.loaded_fields == {"x", "y"}
+    claimed = Collator(model(), Paired(fields=["x", "y"]), ds, seed=0)
+    calls = counting(claimed)
+    batch = claimed([(i, ds[i]) for i in (3, 1, 4)])
+    assert calls == [] and claimed.loaders == {"x": None, "y": None}
+    plain = Collator(model(), Paired(fields=["x", "y"]), unclaimed(create_dataset("synthetic-pairs", size=16, dim=8)),
+                     seed=0)
+    other = plain([(i, ds[i]) for i in (3, 1, 4)])
+    assert all(torch.equal(batch.views[v][1], other.views[v][1]) for v in ("x", "y"))
 
 
 def test_an_augmented_view_is_not_the_loaded_column_and_goes_the_long_way():

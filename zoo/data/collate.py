@@ -62,7 +62,8 @@ class Collator:
         self.label_fields = list(getattr(dataset, "label_fields", []))
         self.fields = dict(dataset.fields)
         reg = registry()
-        self.loaders = {f: reg.modality(m).load for f, m in self.fields.items()}
+        loaded = set(getattr(dataset, "loaded_fields", ()))  # the dataset's word that load would return them as is
+        self.loaders = {f: None if f in loaded else reg.modality(m).load for f, m in self.fields.items()}
         self._generators: list[torch.Generator] = []  # reused: re-seeded per sample, per batch
         self._towers: dict[tuple[str, str], tuple[str, Any]] = {}  # (view, modality) -> tower, prep(raws, loaded)
         strategy.setup(self.fields)
@@ -83,6 +84,9 @@ class Collator:
         for f, load in self.loaders.items():
             has = [s for s in samples if f in s]
             raw = [s[f] for s in has]
+            if load is None:  # in the dataset's loaded_fields
+                columns[f] = raw
+                continue
             columns[f] = done = list(map(load, raw))
             if not all(map(operator.is_, raw, done)):
                 for s, a, b in zip(has, raw, done):

@@ -31,6 +31,7 @@ class ZooDataset(Dataset):
 
     fields: dict[str, str] = {}
     label_fields: list[str] = []
+    loaded_fields: frozenset[str] = frozenset()  # fields whose raws already are what their modality's load returns
     class_names: list[str] | None = None
     prompts: list[str] | None = None
     split: str = "train"
