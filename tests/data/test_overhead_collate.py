@@ -69,3 +69,22 @@ def test_vectors_of_different_lengths_are_a_shape_error():
     with pytest.raises(ShapeError, match=r"lengths \[\]"):
         collate_vectors([])
     assert collate_vectors([torch.ones(2), torch.zeros(2)]).shape == (2, 2)
+
+
+def test_a_false_loaded_fields_claim_is_a_data_error_naming_the_field():
+    from zoo.data.datasets import ZooDataset
+    from zoo.errors import DataError
+
+    class Lists(ZooDataset):  # claims loaded, hands out Python lists (load would make tensors of them)
+        fields, loaded_fields = {"x": "vector", "y": "vector"}, frozenset({"y"})
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return {"x": torch.full((8,), float(i)), "y": [float(i)] * 8}
+
+    ds = Lists()
+    c = Collator(model(), Paired(fields=["x", "y"]), ds, seed=0)
+    with pytest.raises(DataError, match=r"dataset Lists lists 'y' in loaded_fields.*\(list\); remove 'y'"):
+        c([(i, ds[i]) for i in range(4)])

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from zoo.data.pairs import PairStrategy
+from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
 
 
@@ -64,6 +65,8 @@ class Collator:
         reg = registry()
         loaded = set(getattr(dataset, "loaded_fields", ()))  # the dataset's word that load would return them as is
         self.loaders = {f: None if f in loaded else reg.modality(m).load for f, m in self.fields.items()}
+        self._claims = {f: reg.modality(self.fields[f]).load for f in loaded if f in self.fields}  # checked once
+        self._dataset_name = type(dataset).__name__
         self._generators: list[torch.Generator] = []  # reused: re-seeded per sample, per batch
         self._towers: dict[tuple[str, str], tuple[str, Any]] = {}  # (view, modality) -> tower, prep(raws, loaded)
         strategy.setup(self.fields)
@@ -85,6 +88,8 @@ class Collator:
             has = [s for s in samples if f in s]
             raw = [s[f] for s in has]
             if load is None:  # in the dataset's loaded_fields
+                if f in self._claims and raw:
+                    self._check_claim(f, raw[0])
                 columns[f] = raw
                 continue
             columns[f] = done = list(map(load, raw))
@@ -93,6 +98,18 @@ class Collator:
                     if a is not b:
                         s[f] = b
         return samples, Loaded(self.fields, columns)
+
+    def _check_claim(self, field: str, raw: Any) -> None:
+        """The first raw of a field the dataset says is loaded: ``load`` must return it as it is."""
+        load = self._claims.pop(field)
+        try:
+            same = load(raw) is raw
+        except ZooError:
+            same = False
+        if not same:
+            raise DataError(f"dataset {self._dataset_name} lists {field!r} in loaded_fields, but its raws are not "
+                            f"what the {self.fields[field]!r} modality's load returns ({type(raw).__name__}); "
+                            f"remove {field!r} from loaded_fields.")
 
     def generators(self, items: list[tuple[int, Any]]) -> SampleGenerators:
         """One generator per sample, seeded by :func:`sample_seed` when first used (see :class:`SampleGenerators`),
