@@ -1,7 +1,8 @@
 """Every registered augmentation and pair strategy, parametrised over the registry.
 
 - An augmentation is deterministic for a fixed ``torch.Generator``, leaves its input untouched, changes
-  something for some seed, and returns raws its modality collates.
+  something for some seed, and returns loaded raws (its modality's ``load`` leaves them as they are, so the
+  collator does not load them again) that its modality collates.
 - A pair strategy turns a dataset's samples into views of registered modalities (one raw per sample, which
   the modality loads and collates) and passes the labels through.
 
@@ -48,6 +49,8 @@ def test_augmentation_is_deterministic_and_collates(qualname):
     assert all(same(a, b) for a, b in zip(*runs)), "not deterministic for a fixed generator"
     assert all(same(a, b) for a, b in zip(loaded, before)), "changed its input in place"
     assert any(not same(a, r) for a, r in zip(runs[0], loaded)), "changed nothing for seeds 0–3"
+    again = load_raws(modality, runs[0])
+    assert all(same(a, b) for a, b in zip(again, runs[0])), "returns raws its modality's load would change"
     collate(modality, runs[0])
 
 

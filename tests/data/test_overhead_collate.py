@@ -55,10 +55,13 @@ def test_fields_the_dataset_says_are_loaded_skip_load_and_give_the_same_batch():
     assert all(torch.equal(batch.views[v][1], other.views[v][1]) for v in ("x", "y"))
 
 
-def test_an_augmented_view_is_not_the_loaded_column_and_goes_the_long_way():
-    ds = create_dataset("synthetic-pairs", size=16, dim=8)
+def test_an_augmented_view_is_not_loaded_again():
+    """Augmentations take and return loaded raws (tests/contracts/test_contract_data.py checks each one)."""
+    ds = unclaimed(create_dataset("synthetic-pairs", size=16, dim=8))
     c = Collator(model(), TwoViews(field="x", augment={"x": [{"name": "gaussian_noise", "std": 0.5}]}), ds, seed=0)
+    calls = counting(c)
     out = c([(i, ds[i]) for i in range(5)])
+    assert sorted(calls) == ["x"] * 5 + ["y"] * 5  # the columns once; neither augmented view again
     assert out.views["x.1"][1].shape == (5, 8) and not torch.equal(out.views["x.1"][1], out.views["x.2"][1])
     assert c.loaded_ids(c.load_all([(0, ds[0])]))["vector"]  # the ids of the loaded values, per modality
 
@@ -88,3 +91,13 @@ def test_a_false_loaded_fields_claim_is_a_data_error_naming_the_field():
     c = Collator(model(), Paired(fields=["x", "y"]), ds, seed=0)
     with pytest.raises(DataError, match=r"dataset Lists lists 'y' in loaded_fields.*\(list\); remove 'y'"):
         c([(i, ds[i]) for i in range(4)])
+
+
+def test_an_augmentation_that_returns_unloaded_raws_is_a_data_error():
+    from zoo.errors import DataError
+
+    ds = create_dataset("synthetic-pairs", size=16, dim=8)
+    c = Collator(model(), TwoViews(field="x", augment={"x": [{"name": "gaussian_noise", "std": 0.5}]}), ds, seed=0)
+    c.strategy._augment["x"] = [lambda raw, g: raw.tolist()]  # a plugin augmentation breaking the contract
+    with pytest.raises(DataError, match=r"got list; an augmentation must return what load_vector returns"):
+        c([(i, ds[i]) for i in range(5)])

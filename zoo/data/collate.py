@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from zoo.data.pairs import PairStrategy
+from zoo.data.pairs import Augmented, PairStrategy
 from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
 
@@ -144,6 +144,8 @@ class Collator:
             same = field if self.fields.get(field) == t.config.modality else None
 
             def prep(raws, loaded, modality=t.config.modality, load=spec.load, batch_of=batch_of, same=same):
+                if type(raws) is Augmented:  # augmentations return loaded raws (their contract)
+                    return batch_of(raws)
                 return batch_of(loaded.as_loaded(raws, modality, load, same))
             self._towers[key] = (tower, prep)
         return self._towers[key]

@@ -32,6 +32,12 @@ class RawViews:
     mask: dict[str, torch.Tensor] | None = None       # view -> (B,) bool
 
 
+class Augmented(list):
+    """A view's raws as the augmentations returned them. An augmentation takes a loaded raw and returns a loaded
+    raw (the registry-wide contract test checks every one), so the collator hands these to the tower as they
+    are, without its modality's ``load`` again."""
+
+
 def make_augmentation(modality: str, spec: dict[str, Any]) -> Callable[[Any, torch.Generator], Any]:
     spec = dict(spec)
     name = spec.pop("name", None)
@@ -69,7 +75,7 @@ class PairStrategy(abc.ABC):
         raws as they are (the generators, seeded lazily, are then never touched)."""
         if not (self._augment or {}).get(f):
             return list(raws)
-        return [self.augment(f, r, g) for r, g in zip(raws, gens)]
+        return Augmented(self.augment(f, r, g) for r, g in zip(raws, gens))
 
     def chosen(self) -> list[str]:
         return self.fields or list(self.dataset_fields)
@@ -120,7 +126,7 @@ class DropoutTwins(TwoViews):
     def views_of(self, samples, gens):
         (f,) = self.chosen()
         raws = self.augment_all(f, [s[f] for s in samples], gens)
-        return {f"{f}.1": (self.dataset_fields[f], raws), f"{f}.2": (self.dataset_fields[f], list(raws))}
+        return {f"{f}.1": (self.dataset_fields[f], raws), f"{f}.2": (self.dataset_fields[f], type(raws)(raws))}
 
 
 class Hierarchical(Paired):

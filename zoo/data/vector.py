@@ -45,6 +45,10 @@ def is_single_vector(value: Any) -> bool:
 def collate_vectors(raws: list[Tensor]) -> Tensor:
     try:  # the lengths are checked only when stacking fails (torch.stack compares them in C)
         return torch.stack(raws)  # (B, F)
+    except TypeError as exc:  # not tensors: raws that skipped load (a plugin augmentation returning lists, …)
+        kinds = sorted({type(r).__name__ for r in raws})
+        raise DataError(f"vector modality: a batch takes loaded vectors (1-D float tensors), got {', '.join(kinds)}; "
+                        f"an augmentation must return what load_vector returns.") from exc
     except RuntimeError:
         sizes = {r.shape[0] for r in raws}
         if len(sizes) == 1:
