@@ -54,6 +54,26 @@ def test_augmentation_is_deterministic_and_collates(qualname):
     collate(modality, runs[0])
 
 
+BATCHED = [q for q in AUGS if hasattr(make_augmentation(q.split("/", 1)[0], {"name": q.split("/", 1)[1],
+                                                                          **AUGMENTATIONS[q]}), "batch")]
+
+
+def test_some_augmentation_has_a_batch_form():
+    assert "vector/gaussian_noise" in BATCHED  # so the test below checks something
+
+
+@pytest.mark.parametrize("qualname", BATCHED)
+def test_a_batch_form_gives_the_per_sample_views_bit_for_bit(qualname):
+    """``fn.batch(raws, generators)`` must equal ``[fn(raw, g) …]``: the pair strategies use it in its place."""
+    modality, name = qualname.split("/", 1)
+    loaded = load_raws(modality, raws(modality, 6))
+    aug = make_augmentation(modality, {"name": name, **AUGMENTATIONS[qualname]})
+    per_sample = [aug(r, torch.Generator().manual_seed(i)) for i, r in enumerate(loaded)]
+    batched = aug.batch(loaded, [torch.Generator().manual_seed(i) for i in range(len(loaded))])
+    assert len(batched) == len(per_sample) and all(same(a, b) for a, b in zip(per_sample, batched))
+    assert all(same(a, b) for a, b in zip(loaded, load_raws(modality, raws(modality, 6)))), "changed its input"
+
+
 @pytest.mark.parametrize("name", PAIRS)
 def test_pair_strategy_turns_samples_into_views(name):
     dataset, ds_options, options = PAIR_STRATEGIES[name]

@@ -101,3 +101,19 @@ def test_an_augmentation_that_returns_unloaded_raws_is_a_data_error():
     c.strategy._augment["x"] = [lambda raw, g: raw.tolist()]  # a plugin augmentation breaking the contract
     with pytest.raises(DataError, match=r"got list; an augmentation must return what load_vector returns"):
         c([(i, ds[i]) for i in range(5)])
+
+
+def test_a_chain_of_batch_augmentations_gives_the_per_sample_views():
+    """Two views, each through two noise augmentations that have a batch form: the same tensors as the
+    per-sample chain (each sample's generator serves its draws in the same order)."""
+    ds = create_dataset("synthetic-pairs", size=16, dim=8)
+    chain = {"x": [{"name": "gaussian_noise", "std": 0.5}, {"name": "gaussian_noise", "std": 0.1}]}
+    fast = Collator(model(), TwoViews(field="x", augment=chain), ds, seed=3)
+    slow = Collator(model(), TwoViews(field="x", augment=chain), ds, seed=3)
+    for f, augs in slow.strategy._augment.items():  # the same functions without their batch form
+        slow.strategy._augment[f] = [lambda raw, g, aug=aug: aug(raw, g) for aug in augs]
+    items = [(i, ds[i]) for i in (5, 2, 9, 11)]
+    a, b = fast(items), slow(items)
+    for view in ("x.1", "x.2"):
+        assert torch.equal(a.views[view][1], b.views[view][1])
+    assert not torch.equal(a.views["x.1"][1], a.views["x.2"][1])

@@ -72,9 +72,18 @@ class PairStrategy(abc.ABC):
 
     def augment_all(self, f: str, raws: list[Any], gens) -> list[Any]:
         """:meth:`augment` of each raw with its sample's generator; without augmentations for ``f`` the
-        raws as they are (the generators, seeded lazily, are then never touched)."""
-        if not (self._augment or {}).get(f):
+        raws as they are (the generators, seeded lazily, are then never touched). When every augmentation
+        of ``f`` has a ``batch`` form (the same results, bit for bit, a batch at a time), the chain runs
+        augmentation by augmentation over the batch: sample k's generator still serves its draws in the
+        same order, so the views are those of the per-sample chain."""
+        augs = (self._augment or {}).get(f)
+        if not augs:
             return list(raws)
+        if all(hasattr(aug, "batch") for aug in augs):
+            out = list(raws)
+            for aug in augs:
+                out = aug.batch(out, gens)
+            return Augmented(out)
         return Augmented(self.augment(f, r, g) for r, g in zip(raws, gens))
 
     def chosen(self) -> list[str]:

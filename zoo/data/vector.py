@@ -83,6 +83,17 @@ def gaussian_noise(std: float = 0.1):
     def apply(raw: Tensor, generator: torch.Generator) -> Tensor:
         return raw + std * torch.randn(raw.shape, generator=generator)
 
+    def batch(raws: list[Tensor], generators) -> list[Tensor]:
+        """``apply`` on each raw with its generator, bit for bit, in three tensor ops instead of 2·B: each sample's
+        noise is still drawn from its own generator (so it does not depend on the batch), then added at once."""
+        try:
+            stacked = torch.stack(raws)  # (B, F)
+        except RuntimeError:  # vectors of different lengths: one at a time
+            return [apply(r, g) for r, g in zip(raws, generators)]
+        noise = torch.stack([torch.randn(r.shape, generator=g) for r, g in zip(raws, generators)])  # (B, F)
+        return list((stacked + std * noise).unbind(0))
+
+    apply.batch = batch
     return apply
 
 
