@@ -155,3 +155,32 @@ def test_fsdp_one_gpu_equals_unsharded(nccl_group):
     for (name, p), q in zip(plain.named_parameters(), sharded.parameters()):
         grad = q.grad.full_tensor() if hasattr(q.grad, "full_tensor") else q.grad
         assert torch.allclose(grad, p.grad, atol=1e-5), name
+
+
+def test_loader_batches_arrive_pinned_with_workers(tmp_path):
+    """data.num_workers on CUDA pins each batch (the DataLoader calls Batch.pin_memory), so embed_batch's
+    non-blocking copy overlaps the GPU's work."""
+    from zoo.recipes import load_recipe
+    from zoo.training.trainer import Trainer
+
+    text = tmp_path / "pin.toml"
+    text.write_text(f"""
+[model]
+embed_dim = 32
+[model.towers]
+x = {TOWER!r}
+y = {TOWER!r}
+[data]
+dataset = "synthetic-pairs"
+options = {{ size = 256, dim = 16 }}
+batch_size = 64
+num_workers = 1
+[run]
+steps = 2
+device = "cuda"
+progress = false
+""".replace("'", '"').replace(": ", " = "))
+    trainer = Trainer(load_recipe(str(text)), run_dir=tmp_path / "run", progress=False)
+    batch = next(trainer.batches())
+    assert all(b.is_pinned() for _, b in batch.views.values()) and batch.labels["class"].is_pinned()
+    trainer.close()

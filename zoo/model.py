@@ -240,7 +240,9 @@ class ContrastiveModel(nn.Module):
         """A preprocessed ``batch`` → ``(B, D)`` with autograd (the training path): moved to the model's
         device, its floating tensors cast to the tower's dtype."""
         tower = self.tower(modality)
-        z = tower(inference.cast_floats(move_to(batch, self.device), inference.module_dtype(tower), tower.config.modality))  # (B, D)
+        # non-blocking to CUDA: a pinned batch (data.num_workers on CUDA pins) is copied while the GPU still works
+        batch = move_to(batch, self.device, non_blocking=self.device.type == "cuda")
+        z = tower(inference.cast_floats(batch, inference.module_dtype(tower), tower.config.modality))  # (B, D)
         self._check(modality, z, batch)
         return F.normalize(z, dim=-1) if normalize else z
 

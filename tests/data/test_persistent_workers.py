@@ -165,3 +165,27 @@ def test_ctrl_c_to_the_process_group_stops_workers_and_trainer_and_resumes_exact
 def test_a_bad_prefetch_factor_is_a_recipe_error_naming_the_key(value, message):
     with pytest.raises(zoo.RecipeError, match=rf"data\.prefetch_factor'? {message}"):
         load_recipe(RECIPES / "digits-clip.toml", {"data.prefetch_factor": value})
+
+
+def test_a_batch_pins_every_tensor_when_the_loader_asks(monkeypatch):
+    """torch's DataLoader passes objects without ``pin_memory`` through unpinned: Batch has one, and it reaches
+    every tensor (views, labels, masks). Pinning needs CUDA; here a clone stands for it (the real thing is
+    tests/test_cuda.py::test_loader_batches_arrive_pinned_with_workers)."""
+    from torch.utils.data._utils.pin_memory import pin_memory as torch_pin
+
+    from zoo.data.collate import Batch
+
+    pinned = []
+
+    def fake_pin(self, *a, **k):
+        out = self.clone()
+        pinned.append(out)
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+    batch = Batch({"x": ("x", torch.ones(4, 3)), "t": ("t", {"input_ids": torch.ones(4, 5, dtype=torch.long)})},
+                  {"class": torch.arange(4)}, {"x": torch.ones(4, dtype=torch.bool)}, 4)
+    out = torch_pin(batch)
+    assert isinstance(out, Batch) and out.size == 4 and len(pinned) == 4
+    tensors = [out.views["x"][1], out.views["t"][1]["input_ids"], out.labels["class"], out.mask["x"]]
+    assert all(any(t is p for p in pinned) for t in tensors)

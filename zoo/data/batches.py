@@ -28,6 +28,18 @@ def move_to(batch: Any, device: torch.device | str | None, non_blocking: bool = 
     return batch
 
 
+def pin(batch: Any) -> Any:
+    """Page-locked copies of the tensors in a batch (in dicts, lists, tuples, or objects with ``pin_memory``,
+    a PyG ``Batch``): copied to a GPU without blocking, while it still computes."""
+    if isinstance(batch, torch.Tensor) or hasattr(batch, "pin_memory") and not isinstance(batch, (Mapping, str, bytes)):
+        return batch.pin_memory()
+    if isinstance(batch, Mapping):
+        return {k: pin(v) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(pin(v) for v in batch)
+    return batch
+
+
 def batch_size(batch: Any, modality: Any = None) -> int | None:
     """Number of rows of a batch: the first tensor's first dim, ``len`` of a list, or, for any other batch
     (a PyG ``Batch``), the modality's ``count`` capability. ``modality``: the batch's

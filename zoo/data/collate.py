@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from zoo.data.batches import pin
 from zoo.data.pairs import Augmented, PairStrategy
 from zoo.errors import DataError, ZooError
 from zoo.plugins import registry
@@ -18,6 +19,12 @@ class Batch:
     labels: dict[str, torch.Tensor]     # level -> (B,)
     mask: dict[str, torch.Tensor] | None
     size: int
+
+    def pin_memory(self) -> Batch:
+        """Pinned copies of every tensor: the DataLoader (``pin_memory=True``, on CUDA) calls this, and passes
+        an object without it through unpinned."""
+        return Batch({v: (tower, pin(b)) for v, (tower, b) in self.views.items()}, pin(self.labels), pin(self.mask),
+                     self.size)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
