@@ -190,8 +190,10 @@ def hand_steps(recipe_path: str, device: torch.device):
                             lr=recipe.optim.lr, betas=tuple(recipe.optim.betas), eps=recipe.optim.eps,
                             fused=can_fuse(decay + rest) or None)  # the overhead measured is the trainer's own
     dataset = create_dataset("synthetic-pairs", **recipe.data.options)
+    workers = recipe.data.num_workers  # kept across epochs, as a careful hand loop (and the zoo) keeps them
     loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.data.batch_size, shuffle=True, drop_last=True,
-                                         num_workers=recipe.data.num_workers, pin_memory=device.type == "cuda")
+                                         num_workers=workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=workers > 0)
     amp = (torch.autocast(device.type, dtype=torch.bfloat16) if recipe.run.precision == "bf16"
            else torch.autocast(device.type, enabled=False))
     yield  # built: the first next() sets up, each further one runs a step
