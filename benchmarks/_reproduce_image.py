@@ -207,7 +207,6 @@ def supcon(ctx: Context) -> dict[str, Any]:
                    f"vs NT-Xent: {outcomes[2]}, {outcomes[3]}.", "runs": runs}
 
 
-
 @row("alignment", paper="Wang & Isola 2020, Understanding Contrastive Representation Learning through Alignment "
                         "and Uniformity on the Hypersphere (ICML)",
      claim="Contrastive training lowers both alignment (positives close) and uniformity (features spread) losses, "

@@ -81,7 +81,6 @@ def closest(name: str, known: Iterable[str], n: int = 5) -> list[str]:
     return out[:n]
 
 
-
 class GradientError(ZooError, RuntimeError):
     """A backward pass that cannot run: the loss was computed without gradients."""
 

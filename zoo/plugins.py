@@ -41,7 +41,6 @@ ENTRY_POINT_GROUP = "zoo"
 BUILTIN_DISTRIBUTION = "zoo"  # whose entry points are the built-in plugins (loaded first, names reserved)
 
 
-
 @dataclass(frozen=True)
 class Signature:
     """What one kind's ``register`` callback accepts: ``register(*keys, factory, **keywords)``.

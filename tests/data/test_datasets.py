@@ -436,8 +436,6 @@ def test_hf_datasets_reads_local_files(tmp_path):
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-
-
 @pytest.mark.parametrize("recipe, overrides", [
     ("xor-symile", {"data.options": {"d": 5, "size": 1000}, "data.batch_size": 128}),
     ("xor-pairwise-clip", {"data.options": {"d": 5, "size": 1000}, "data.batch_size": 128}),

@@ -86,7 +86,6 @@ def test_load_is_idempotent_and_collate_pads(tmp_path):
     assert b["waveform"][1, 3:].abs().sum() == 0
 
 
-
 # -- frontend ---------------------------------------------------------------------------------
 def test_logmel_frames_and_masking():
     from zoo_audio.frontend import LogMel

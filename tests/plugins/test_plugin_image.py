@@ -429,8 +429,6 @@ def test_save_load_round_trip(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
-
-
 def test_digits_clip_recipe_trains(tmp_path):
     overrides = {"run.steps": 20, "run.log_every": 1, "run.progress": False, "optim.warmup_steps": 2,
                  "eval.tasks": [], "data.options": {"size": 640}}

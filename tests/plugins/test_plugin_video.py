@@ -96,7 +96,6 @@ def test_collate_and_shape_errors():
         load_video(np.zeros((4, 8, 8, 5), np.uint8))
 
 
-
 # -- the frames encoder -----------------------------------------------------------------------
 def test_every_registered_encoder_has_a_tiny_spec():
     assert all(name in TINY for name in OWN), OWN

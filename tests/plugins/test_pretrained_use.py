@@ -66,7 +66,6 @@ def test_st_options_the_loader_cannot_express_are_errors(tmp_path, option, match
         zoo.load(f"st:{d}")
 
 
-
 # -- hf: bare folders, video towers, bf16 ------------------------------------------------------------------
 @pytest.mark.parametrize("family", ["clip", "siglip", "clap"])
 def test_hf_bare_folder_gets_default_preprocessing_or_names_the_missing_file(dirs, tmp_path, family):

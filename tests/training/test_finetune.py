@@ -24,8 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 AUDIO = {"encoder": "cnn", "channels": 8, "layers": 2, "out_dim": 32, "n_mels": 32}
 
 
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     return T.make_openclip_dir(tmp_path_factory.mktemp("oc") / "tiny-openclip")

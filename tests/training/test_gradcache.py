@@ -35,7 +35,6 @@ def test_gradients_equal_the_full_batch(tmp_path):
             torch.testing.assert_close(g1[k], g0[k], atol=1e-6, rtol=1e-5)
 
 
-
 def test_fixed_temperature_and_frozen_tower_equal_the_full_batch(tmp_path):
     """Outputs without a graph (a temperature that is not learnt, a frozen tower) get no backward of their
     own; the gradients of the rest still equal the full batch's."""
@@ -48,6 +47,7 @@ def test_fixed_temperature_and_frozen_tower_equal_the_full_batch(tmp_path):
     assert not any(k.startswith("towers.y") for k in g0)
     for k in g0:
         torch.testing.assert_close(g1[k], g0[k], atol=1e-6, rtol=1e-5)
+
 
 def test_dropout_masks_are_restored(tmp_path):
     """With dropout, GradCache's gradients equal autograd through the same chunked forward."""

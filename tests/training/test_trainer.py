@@ -19,8 +19,6 @@ from zoo.training.trainer import NonFiniteLossError, Trainer, train
 QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 
 
-
-
 def test_smoke_training_loss_goes_down(tmp_path):
     result = train(QUICKSTART, overrides={**QUICK, "run.epochs": 3}, run_dir=tmp_path / "run")
     losses = logged_losses(result.run_dir)

@@ -75,6 +75,7 @@ def worker_deaths(loader: DataLoader, resume_hint: Callable[[], str] = str):
                         f"data.num_workers or data.prefetch_factor (both may change on resume). "
                         f"{resume_hint()}".rstrip()) from exc
 
+
 def _dead(workers: list, wait: float) -> list:
     """The workers that exited with an error, waiting up to ``wait`` s for one to be reaped."""
     deadline = time.monotonic() + wait

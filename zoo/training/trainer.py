@@ -268,7 +268,7 @@ class Trainer:
         return TrainResult(self.run_dir, {"stopped_at": self.state.step, "checkpoint": str(path)}, self.model)
 
     def _resume_hint(self) -> str:
-        if self.dist.main and any((self.run_dir / "checkpoints").glob("step-*")):
+        if not self.dist.main or any((self.run_dir / "checkpoints").glob("step-*")):  # (rank 0 writes them)
             return f"Resume from the last checkpoint: zoo train --resume {self.run_dir}"
         return (f"No checkpoint was written yet (run.checkpoint_every = {self.recipe.run.checkpoint_every}): "
                 f"start again with --overwrite.")
