@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from zoo.checks import require
+from zoo.data.pairs import augment_batch
 from zoo.errors import RecipeError
 
 from ._checks import check_probability, check_range, pair
@@ -109,6 +110,21 @@ def hflip(p: float = 0.5) -> Augment:
     def apply(raw: Tensor, g: torch.Generator) -> Tensor:
         return _F().horizontal_flip(raw) if coin(g, p) else raw
 
+    def batch(raws: list[Tensor], gens) -> list[Tensor]:
+        """``apply`` per raw, bit for bit: one coin per sample from its generator, then the chosen images of one
+        size mirrored in one op (a flip copies values; it computes none)."""
+        chosen = [k for k in range(len(raws)) if coin(gens[k], p)]
+        out = list(raws)
+        if len({raws[k].shape for k in chosen}) > 1:  # images of several sizes: one at a time
+            for k in chosen:
+                out[k] = _F().horizontal_flip(raws[k])
+            return out
+        if chosen:
+            for k, flipped in zip(chosen, torch.stack([raws[k] for k in chosen]).flip(-1).unbind(0)):
+                out[k] = flipped
+        return out
+
+    apply.batch = batch
     return apply
 
 
@@ -190,6 +206,10 @@ def chain(*augments: Augment) -> Augment:
             raw = aug(raw, g)
         return raw
 
+    def batch(raws: list[Tensor], gens) -> list[Tensor]:  # the same views, step by step over the batch
+        return augment_batch(augments, raws, gens)
+
+    apply.batch = batch
     return apply
 
 

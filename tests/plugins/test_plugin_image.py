@@ -443,3 +443,20 @@ def test_digits_clip_recipe_reaches_high_zero_shot_accuracy(tmp_path):
     result = zoo.train(RECIPE, overrides={"run.progress": False, "eval.tasks": ["zero_shot"]},
                        run_dir=tmp_path / "run", progress=False)
     assert result.metrics["zero_shot/top1"] >= 0.95, result.metrics
+
+
+@pytest.mark.parametrize("sizes", [[(3, 8, 8)] * 5, [(3, 8, 8), (3, 6, 9), (1, 8, 8), (3, 8, 8), (3, 5, 5)]])
+def test_hflip_and_simclr_batch_forms_equal_the_per_sample_views(sizes):
+    """Images of one size are flipped in one op, mixed sizes one at a time; both equal the per-sample views,
+    and so does the SimCLR chain run augmentation by augmentation (each sample's generator, same order)."""
+    from zoo.data.pairs import make_augmentation
+
+    g0 = torch.Generator().manual_seed(0)
+    images = [torch.rand(s, generator=g0) for s in sizes]
+    for spec in ({"name": "hflip", "p": 0.5}, {"name": "simclr", "size": 8}):
+        aug = make_augmentation("image", spec)
+        one = [aug(im, torch.Generator().manual_seed(10 + k)) for k, im in enumerate(images)]
+        batch = aug.batch(images, [torch.Generator().manual_seed(10 + k) for k in range(len(images))])
+        assert all(torch.equal(a, b) for a, b in zip(one, batch)), spec
+    flipped = make_augmentation("image", {"name": "hflip", "p": 1.0}).batch(images, [g0] * len(images))
+    assert all(torch.equal(f, im.flip(-1)) for f, im in zip(flipped, images))

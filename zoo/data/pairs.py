@@ -14,6 +14,7 @@ view with registered augmentations: ``augment = {field: [{name = "…", …}]}``
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -36,6 +37,18 @@ class Augmented(list):
     """A view's raws as the augmentations returned them. An augmentation takes a loaded raw and returns a loaded
     raw (the registry-wide contract test checks every one), so the collator hands these to the tower as they
     are, without its modality's ``load`` again."""
+
+
+def augment_batch(augments: Sequence[Callable], raws: list[Any], gens) -> list[Any]:
+    """Each raw through ``augments`` in order, raw ``k`` drawing from ``gens[k]``, run augmentation by augmentation
+    over the batch (an augmentation's ``batch`` form when it has one, else one raw at a time). Generators are
+    per sample, so each still serves its draws in the order of the per-sample chain: the results are those of
+    ``for aug in augments: raw = aug(raw, g)`` for every sample, bit for bit."""
+    out = list(raws)
+    for aug in augments:
+        batch = getattr(aug, "batch", None)
+        out = batch(out, gens) if batch is not None else [aug(r, g) for r, g in zip(out, gens)]
+    return out
 
 
 def make_augmentation(modality: str, spec: dict[str, Any]) -> Callable[[Any, torch.Generator], Any]:
@@ -71,20 +84,13 @@ class PairStrategy(abc.ABC):
         return raw
 
     def augment_all(self, f: str, raws: list[Any], gens) -> list[Any]:
-        """:meth:`augment` of each raw with its sample's generator; without augmentations for ``f`` the
-        raws as they are (the generators, seeded lazily, are then never touched). When every augmentation
-        of ``f`` has a ``batch`` form (the same results, bit for bit, a batch at a time), the chain runs
-        augmentation by augmentation over the batch: sample k's generator still serves its draws in the
-        same order, so the views are those of the per-sample chain."""
+        """:meth:`augment` of each raw with its sample's generator, run by :func:`augment_batch` (batch forms
+        where the augmentations have them; the views of the per-sample chain, bit for bit); without
+        augmentations for ``f`` the raws as they are (the generators, seeded lazily, are then never touched)."""
         augs = (self._augment or {}).get(f)
         if not augs:
             return list(raws)
-        if all(hasattr(aug, "batch") for aug in augs):
-            out = list(raws)
-            for aug in augs:
-                out = aug.batch(out, gens)
-            return Augmented(out)
-        return Augmented(self.augment(f, r, g) for r, g in zip(raws, gens))
+        return Augmented(augment_batch(augs, raws, gens))
 
     def chosen(self) -> list[str]:
         return self.fields or list(self.dataset_fields)
