@@ -60,6 +60,17 @@ def test_torchrun_training_matches_one_process_on_the_global_batch(tmp_path):
     assert t.state.step == 4
 
 
+def test_torchrun_with_loader_workers_kept_over_epochs_matches_one_process(tmp_path):
+    """2 ranks × 1 persistent worker each, 3 epochs of the quickstart (its noise augmentation drawn in the workers
+    from the epoch the indices carry) = one process with no worker."""
+    sets = ["run.epochs=3", "optim.warmup_steps=2", "run.log_every=1", "run.progress=false", "data.options.size=256",
+            "data.batch_size=64"]
+    _torchrun(["-m", "zoo.cli", "train", str(QUICKSTART), "--run-dir", str(tmp_path / "ddp"),
+               *[f"--set={s}" for s in [*sets, "data.num_workers=1"]]], tmp_path)
+    single = zoo.train(QUICKSTART, overrides=sets, run_dir=tmp_path / "single")
+    assert_same_training(tmp_path / "ddp", single.run_dir)
+
+
 def test_ranks_see_the_single_process_batches():
     one = EpochSampler(40, seed=3, world=1, batch=8).order()
     ranks = [EpochSampler(40, seed=3, rank=r, world=2, batch=4).order() for r in range(2)]
