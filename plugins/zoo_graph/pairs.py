@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from zoo.data.pairs import TwoViews, make_augmentation
+from zoo.data.pairs import Augmented, TwoViews, make_augmentation
 from zoo.errors import RecipeError
 
 
@@ -37,12 +37,16 @@ class GraphCLViews(TwoViews):
         (f,) = self.chosen()
         self._pool = [make_augmentation(dataset_fields[f], spec) for spec in self.pool_specs]
 
-    def view(self, f: str, raw: Any, g: torch.Generator) -> Any:
-        raw = self.augment(f, raw, g)
-        pick = int(torch.randint(len(self._pool), (1,), generator=g))
-        return self._pool[pick](raw, g)
+    def pick(self, raw: Any, g: torch.Generator) -> Any:
+        """``raw`` through one pool member, drawn with ``g``."""
+        return self._pool[int(torch.randint(len(self._pool), (1,), generator=g))](raw, g)
 
     def views_of(self, samples, gens):
         (f,) = self.chosen()
         mod = self.dataset_fields[f]
-        return {f"{f}.{k}": (mod, [self.view(f, s[f], g) for s, g in zip(samples, gens)]) for k in (1, 2)}
+        views = {}
+        for k in (1, 2):  # the recipe's augmentations over the batch, then each sample's pool draw: every sample's
+            # generator serves its draws in the per-sample order; pool members return loaded raws as any augmentation
+            augmented = self.augment_all(f, [s[f] for s in samples], gens)
+            views[f"{f}.{k}"] = (mod, Augmented(self.pick(r, g) for r, g in zip(augmented, gens)))
+        return views

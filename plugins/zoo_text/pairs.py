@@ -30,5 +30,5 @@ class TextTriplets(PairStrategy):
         self.roles = dict(zip(ROLES, chosen))  # role -> dataset field
 
     def views_of(self, samples: list[dict[str, Any]], gens) -> dict[str, tuple[str, list[Any]]]:
-        return {role: (self.dataset_fields[f], [self.augment(f, s[f], g) for s, g in zip(samples, gens)])
+        return {role: (self.dataset_fields[f], self.augment_all(f, [s[f] for s in samples], gens))
                 for role, f in self.roles.items()}

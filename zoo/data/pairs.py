@@ -79,6 +79,7 @@ class PairStrategy(abc.ABC):
                          for f, specs in self.augment_specs.items()}
 
     def augment(self, f: str, raw: Any, g: torch.Generator) -> Any:
+        """One raw through ``f``'s augmentations (:meth:`augment_all` does a batch, and is what views use)."""
         for aug in (self._augment or {}).get(f, []):
             raw = aug(raw, g)
         return raw
